@@ -1,0 +1,5 @@
+import sys
+
+from hailo_whisper_ros.cli import main
+
+sys.exit(main())

@@ -1,0 +1,42 @@
+"""`hailo-whisper`: one command with a subcommand per job (export, pipeline, compare, caption, bench, soak).
+
+Each subcommand lives in ``hailo_whisper_ros/commands/<name>.py`` with ``HELP``, ``add_arguments(parser)`` and
+``run(args) -> int``; heavy imports happen inside ``run`` so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from hailo_whisper_ros.core import HailoWhisperError
+import hailo_whisper_ros.commands as commands_package
+
+
+def _command_modules():
+    for info in sorted(pkgutil.iter_modules(commands_package.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            yield info.name, importlib.import_module(f"{commands_package.__name__}.{info.name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hailo-whisper", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in _command_modules():
+        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except HailoWhisperError as error:
+        print(f"hailo-whisper {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

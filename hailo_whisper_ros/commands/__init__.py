@@ -1,0 +1,1 @@
+"""Subcommands of `hailo-whisper`; see hailo_whisper_ros/cli.py."""
