@@ -1,0 +1,365 @@
+"""Streaming voice activity detection: Silero VAD v6 on ONNX Runtime, and a segmenter that cuts a live 16 kHz stream
+into utterances for the recognizer.
+
+The model is the ``silero_vad_v6.onnx`` that faster-whisper ships (a dependency already); nothing is downloaded.
+Its graph takes ``input`` [windows, 64 + 512] (each 512-sample window preceded by the last 64 samples before it) and
+the LSTM state ``h``, ``c`` [1, 1, 128]; it runs the windows in sequence, carrying the state, and returns one speech
+probability per window plus the new state. So a chunk's complete windows go through in one call.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, fields
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from hailo_whisper_ros.core import HailoWhisperError
+from hailo_whisper_ros.core.audio import SAMPLE_RATE
+
+WINDOW_SAMPLES = 512
+CONTEXT_SAMPLES = 64
+_STATE_SHAPE = (1, 1, 128)
+
+
+def silero_model_path() -> Path:
+    """The Silero VAD ONNX file shipped in the faster-whisper package (found without importing faster-whisper)."""
+    spec = find_spec("faster_whisper")
+    if spec is None or spec.origin is None:
+        raise HailoWhisperError("the Silero VAD model comes with the faster-whisper package, which is not installed")
+    return Path(spec.origin).parent / "assets" / "silero_vad_v6.onnx"
+
+
+class SileroVad:
+    """Speech probability of each 512-sample window (32 ms) of a 16 kHz stream fed in chunks of any size.
+
+    The LSTM state, the 64-sample context and an incomplete window are carried from one ``process`` call to the next,
+    so the probabilities do not depend on how the stream is chunked.
+    """
+
+    window_samples = WINDOW_SAMPLES
+
+    def __init__(self, model_path: str | Path | None = None):
+        import onnxruntime
+
+        path = Path(model_path) if model_path is not None else silero_model_path()
+        if not path.is_file():
+            raise HailoWhisperError(f"Silero VAD model not found: {path}")
+        options = onnxruntime.SessionOptions()
+        # The model is tiny: more threads only add synchronisation and steal cores from the encoder and decoder.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self._session = onnxruntime.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime raises its own exception types for unreadable models
+            raise HailoWhisperError(f"cannot load Silero VAD model {path}: {error}") from error
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream: zero state and context, drop an incomplete window."""
+        self._h = np.zeros(_STATE_SHAPE, dtype=np.float32)
+        self._c = np.zeros(_STATE_SHAPE, dtype=np.float32)
+        self._context = np.zeros(CONTEXT_SAMPLES, dtype=np.float32)
+        self._pending = np.zeros(0, dtype=np.float32)
+
+    def process(self, audio: np.ndarray) -> np.ndarray:
+        """Speech probabilities (float32) of the windows that this chunk completes, in stream order."""
+        audio = np.concatenate([self._pending, np.asarray(audio, dtype=np.float32).reshape(-1)])
+        n_windows = len(audio) // WINDOW_SAMPLES
+        self._pending = audio[n_windows * WINDOW_SAMPLES :]
+        if n_windows == 0:
+            return np.zeros(0, dtype=np.float32)
+        stream = np.concatenate([self._context, audio[: n_windows * WINDOW_SAMPLES]])
+        stride = stream.strides[0]
+        batch = np.lib.stride_tricks.as_strided(
+            stream, shape=(n_windows, CONTEXT_SAMPLES + WINDOW_SAMPLES), strides=(WINDOW_SAMPLES * stride, stride)
+        )
+        probabilities, self._h, self._c = self._session.run(
+            None, {"input": np.ascontiguousarray(batch), "h": self._h, "c": self._c}
+        )
+        self._context = stream[-CONTEXT_SAMPLES:].copy()
+        return np.asarray(probabilities, dtype=np.float32).reshape(-1)
+
+
+@dataclass(frozen=True)
+class VadOptions:
+    """How the segmenter turns speech probabilities into utterances; validated on construction (and so by
+    ``dataclasses.replace``), and each field documented by the string under it."""
+
+    threshold: float = 0.5
+    """Speech probability (0..1, exclusive) at or above which a 32 ms window is speech and starts an utterance."""
+
+    neg_threshold: float | None = None
+    """Probability below which a window is silence once speech started (hysteresis; 0 < neg_threshold <= threshold);
+    windows between the two thresholds continue the current state. None: max(threshold - 0.15, 0.01), as Silero."""
+
+    min_silence_ms: float = 600.0
+    """Silence that ends an utterance [ms]."""
+
+    speech_pad_ms: float = 200.0
+    """Audio kept before the first and after the last speech window [ms]; at most min_silence_ms, since the
+    trailing pad is taken from the silence that ended the utterance."""
+
+    min_speech_ms: float = 250.0
+    """Speech an utterance needs [ms]: shorter bursts (clicks, bumps) are dropped, and the start of an utterance is
+    announced once this much speech was heard."""
+
+    pre_roll_ms: float = 100.0
+    """Audio kept before the start on top of speech_pad_ms [ms]: Silero reacts a window or two after a soft onset
+    (an unvoiced consonant), which Whisper still needs to hear."""
+
+    max_speech_s: float = 30.0
+    """Longest utterance including pads [s] (the encoder's window: 30, or 10 for the 10 s encoder); at least 1 and
+    at least pre_roll_ms + speech_pad_ms + min_speech_ms. Longer speech is cut at the quietest point of its last
+    1.5 s and goes on as the next utterance."""
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise HailoWhisperError naming the first option that is out of range."""
+        for option in fields(self):
+            value = getattr(self, option.name)
+            if value is None and option.name == "neg_threshold":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise HailoWhisperError(f"VAD option {option.name}={value!r} must be a finite number")
+        if not 0.0 < self.threshold < 1.0:
+            raise HailoWhisperError(f"VAD option threshold={self.threshold} must be between 0 and 1 (exclusive)")
+        if self.neg_threshold is not None and not 0.0 < self.neg_threshold <= self.threshold:
+            raise HailoWhisperError(
+                f"VAD option neg_threshold={self.neg_threshold} must be > 0 and <= threshold ({self.threshold})"
+            )
+        for name in ("min_silence_ms", "speech_pad_ms", "min_speech_ms", "pre_roll_ms"):
+            if getattr(self, name) < 0:
+                raise HailoWhisperError(f"VAD option {name}={getattr(self, name)} must be >= 0")
+        if self.speech_pad_ms > self.min_silence_ms:
+            raise HailoWhisperError(
+                f"VAD option speech_pad_ms={self.speech_pad_ms} must be <= min_silence_ms={self.min_silence_ms}"
+            )
+        shortest_ms = max(1000.0, self.pre_roll_ms + self.speech_pad_ms + self.min_speech_ms)
+        if self.max_speech_s * 1000.0 < shortest_ms:
+            raise HailoWhisperError(
+                f"VAD option max_speech_s={self.max_speech_s} must be >= 1 s and >= pre_roll_ms + speech_pad_ms + "
+                f"min_speech_ms ({shortest_ms / 1000.0:g} s)"
+            )
+
+    @property
+    def silence_threshold(self) -> float:
+        """The effective neg_threshold."""
+        return self.neg_threshold if self.neg_threshold is not None else max(self.threshold - 0.15, 0.01)
+
+
+# A forced cut is placed in this many final seconds of an over-long utterance (at most half of max_speech_s).
+CUT_SEARCH_S = 1.5
+# Windows whose probability is within this of the lowest count as equally quiet; energy decides among them.
+_CUT_PROBABILITY_TOLERANCE = 0.2
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    """An utterance starts at absolute stream sample ``start`` (pads included)."""
+
+    start: int
+
+
+@dataclass(frozen=True)
+class SpeechAudio:
+    """Audio of the current utterance: stream samples ``start`` .. ``start + len(audio)``, following the previous."""
+
+    start: int
+    audio: np.ndarray
+
+
+@dataclass(frozen=True)
+class SpeechEnded:
+    """The utterance [start, end) ended; ``forced`` when cut at max_speech_s (more speech may follow at ``end``)."""
+
+    start: int
+    end: int
+    forced: bool
+
+
+SegmenterEvent = SpeechStarted | SpeechAudio | SpeechEnded
+
+
+class SpeechProbabilities(Protocol):
+    """What the segmenter needs of a VAD (SileroVad, or a stand-in in tests)."""
+
+    window_samples: int
+
+    def process(self, audio: np.ndarray) -> np.ndarray: ...
+
+    def reset(self) -> None: ...
+
+
+class Segmenter:
+    """Cuts a 16 kHz float32 stream, fed in chunks of any size, into utterances, reported as events.
+
+    Every utterance is reported as SpeechStarted, SpeechAudio events whose audio concatenates to exactly stream
+    samples [start, end), then SpeechEnded. Utterances never overlap; the samples between them are silence. Audio is
+    released as soon as it is sure to belong to the utterance: at once during speech, held back by up to
+    ``speech_pad_ms`` during a pause, and by ``CUT_SEARCH_S`` once an utterance nears ``max_speech_s``.
+    """
+
+    def __init__(self, options: VadOptions | None = None, vad: SpeechProbabilities | None = None):
+        self.options = options if options is not None else VadOptions()
+        self.vad = vad if vad is not None else SileroVad()
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream at sample 0."""
+        self.vad.reset()
+        self._received = 0  # stream samples fed
+        self._windows_done = 0  # VAD windows processed
+        self._audio = np.zeros(0, dtype=np.float32)  # retained stream samples, from _audio_start
+        self._audio_start = 0
+        self._last_end = 0  # end of the previous utterance: the next may not start before it
+        self._in_utterance = False
+        self._started = False  # SpeechStarted sent (min_speech_ms of speech heard)
+        self._start = 0  # utterance start, pads included
+        self._onset = 0  # first speech window of the utterance
+        self._speech_end = 0  # end of its last window at or above the silence threshold
+        self._silence_start: int | None = None  # start of the pause in progress
+        self._released = 0  # utterance audio sent up to here
+        self._recent: deque[tuple[int, float, float]] = deque()  # (window start, probability, energy)
+
+    def feed(self, audio: np.ndarray) -> list[SegmenterEvent]:
+        """Process the next chunk of the stream; returns the events it caused, in order."""
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        self._audio = np.concatenate([self._audio, audio])
+        self._received += len(audio)
+        events: list[SegmenterEvent] = []
+        window = self.vad.window_samples
+        for probability in self.vad.process(audio):
+            window_start = self._windows_done * window
+            self._windows_done += 1
+            samples = self._slice(window_start, window_start + window)
+            self._on_window(window_start, float(probability), float(np.dot(samples, samples)) / window, events)
+        self._release(events)
+        self._forget_old_audio()
+        return events
+
+    def flush(self) -> list[SegmenterEvent]:
+        """End the stream: close an utterance in progress at the last sample (or its pause's pad), then reset."""
+        events: list[SegmenterEvent] = []
+        limit = self._start + self._samples(self.options.max_speech_s)
+        if self._in_utterance and self._started and self._received > limit:
+            self._cut(limit, events)  # the final partial window took it past max_speech_s
+        if self._in_utterance and self._started:
+            end = self._received
+            if self._silence_start is not None:
+                end = min(end, self._silence_start + self._samples(self.options.speech_pad_ms / 1000.0))
+            self._end(end, False, events)
+        self.reset()
+        return events
+
+    def _on_window(self, window_start: int, probability: float, energy: float, events: list) -> None:
+        options = self.options
+        window_end = window_start + self.vad.window_samples
+        if not self._in_utterance:
+            if probability < options.threshold:
+                return
+            lead = self._samples((options.speech_pad_ms + options.pre_roll_ms) / 1000.0)
+            self._in_utterance, self._started = True, False
+            # Not before the previous utterance, nor before the retained audio (pads raised at run time).
+            self._start = self._released = max(self._last_end, window_start - lead, self._audio_start)
+            self._onset = window_start
+            self._silence_start = None
+            self._recent.clear()
+        self._recent.append((window_start, probability, energy))
+        while self._recent[0][0] < window_end - self._samples(self._cut_search_s()):
+            self._recent.popleft()
+        if probability >= options.threshold:
+            self._silence_start = None
+        elif probability < options.silence_threshold and self._silence_start is None:
+            self._silence_start = window_start
+        if self._silence_start is None:
+            self._speech_end = window_end
+        if not self._started and self._speech_end - self._onset >= self._samples(options.min_speech_ms / 1000.0):
+            self._started = True
+            events.append(SpeechStarted(self._start))
+        paused = self._silence_start is not None and window_end - self._silence_start >= self._samples(
+            options.min_silence_ms / 1000.0
+        )
+        limit = self._start + self._samples(options.max_speech_s)
+        if not self._started and (paused or window_end >= limit):
+            # Too little speech before a pause: a click or a bump, not an utterance.
+            self._in_utterance = False
+        elif paused:
+            self._end(self._silence_start + self._samples(options.speech_pad_ms / 1000.0), False, events)
+        elif window_end >= limit:
+            self._cut(limit, events)
+
+    def _cut(self, limit: int, events: list) -> None:
+        """End an utterance that reached max_speech_s: at its pause if the pad fits, else at the quietest window."""
+        pad = self._samples(self.options.speech_pad_ms / 1000.0)
+        if self._silence_start is not None and self._silence_start + pad <= limit:
+            self._end(self._silence_start + pad, True, events)
+            return
+        window = self.vad.window_samples
+        candidates = [(start, p, e) for start, p, e in self._recent if start + window <= limit]
+        cut = limit
+        if candidates:
+            quietest = min(p for _, p, _ in candidates) + _CUT_PROBABILITY_TOLERANCE
+            start, _, _ = min((c for c in candidates if c[1] <= quietest), key=lambda c: c[2])
+            cut = start + window // 2
+        cut = self._end(cut, True, events)
+        if self._silence_start is not None and cut >= self._silence_start:
+            return  # cut inside the pause: no speech left to continue
+        # Speech goes on: the rest is the next utterance, already confirmed as speech (a pause in progress included).
+        self._in_utterance = self._started = True
+        self._start = self._onset = self._released = cut
+        events.append(SpeechStarted(cut))
+
+    def _end(self, end: int, forced: bool, events: list) -> int:
+        """Close the utterance at ``end`` (or at the audio already sent, if options changed since); returns the end."""
+        end = max(end, self._released)
+        self._release(events, up_to=end)
+        events.append(SpeechEnded(self._start, end, forced))
+        self._in_utterance = False
+        self._last_end = end
+        return end
+
+    def _release(self, events: list, up_to: int | None = None) -> None:
+        """Send the utterance audio that is certain: up to ``up_to``, or as far as no later end or cut can fall."""
+        if not (self._in_utterance and self._started):
+            return
+        if up_to is None:
+            # A pause can begin at the next window at the earliest, and a cut in the last CUT_SEARCH_S.
+            next_window = self._windows_done * self.vad.window_samples
+            up_to = min(next_window, self._start + self._samples(self.options.max_speech_s - self._cut_search_s()))
+            if self._silence_start is not None:
+                up_to = min(up_to, self._silence_start + self._samples(self.options.speech_pad_ms / 1000.0))
+        if up_to > self._released:
+            events.append(SpeechAudio(self._released, self._slice(self._released, up_to).copy()))
+            self._released = up_to
+
+    def _forget_old_audio(self) -> None:
+        """Drop retained audio that no event can need any more."""
+        next_window = self._windows_done * self.vad.window_samples
+        lead = self._samples((self.options.speech_pad_ms + self.options.pre_roll_ms) / 1000.0)
+        keep_from = min(next_window, max(self._last_end, next_window - lead))
+        if self._in_utterance:
+            keep_from = min(keep_from, self._released if self._started else self._start)
+        drop = keep_from - self._audio_start
+        if drop > 0:
+            self._audio = self._audio[drop:]
+            self._audio_start = keep_from
+
+    def _slice(self, start: int, end: int) -> np.ndarray:
+        return self._audio[start - self._audio_start : end - self._audio_start]
+
+    def _cut_search_s(self) -> float:
+        return min(CUT_SEARCH_S, self.options.max_speech_s / 2)
+
+    @staticmethod
+    def _samples(seconds: float) -> int:
+        return int(round(seconds * SAMPLE_RATE))
