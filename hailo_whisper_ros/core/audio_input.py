@@ -1,0 +1,130 @@
+"""The audio front end of a live stream: messages of PCM bytes in a declared format -> 16 kHz mono float32.
+
+A robot's audio driver declares its format (audio_common_msgs/AudioInfo: channels, rate, sample format, coding)
+and then sends chunks. Drivers misbehave: formats change mid-stream, chunks are empty or cut mid-frame, floats
+carry NaN, an mp3 stream arrives where PCM was expected. The front end converts what it can, rejects the rest
+with a reason, and counts every kind of problem so diagnostics can show it; it never raises on bad audio.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from hailo_whisper_ros.core import HailoWhisperError
+from hailo_whisper_ros.core.audio import SAMPLE_RATE, StreamingResampler, pcm_format, pcm_to_float
+
+MAX_CHANNELS = 32
+MIN_SAMPLE_RATE = 4000
+MAX_SAMPLE_RATE = 384000
+PCM_CODINGS = ("", "WAVE", "PCM", "RAW")  # coding_format values that mean uncompressed PCM
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """The format of incoming audio until the driver declares another (the audio.* defaults of the node)."""
+
+    sample_rate: int = 16000
+    """Samples per second per channel [Hz] (4000..384000)."""
+
+    channels: int = 1
+    """Interleaved channels per frame (1..32); they are averaged to mono."""
+
+    sample_format: str = "S16LE"
+    """PCM sample format: S16LE, S32LE or F32LE."""
+
+    coding_format: str = "WAVE"
+    """Audio coding: only uncompressed PCM (WAVE, PCM, RAW or empty) can be transcribed."""
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int) or not (
+            MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE
+        ):
+            raise HailoWhisperError(
+                f"sample rate {self.sample_rate!r} Hz is not supported (expected {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE})"
+            )
+        if isinstance(self.channels, bool) or not isinstance(self.channels, int) or not 1 <= self.channels <= MAX_CHANNELS:
+            raise HailoWhisperError(f"channel count {self.channels!r} is not supported (expected 1..{MAX_CHANNELS})")
+        pcm_format(self.sample_format)
+        if str(self.coding_format).strip().upper() not in PCM_CODINGS:
+            raise HailoWhisperError(
+                f"audio coding {self.coding_format!r} is not supported: only uncompressed PCM (WAVE) can be transcribed"
+            )
+
+    def describe(self) -> str:
+        return f"{self.sample_rate} Hz, {self.channels} ch, {pcm_format(self.sample_format)}"
+
+
+class AudioFrontEnd:
+    """Converts audio messages to 16 kHz mono float32 in stream order, counting what it had to reject.
+
+    ``rejected`` counts problems by kind (``empty_message``, ``partial_frame``, ``non_finite_samples``,
+    ``clipped_samples``, ``invalid_format``, ``unsupported_coding``...); ``last_error`` says what the latest
+    rejection was about, for a log line.
+    """
+
+    def __init__(self, audio_format: AudioFormat = AudioFormat()):
+        self.format = audio_format
+        self.rejected: Counter[str] = Counter()
+        self.messages = 0
+        self.input_seconds = 0.0
+        self.format_changes = 0
+        self.last_error = ""
+        self._usable = True  # False while the declared format cannot be converted (mp3...)
+        self._resampler = StreamingResampler(audio_format.sample_rate, SAMPLE_RATE)
+        self._tail = np.zeros(0, dtype=np.float32)  # the old resampler's last output after a rate change
+
+    def declare(self, sample_rate: int, channels: int, sample_format: str, coding_format: str) -> bool:
+        """A new format from the driver. An invalid one is counted, keeps the previous PCM format, and stops the
+        conversion (audio in an unknown format would be noise) until a valid one arrives. Returns validity."""
+        try:
+            new_format = AudioFormat(int(sample_rate), int(channels), str(sample_format), str(coding_format))
+        except HailoWhisperError as error:
+            kind = "unsupported_coding" if "coding" in str(error) else "invalid_format"
+            self._reject(kind, str(error))
+            self._usable = False
+            return False
+        self._usable = True
+        if new_format != self.format:
+            if (new_format.sample_rate, new_format.channels) != (self.format.sample_rate, self.format.channels):
+                self.format_changes += 1
+            if new_format.sample_rate != self.format.sample_rate:
+                self._tail = np.concatenate([self._tail, self._resampler.flush()])
+                self._resampler = StreamingResampler(new_format.sample_rate, SAMPLE_RATE)
+            self.format = new_format
+        return True
+
+    def convert(self, data: bytes) -> np.ndarray:
+        """One message's audio as 16 kHz mono float32 (possibly empty); never raises on bad audio."""
+        self.messages += 1
+        if not self._usable:
+            self._reject("unusable_format", f"audio dropped: the declared format is not usable ({self.last_error})")
+            return np.zeros(0, dtype=np.float32)
+        if len(data) == 0:
+            self._reject("empty_message", "empty audio message")
+            return np.zeros(0, dtype=np.float32)
+        converted = pcm_to_float(data, self.format.sample_format, self.format.channels)
+        if converted.partial_frame_bytes:
+            self._reject(
+                "partial_frame",
+                f"{len(data)} bytes is not a whole number of {self.format.describe()} frames: "
+                f"{converted.partial_frame_bytes} trailing bytes dropped",
+            )
+        if converted.non_finite_samples:
+            self._reject("non_finite_samples", "NaN/Inf samples replaced by silence", converted.non_finite_samples)
+        if converted.clipped_samples:
+            self._reject("clipped_samples", "float samples outside [-1, 1] clipped", converted.clipped_samples)
+        self.input_seconds += len(converted.samples) / self.format.sample_rate
+        resampled = self._resampler.process(converted.samples)
+        if len(self._tail):
+            resampled, self._tail = np.concatenate([self._tail, resampled]), self._tail[:0]
+        return resampled
+
+    def _reject(self, kind: str, reason: str, count: int = 1) -> None:
+        self.rejected[kind] += count
+        self.last_error = reason
