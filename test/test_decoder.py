@@ -1,0 +1,217 @@
+"""Decoding options, logit filters, the shared greedy loop and the ONNX KV-cache decoder."""
+
+import statistics
+import time
+
+import numpy as np
+import pytest
+
+from hailo_whisper_ros.core import HailoWhisperError
+from hailo_whisper_ros.core.decoder import OnnxKvDecoder, create_ort_session
+from hailo_whisper_ros.core.decoding import (
+    DecodingOptions,
+    RepetitionPenalty,
+    SuppressBlank,
+    SuppressTokens,
+    build_logit_filters,
+    choose_token,
+    greedy_decode,
+)
+from hailo_whisper_ros.core.evaluation import normalise
+from hailo_whisper_ros.core.model_files import DECODER, ENCODER_HIDDEN_STATES, INPUT_IDS, ModelInfo
+
+# 7-8 s LJSpeech clips on which the decoder, given the 10 s encoder's 500 positions unpadded, loops on its last
+# phrase (LJ001-0024 with the INT8 decoder: "..., which also was printed at mains by Peter Schulfer in the
+# year 1462, which also was printed at mains ..."; LJ001-0022 with earlier exports). Padded to 1500 it stops.
+LOOP_PRONE_CLIPS = ["ljspeech_coqui/LJ001-0022.wav", "ljspeech_coqui/LJ001-0024.wav"]
+# Ordinary clips on which the optional guards visibly act.
+GUARD_CLIPS = ["jfk/jfk.flac", "misc_clips/moonshine_beckett.wav", "ljspeech_coqui/LJ001-0030.wav"]
+
+@pytest.fixture(scope="module")
+def info(model_dir):
+    return ModelInfo.load(model_dir / "hailo_whisper_model.json")
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("language", ""),
+        ("task", "summarise"),
+        ("pad_encoder_output_to", 499),
+        ("pad_encoder_output_to", 1501),
+        ("pad_encoder_output_to", 700.0),
+        ("repetition_penalty", 0.9),
+        ("repetition_penalty", float("nan")),
+        ("repetition_window", 0),
+        ("eos_boost_threshold", -0.1),
+        ("max_new_tokens", 0),
+        ("max_new_tokens", 449),
+        ("suppress_blank", 1),
+        ("suppress_tokens", [1, 2]),
+        ("no_speech_threshold", 1.5),
+        ("logprob_threshold", float("inf")),
+    ],
+)
+def test_decoding_options_reject_an_invalid_value_naming_the_field(field, value):
+    with pytest.raises(HailoWhisperError, match=field):
+        DecodingOptions(**{field: value})
+
+
+def test_english_only_model_rejects_other_languages_and_translation(info):
+    assert DecodingOptions().forced_prefix(info) == [info.sot, info.no_timestamps]
+    assert DecodingOptions(language="en").forced_prefix(info) == [info.sot, info.no_timestamps]
+    for options in (DecodingOptions(language="de"), DecodingOptions(task="translate")):
+        with pytest.raises(HailoWhisperError, match="English-only"):
+            options.forced_prefix(info)
+
+
+def test_no_speech_needs_both_whisper_conditions():
+    options = DecodingOptions()  # p(no speech) > 0.6 and avg logprob < -1
+    assert options.is_no_speech(0.7, -1.5)
+    assert not options.is_no_speech(0.7, -0.5) and not options.is_no_speech(0.5, -1.5)
+    assert DecodingOptions(logprob_threshold=None).is_no_speech(0.7, -0.5)
+    assert not DecodingOptions(no_speech_threshold=None).is_no_speech(0.99, -5.0)
+
+
+def test_repetition_penalty_lowers_recent_tokens_whatever_their_sign():
+    logits = np.array([2.0, -2.0, 3.0, 1.0], dtype=np.float32)
+    RepetitionPenalty(2.0, window=2).apply(logits, [3, 0, 1])  # token 3 is outside the window
+    assert logits.tolist() == [1.0, -4.0, 3.0, 1.0]
+
+
+def test_suppression_filters():
+    eot = 5
+    logits = np.zeros(9, dtype=np.float32)
+    SuppressTokens([1], eot).apply(logits, [])
+    assert np.isneginf(logits[[1, 6, 7, 8]]).all() and np.isfinite(logits[[0, 2, 3, 4, 5]]).all()
+    blank = SuppressBlank([2, eot])
+    logits = np.zeros(9, dtype=np.float32)
+    blank.apply(logits, [3])  # only at the first generated position
+    assert np.isfinite(logits).all()
+    blank.apply(logits, [])
+    assert np.isneginf(logits[[2, eot]]).all()
+
+
+def test_eos_boost_picks_eot_within_the_threshold_only():
+    logits = np.array([0.0, 5.0, 3.5], dtype=np.float32)  # EOT is token 2
+    assert choose_token(logits, eot=2, eos_boost_threshold=0.0) == 1
+    assert choose_token(logits, eot=2, eos_boost_threshold=1.0) == 1
+    assert choose_token(logits, eot=2, eos_boost_threshold=1.5) == 2
+
+
+class ScriptedDecoder:
+    """A decoder backend whose logits favour a scripted token at each position, with token 995 the runner-up."""
+
+    fixed_encoder_positions = None
+
+    def __init__(self, script, n_vocab, max_positions=448):
+        self.script, self.n_vocab, self.max_positions = script, n_vocab, max_positions
+        self.position = 0
+
+    def _logits(self):
+        logits = np.zeros(self.n_vocab, dtype=np.float32)
+        logits[995] = 5.0
+        logits[self.script[min(self.position, len(self.script) - 1)]] = 10.0
+        return logits
+
+    def start(self, encoder_states, prefix):
+        self.position = 0
+        return np.stack([self._logits()] * len(prefix))
+
+    def step(self, token):
+        self.position += 1
+        return self._logits()
+
+
+def test_greedy_loop_stops_at_eot_and_at_the_position_limit(info):
+    options = DecodingOptions()
+    filters = build_logit_filters(options, info)
+    prefix = options.forced_prefix(info)
+    decoded = greedy_decode(ScriptedDecoder([440, 995, info.eot], info.n_vocab), None, prefix, info, options, filters)
+    assert decoded.tokens == (440, 995)
+    assert decoded.steps == 2 and decoded.avg_logprob < 0
+    endless = ScriptedDecoder([440], info.n_vocab, max_positions=len(prefix) + 7)
+    assert len(greedy_decode(endless, None, prefix, info, options, filters).tokens) == 7
+    short = DecodingOptions(max_new_tokens=3)
+    assert len(greedy_decode(ScriptedDecoder([440], info.n_vocab), None, prefix, info, short, filters).tokens) == 3
+
+
+def test_suppress_blank_prevents_an_immediate_eot(info):
+    prefix = DecodingOptions().forced_prefix(info)
+    script = [info.eot, info.eot]
+    for suppress_blank, expected in ((True, (995,)), (False, ())):
+        options = DecodingOptions(suppress_blank=suppress_blank)
+        backend = ScriptedDecoder(script, info.n_vocab)
+        decoded = greedy_decode(backend, None, prefix, info, options, build_logit_filters(options, info))
+        assert decoded.tokens == expected
+
+
+def test_kv_cache_steps_give_the_logits_of_a_full_sequence_pass(model_dir, info):
+    """The cached decoder must compute what decoder_model.onnx computes over the whole sequence at once."""
+    states = np.random.default_rng(0).standard_normal((1, 1500, info.n_text_state)).astype(np.float32)
+    tokens = [info.sot, info.no_timestamps, 440, 995, 11, 318]
+    decoder = OnnxKvDecoder(model_dir, info, threads=2)
+    cached = [decoder.start(states, tokens[:2])[-1]] + [decoder.step(t) for t in tokens[2:]]
+    full = create_ort_session(model_dir / DECODER, 2)
+    (logits,) = full.run(["logits"], {INPUT_IDS: np.asarray([tokens]), ENCODER_HIDDEN_STATES: states})
+    np.testing.assert_allclose(np.stack(cached), logits[0, 1:], rtol=0, atol=2e-3)
+
+
+def test_kv_cache_step_work_stays_flat_as_the_sequence_grows(model_dir, info):
+    """Step cost at position ~5 vs ~100: the cache makes it (nearly) constant, where re-running the sequence
+    grows linearly. Measured as process CPU time with one thread, so other load on the machine matters less."""
+    decoder = OnnxKvDecoder(model_dir / "default_int8", info, threads=1)
+    states = np.zeros((1, 1500, info.n_text_state), dtype=np.float32)
+    decoder.start(states, [info.sot, info.no_timestamps])
+    cpu_ms = []
+    for position in range(2, 110):
+        started = time.process_time()
+        decoder.step(440 + position)
+        cpu_ms.append((time.process_time() - started) * 1e3)
+    early, late = statistics.median(cpu_ms[1:12]), statistics.median(cpu_ms[95:106])
+    print(f"\nINT8 KV decoder step, CPU ms (1 thread): position ~5: {early:.2f}, position ~100: {late:.2f}")
+    assert late < 1.5 * early
+
+
+def loops(text: str) -> bool:
+    """Whether some five-word phrase comes twice: natural sentences of a few seconds never do that."""
+    words = normalise(text).split()
+    phrases = [tuple(words[i : i + 5]) for i in range(len(words) - 4)]
+    return len(set(phrases)) < len(phrases)
+
+
+def transcripts(recognizer, dev_audio, clips, **options):
+    return [recognizer.transcribe(dev_audio(clip), DecodingOptions(**options)) for clip in clips]
+
+
+def test_padding_the_encoder_output_stops_the_repetition_loops(recognizer, dev_audio):
+    unpadded = transcripts(recognizer, dev_audio, LOOP_PRONE_CLIPS, pad_encoder_output_to=500)
+    padded = transcripts(recognizer, dev_audio, LOOP_PRONE_CLIPS, pad_encoder_output_to=1500)
+    for clip, short, full in zip(LOOP_PRONE_CLIPS, unpadded, padded):
+        print(f"\n{clip}\n  pad 500:  {len(short.tokens)} tokens: {short.text}")
+        print(f"  pad 1500: {len(full.tokens)} tokens: {full.text}")
+    assert any(loops(result.text) for result in unpadded)
+    assert not any(loops(result.text) for result in padded)
+
+
+@pytest.mark.parametrize("guard", [{"repetition_penalty": 1.1}, {"eos_boost_threshold": 2.0}])
+def test_repetition_guards_stop_the_loops_without_padding(recognizer, dev_audio, guard):
+    unpadded = transcripts(recognizer, dev_audio, LOOP_PRONE_CLIPS, pad_encoder_output_to=500)
+    guarded = transcripts(recognizer, dev_audio, LOOP_PRONE_CLIPS, pad_encoder_output_to=500, **guard)
+    for clip, plain, result in zip(LOOP_PRONE_CLIPS, unpadded, guarded):
+        print(f"\n{clip} pad 500: {len(plain.tokens)} tokens; + {guard}: {len(result.tokens)} tokens: {result.text}")
+    assert any(loops(result.text) for result in unpadded)
+    assert not any(loops(result.text) for result in guarded)
+
+
+def test_repetition_penalty_and_eos_boost_change_ordinary_decodings(recognizer, dev_audio):
+    """Without any loop the guards still act: the penalty changes close choices, the boost ends segments earlier
+    (an EOT within 2 logits of a final full stop wins)."""
+    plain = transcripts(recognizer, dev_audio, GUARD_CLIPS)
+    penalised = transcripts(recognizer, dev_audio, GUARD_CLIPS, repetition_penalty=1.1)
+    boosted = transcripts(recognizer, dev_audio, GUARD_CLIPS, eos_boost_threshold=2.0)
+    for clip, a, b, c in zip(GUARD_CLIPS, plain, penalised, boosted):
+        print(f"\n{clip}\n  plain:     {a.text}\n  penalised: {b.text}\n  boosted:   {c.text}")
+    assert any(b.tokens != a.tokens for a, b in zip(plain, penalised))
+    assert all(len(c.tokens) <= len(a.tokens) for a, c in zip(plain, boosted))
+    assert any(len(c.tokens) < len(a.tokens) for a, c in zip(plain, boosted))
