@@ -31,6 +31,10 @@ setup(
         "console_scripts": [
             "hailo-whisper = hailo_whisper_ros.cli:main",
             "wav_source = hailo_whisper_ros.ros.wav_source:main",
+            "audio_subscriber = hailo_whisper_ros.ros.audio_subscriber:main",
+            "recognizer = hailo_whisper_ros.ros.recognizer:main",
+            "transcript_publisher = hailo_whisper_ros.ros.transcript_publisher:main",
+            "speech_recognition = hailo_whisper_ros.ros.speech_recognition:main",
         ],
     },
 )

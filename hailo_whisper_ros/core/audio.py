@@ -167,6 +167,11 @@ def pcm_format(sample_format: str) -> str:
     return name
 
 
+def pcm_sample_width(sample_format: str) -> int:
+    """Bytes per sample of one channel."""
+    return _PCM_FORMATS[pcm_format(sample_format)][0].itemsize
+
+
 @dataclass(frozen=True)
 class PcmSamples:
     """Float32 mono samples converted from PCM bytes, and what the conversion had to reject or repair."""

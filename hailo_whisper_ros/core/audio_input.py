@@ -14,12 +14,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from hailo_whisper_ros.core import HailoWhisperError
-from hailo_whisper_ros.core.audio import SAMPLE_RATE, StreamingResampler, pcm_format, pcm_to_float
+from hailo_whisper_ros.core.audio import SAMPLE_RATE, StreamingResampler, pcm_format, pcm_sample_width, pcm_to_float
 
 MAX_CHANNELS = 32
 MIN_SAMPLE_RATE = 4000
 MAX_SAMPLE_RATE = 384000
 PCM_CODINGS = ("", "WAVE", "PCM", "RAW")  # coding_format values that mean uncompressed PCM
+
+
+def bytes_per_second(sample_rate: int, channels: int, sample_format: str) -> float:
+    """Data rate of interleaved PCM; an unknown sample format counts as 4 bytes a sample (the widest)."""
+    try:
+        width = pcm_sample_width(sample_format)
+    except HailoWhisperError:
+        width = 4
+    return float(sample_rate * channels * width)
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,10 @@ class AudioFormat:
                 f"audio coding {self.coding_format!r} is not supported: only uncompressed PCM (WAVE) can be transcribed"
             )
 
+    @property
+    def bytes_per_second(self) -> float:
+        return bytes_per_second(self.sample_rate, self.channels, self.sample_format)
+
     def describe(self) -> str:
         return f"{self.sample_rate} Hz, {self.channels} ch, {pcm_format(self.sample_format)}"
 
@@ -64,8 +77,8 @@ class AudioFrontEnd:
     """Converts audio messages to 16 kHz mono float32 in stream order, counting what it had to reject.
 
     ``rejected`` counts problems by kind (``empty_message``, ``partial_frame``, ``non_finite_samples``,
-    ``clipped_samples``, ``invalid_format``, ``unsupported_coding``...); ``last_error`` says what the latest
-    rejection was about, for a log line.
+    ``clipped_samples``, ``invalid_format``, ``unsupported_coding``...); ``reasons`` says what the latest
+    rejection of each kind was about and ``last_error`` what the latest of all was, for log lines.
     """
 
     def __init__(self, audio_format: AudioFormat = AudioFormat()):
@@ -74,8 +87,9 @@ class AudioFrontEnd:
         self.messages = 0
         self.input_seconds = 0.0
         self.format_changes = 0
+        self.reasons: dict[str, str] = {}
         self.last_error = ""
-        self._usable = True  # False while the declared format cannot be converted (mp3...)
+        self._unusable_reason = ""  # why the declared format cannot be converted (mp3...); empty while usable
         self._resampler = StreamingResampler(audio_format.sample_rate, SAMPLE_RATE)
         self._tail = np.zeros(0, dtype=np.float32)  # the old resampler's last output after a rate change
 
@@ -87,9 +101,9 @@ class AudioFrontEnd:
         except HailoWhisperError as error:
             kind = "unsupported_coding" if "coding" in str(error) else "invalid_format"
             self._reject(kind, str(error))
-            self._usable = False
+            self._unusable_reason = str(error)
             return False
-        self._usable = True
+        self._unusable_reason = ""
         if new_format != self.format:
             if (new_format.sample_rate, new_format.channels) != (self.format.sample_rate, self.format.channels):
                 self.format_changes += 1
@@ -102,8 +116,8 @@ class AudioFrontEnd:
     def convert(self, data: bytes) -> np.ndarray:
         """One message's audio as 16 kHz mono float32 (possibly empty); never raises on bad audio."""
         self.messages += 1
-        if not self._usable:
-            self._reject("unusable_format", f"audio dropped: the declared format is not usable ({self.last_error})")
+        if self._unusable_reason:
+            self._reject("unusable_format", f"audio dropped: the declared format is not usable ({self._unusable_reason})")
             return np.zeros(0, dtype=np.float32)
         if len(data) == 0:
             self._reject("empty_message", "empty audio message")
@@ -123,8 +137,11 @@ class AudioFrontEnd:
         resampled = self._resampler.process(converted.samples)
         if len(self._tail):
             resampled, self._tail = np.concatenate([self._tail, resampled]), self._tail[:0]
-        return resampled
+        # The anti-aliasing filter rings past full scale on loud input (+16 % on a full-scale square wave); what
+        # leaves the front end stays in [-1, 1] as everything downstream expects. Not counted: the input was valid.
+        return np.clip(resampled, -1.0, 1.0, out=resampled)
 
     def _reject(self, kind: str, reason: str, count: int = 1) -> None:
         self.rejected[kind] += count
+        self.reasons[kind] = reason
         self.last_error = reason

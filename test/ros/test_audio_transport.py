@@ -7,16 +7,17 @@ import time
 import numpy as np
 import soundfile
 from audio_common_msgs.msg import AudioData, AudioInfo
+from ros_harness import executable
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 CHUNK_MS = 100
 
 
-def test_wav_source_chunks_arrive_complete_and_unaltered(ros_context, dev_clip_paths, executable):
+def test_wav_source_chunks_arrive_complete_and_unaltered(ros_context, dev_utterances):
     import rclpy
 
-    path = dev_clip_paths[0]
+    path = str(dev_utterances[0].audio_path)
     expected = soundfile.read(path, dtype="int16", always_2d=True)[0]
     sample_rate = soundfile.info(path).samplerate
     frames_per_chunk = sample_rate * CHUNK_MS // 1000

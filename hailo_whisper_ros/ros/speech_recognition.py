@@ -1,0 +1,14 @@
+"""`speech_recognition`: the audio subscriber, the recognizer and the transcript publisher in one process.
+
+The default executable: one process to launch, while each node keeps its own name, parameters and diagnostics,
+so `--params-file config/cpu.yaml` configures it exactly as it configures the nodes run one by one.
+"""
+
+from hailo_whisper_ros.ros.audio_subscriber import AudioSubscriberNode
+from hailo_whisper_ros.ros.recognizer import RecognizerNode
+from hailo_whisper_ros.ros.runner import run_nodes
+from hailo_whisper_ros.ros.transcript_publisher import TranscriptPublisherNode
+
+
+def main(args=None) -> int:
+    return run_nodes(args, [AudioSubscriberNode, RecognizerNode, TranscriptPublisherNode])

@@ -1,0 +1,132 @@
+"""Every executable of setup.py and the launch file starts, and the parameter files hold only declared parameters.
+
+`ros2 launch` is not installable on these machines, so this checks what the launch file points at instead: the
+executables it names and the parameter files it loads, started the way launch_ros starts them.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import time
+from importlib.metadata import entry_points
+
+import pytest
+import rclpy
+import yaml
+from rcl_interfaces.srv import ListParameters
+from rclpy.executors import SingleThreadedExecutor
+from ros_harness import REPO, NodeProcess, executable
+
+NODE_EXECUTABLES = {  # executable -> the nodes it runs
+    "audio_subscriber": ["audio_subscriber"],
+    "recognizer": ["recognizer"],
+    "transcript_publisher": ["transcript_publisher"],
+    "speech_recognition": ["audio_subscriber", "recognizer", "transcript_publisher"],
+    "wav_source": ["wav_source"],
+}
+LAUNCH_FILE = REPO / "launch" / "speech_recognition.launch.py"
+PARAMETER_FILES = ["cpu.yaml", "hailo_whisper.yaml"]
+
+
+def console_scripts() -> set[str]:
+    return {ep.name for ep in entry_points(group="console_scripts") if ep.value.startswith("hailo_whisper_ros.")}
+
+
+def launch_file_executables() -> set[str]:
+    tree = ast.parse(LAUNCH_FILE.read_text())
+    return {
+        keyword.value.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        for keyword in node.keywords
+        if keyword.arg == "executable" and isinstance(keyword.value, ast.Constant)
+    }
+
+
+def test_setup_py_and_launch_file_name_the_same_known_executables():
+    assert console_scripts() == set(NODE_EXECUTABLES) | {"hailo-whisper"}
+    assert launch_file_executables() <= set(NODE_EXECUTABLES)
+    # The launch file's default parameter file and the installed data files exist.
+    for name in PARAMETER_FILES:
+        assert (REPO / "config" / name).is_file()
+    assert '"config", "hailo_whisper.yaml"' in LAUNCH_FILE.read_text()
+
+
+def test_hailo_whisper_command_starts():
+    result = subprocess.run([executable("hailo-whisper"), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for command in ("export", "pipeline", "compare", "caption"):
+        assert command in result.stdout
+
+
+@pytest.fixture
+def graph_probe():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("executables_probe", context=context)
+    yield node
+    node.destroy_node()
+    rclpy.try_shutdown(context=context)
+
+
+def wait_for_nodes(probe, names: list[str], timeout: float = 90.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if set(names) <= set(probe.get_node_names()):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def declared_parameters(probe, node_name: str) -> set[str]:
+    client = probe.create_client(ListParameters, f"/{node_name}/list_parameters")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(ListParameters.Request())
+    executor = SingleThreadedExecutor(context=probe.context)
+    executor.add_node(probe)
+    executor.spin_until_future_complete(future, timeout_sec=10)
+    executor.remove_node(probe)
+    probe.destroy_client(client)
+    return set(future.result().result.names)
+
+
+@pytest.mark.parametrize("name", sorted(NODE_EXECUTABLES))
+def test_each_node_executable_starts_and_stops_cleanly(name, graph_probe, dev_utterances):
+    args = ["--params-file", str(REPO / "config" / "cpu.yaml")]
+    if name == "wav_source":
+        args = ["-p", f"files:=['{dev_utterances[0].audio_path}']", "-p", "loop:=true"]
+    process = NodeProcess(name, *args)
+    try:
+        assert wait_for_nodes(graph_probe, NODE_EXECUTABLES[name]), process.log
+        if "recognizer" in NODE_EXECUTABLES[name]:
+            assert process.wait_for_output("ready: encoder", timeout=60), process.log
+        assert process.process.poll() is None, process.log
+    finally:
+        assert process.stop() == 0, process.log
+
+
+@pytest.mark.parametrize("parameter_file", PARAMETER_FILES)
+def test_every_parameter_in_the_yaml_files_is_declared(parameter_file, graph_probe, tmp_path):
+    path = REPO / "config" / parameter_file
+    args = ["--params-file", str(path)]
+    if parameter_file == "hailo_whisper.yaml":
+        # No NPU and no hailo_platform here: a HEF file that exists makes the node take the CPU fallback path.
+        hef = tmp_path / "encoder.hef"
+        hef.write_bytes(b"not a real HEF")
+        args += ["-p", f"recognizer:model.encoder_file:={hef}"]
+    process = NodeProcess("speech_recognition", *args)
+    try:
+        nodes = ["audio_subscriber", "recognizer", "transcript_publisher"]
+        assert wait_for_nodes(graph_probe, nodes), process.log
+        assert process.wait_for_output("ready: encoder", timeout=60), process.log
+        sections = yaml.safe_load(path.read_text())
+        for section, content in sections.items():
+            node_name = section.rsplit("/", 1)[-1]
+            in_file = set(content["ros__parameters"])
+            undeclared = in_file - declared_parameters(graph_probe, node_name)
+            assert not undeclared, f"{parameter_file}: {node_name} does not declare {sorted(undeclared)}"
+        if parameter_file == "hailo_whisper.yaml":
+            assert "hailo_platform" in process.log and "running on the CPU" in process.log, process.log
+    finally:
+        assert process.stop() == 0, process.log

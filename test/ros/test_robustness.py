@@ -1,0 +1,407 @@
+"""Robustness of the running nodes: bad audio from a driver, start-up faults, an inference fault, overload, a soak.
+
+One composed speech_recognition process serves the module. This test process is the audio driver (it publishes raw
+AudioData and AudioInfo itself, mistakes included) and the listener. For every kind of bad input the node must stay
+up, go on transcribing the real speech sent before and after it, count what it rejected under `rejected <kind>` on
+/diagnostics and log each kind of problem once, not once per message.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import rclpy
+from audio_common_msgs.msg import AudioDataStamped
+from ros_harness import REPO, AudioDriver, Listener, NodeProcess, executable, status_named
+from test_speech_recognition import set_parameter
+
+from hailo_whisper_ros.core.audio import load_audio, resample
+from hailo_whisper_ros.core.evaluation import normalise
+from hailo_whisper_ros.core.vad import SpeechAudio, SpeechEnded, SpeechStarted
+from hailo_whisper_ros.ros.audio_subscriber import SPEECH_QOS
+from hailo_whisper_ros.ros.speech_topic import to_message
+
+# Short real clips that tiny.en gets (nearly) right, so that hearing one is unmistakable.
+CLIPS = [
+    "librispeech_testclean_fakebob61/61-70968-0060.wav",  # no thanks i am glad to give you such easy happiness
+    "pocketsphinx_librivox/sense_and_sensibility_01_austen_64kb-0930.wav",  # he might even have been made amiable
+    "pocketsphinx_misc/forever_input_2_16k.wav",  # feels like these days go on forever
+    "librispeech_testclean_fakebob61/61-70968-0016.wav",  # and then they became vexed and would have snatched...
+    "librispeech_testclean_fakebob61/61-70968-0040.wav",  # right willingly for between us we have won the battle...
+    "librispeech_testclean_fakebob61/61-70968-0004.wav",  # also there was a stripling page who turned into a maid
+    "ljspeech_coqui/LJ001-0013.wav",  # than in the same operations with ugly ones
+]
+HEARD_RECALL = 0.6  # a final holding this share of a clip's reference words has heard the clip
+UNHEARD_RECALL = 0.3  # no final may hold this share of the words of speech that had to be dropped
+SILENCE_S = 1.5  # after each clip, so that the VAD ends its utterance
+SPEED = 4.0  # the pace of the good speech, times real time
+HEARD_TIMEOUT_S = 60.0
+S16_RATE = 2 * 16000  # bytes per second of 16 kHz mono S16LE
+F32_RATE = 4 * 16000
+
+
+@pytest.fixture(scope="module")
+def speech_recognition():
+    process = NodeProcess("speech_recognition", "--params-file", str(REPO / "config" / "cpu.yaml"))
+    assert process.wait_for_output("ready: encoder", timeout=120), process.log
+    yield process
+    assert process.stop() == 0, process.log
+
+
+@pytest.fixture(scope="module")
+def context():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.try_shutdown(context=context)
+
+
+@pytest.fixture(scope="module")
+def clips(speech_dev, dev_utterances):
+    by_path = {str(u.audio_path.relative_to(speech_dev)): u for u in dev_utterances}
+    return [Clip(load_audio(by_path[c].audio_path), by_path[c].reference) for c in CLIPS]
+
+
+class Clip:
+    def __init__(self, audio: np.ndarray, reference: str):
+        self.audio = audio  # 16 kHz float32 mono
+        self.reference = reference
+        self.words = normalise(reference).split()
+
+    def recall(self, text: str) -> float:
+        heard = set(normalise(text).split())
+        return sum(word in heard for word in self.words) / len(self.words)
+
+
+def s16(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+def with_silence(audio: np.ndarray, rate: int = 16000) -> np.ndarray:
+    return np.concatenate([audio, np.zeros(int(SILENCE_S * rate), np.float32)])
+
+
+class Session:
+    """The module's node process as seen from the test: the driver publishing to it, the listener, and marks
+    of where a test began in the finals, the rejection counters and the log."""
+
+    def __init__(self, process: NodeProcess, context, namespace: str = "", stamped: bool = False):
+        self.process = process
+        self.prefix = f"{namespace}/" if namespace else ""
+        self.listener = Listener(context, namespace)
+        self.driver = AudioDriver(context, namespace, stamped)
+        self.driver.wait_for_subscriber()
+        assert self.listener.wait_for(lambda: self.values("audio_subscriber") is not None, 10)
+
+    def values(self, node: str) -> dict | None:
+        status = status_named(self.listener, self.prefix + node)
+        return None if status is None else status[2]
+
+    def counters(self, node: str, prefix: str) -> dict[str, float]:
+        return {k: float(v) for k, v in (self.values(node) or {}).items() if k.startswith(prefix)}
+
+    def mark(self) -> dict:
+        with self.listener.lock:
+            finals = len(self.listener.finals)
+        return {"finals": finals, "rejected": self.counters("audio_subscriber", "rejected ")}
+
+    def say(self, clip: Clip, **stream) -> int:
+        """The clip and a silence as 16 kHz S16LE at SPEED; returns the messages sent."""
+        payload = s16(with_silence(clip.audio))
+        self.driver.stream(payload, S16_RATE, **{"speed": SPEED, **stream})
+        return -(-len(payload) // int(S16_RATE * stream.get("chunk_s", 0.1)))
+
+    def finals_since(self, mark: dict) -> list[str]:
+        with self.listener.lock:
+            return list(self.listener.finals[mark["finals"] :])
+
+    def expect_heard(self, mark: dict, *clips: Clip) -> None:
+        def all_heard():
+            finals = self.listener.finals[mark["finals"] :]
+            return all(any(clip.recall(text) >= HEARD_RECALL for text in finals) for clip in clips)
+
+        assert self.listener.wait_for(all_heard, HEARD_TIMEOUT_S), (
+            f"not all of {[c.reference for c in clips]} heard in {self.finals_since(mark)}\n{self.process.log[-3000:]}"
+        )
+        assert self.process.process.poll() is None, self.process.log
+
+    def expect_rejected(self, mark: dict, expected: dict[str, int]) -> None:
+        """The audio subscriber's `rejected <kind>` counters moved by exactly ``expected`` (the others not at all)."""
+
+        def moved():
+            now = self.counters("audio_subscriber", "rejected ")
+            return {k: int(v - mark["rejected"].get(k, 0)) for k, v in now.items() if v != mark["rejected"].get(k, 0)}
+
+        wanted = {f"rejected {kind}": count for kind, count in expected.items()}
+        self.listener.wait_for(lambda: moved() == wanted, 10)
+        assert moved() == wanted
+
+    def expect_logged_once(self, *texts: str) -> None:
+        for text in texts:
+            lines = [line for line in self.process.log.splitlines() if text in line]
+            assert len(lines) == 1, f"{text!r} logged {len(lines)} times: {lines}"
+
+    def close(self) -> None:
+        self.driver.close()
+        self.listener.close()
+
+
+@pytest.fixture(scope="module")
+def session(speech_recognition, context):
+    session = Session(speech_recognition, context)
+    session.driver.declare(16000)
+    yield session
+    session.close()
+
+
+@pytest.fixture(autouse=True)
+def node_stays_up(request, speech_recognition):
+    yield
+    assert speech_recognition.process.poll() is None, f"the node died:\n{speech_recognition.log}"
+
+
+def test_empty_messages_and_partial_frames(session, clips):
+    mark = session.mark()
+    session.say(clips[0])
+    for _ in range(20):
+        session.driver.send(b"")
+    # Every message one byte too long: the frames in it are still audio, only the stray byte is dropped.
+    cut_messages = session.say(clips[1], cut=lambda chunk: chunk + b"\x01")
+    for _ in range(5):
+        session.driver.send(b"\x07")  # less than one frame
+    session.say(clips[2])
+    session.expect_heard(mark, clips[0], clips[1], clips[2])
+    session.expect_rejected(mark, {"empty_message": 20, "partial_frame": cut_messages + 5})
+    session.expect_logged_once("empty audio message", "is not a whole number of")
+
+
+def test_invalid_audio_info_stops_conversion_until_a_valid_one(session, clips):
+    mark = session.mark()
+    session.say(clips[0])
+    spoken_in_bad_formats = 0
+    for declared in [(16000, 0), (0, 1), (16000, 1, "U8"), (16000, 1, "S16LE", "MP3")]:
+        session.driver.declare(*declared)
+        spoken_in_bad_formats += session.say(clips[3])  # unusable: dropped, never transcribed
+    session.driver.declare(16000)
+    session.say(clips[4])
+    session.expect_heard(mark, clips[0], clips[4])
+    assert not any(clips[3].recall(text) >= UNHEARD_RECALL for text in session.finals_since(mark))
+    session.expect_rejected(
+        mark, {"invalid_format": 3, "unsupported_coding": 1, "unusable_format": spoken_in_bad_formats}
+    )
+    # Three invalid formats are one kind of problem: the first is logged, the other two only counted.
+    session.expect_logged_once("AudioInfo rejected: channel count 0", "AudioInfo rejected: audio coding 'MP3'",
+                               "audio dropped: the declared format is not usable")
+    assert "AudioInfo rejected: sample rate" not in session.process.log
+
+
+def test_sample_rate_change_mid_stream(session, clips):
+    mark = session.mark()
+    changes = float(session.values("audio_subscriber")["audio format changes"])
+    session.say(clips[5])
+    session.driver.declare(48000)
+    at_48k = s16(with_silence(resample(clips[6].audio, 16000, 48000), 48000))
+    session.driver.stream(at_48k, 3 * S16_RATE, speed=SPEED)
+    session.driver.declare(16000)
+    session.say(clips[0])
+    session.expect_heard(mark, clips[5], clips[6], clips[0])
+    session.expect_rejected(mark, {})
+    assert session.listener.wait_for(
+        lambda: float(session.values("audio_subscriber")["audio format changes"]) == changes + 2, 5
+    )
+
+
+def test_nan_inf_and_full_scale_clipping_in_f32(session, clips):
+    mark = session.mark()
+    session.driver.declare(16000, 1, "F32LE")
+    session.driver.stream(with_silence(clips[1].audio).astype("<f4").tobytes(), F32_RATE, speed=SPEED)
+    # NaN and Inf sprinkled over speech (one sample in 200), then a whole message of NaN.
+    spoiled = with_silence(clips[2].audio)
+    rng = np.random.default_rng(8)
+    spoiled[rng.choice(len(spoiled), len(spoiled) // 200, replace=False)] = np.nan
+    spoiled[rng.choice(len(spoiled), 50, replace=False)] = np.inf
+    spoiled = np.concatenate([spoiled, np.full(1600, np.nan, np.float32)])
+    session.driver.stream(spoiled.astype("<f4").tobytes(), F32_RATE, speed=SPEED)
+    # An overdriven microphone: speech 8 times too loud, far beyond full scale.
+    overdriven = 8.0 * with_silence(clips[3].audio)
+    session.driver.stream(overdriven.astype("<f4").tobytes(), F32_RATE, speed=SPEED)
+    session.driver.declare(16000)
+    session.say(clips[4])
+    session.expect_heard(mark, clips[1], clips[2], clips[3], clips[4])
+    session.expect_rejected(mark, {
+        "non_finite_samples": int(np.count_nonzero(~np.isfinite(spoiled))),
+        "clipped_samples": int(np.count_nonzero(np.abs(overdriven) > 1.0)),
+    })
+    session.expect_logged_once("NaN/Inf samples replaced by silence", "float samples outside [-1, 1] clipped")
+
+
+def test_a_burst_at_ten_times_real_time_is_transcribed_whole(session, clips):
+    mark = session.mark()
+    dropped = {node: float(session.values(node)["dropped audio (s)"]) for node in ("audio_subscriber", "recognizer")}
+    burst = s16(np.concatenate([with_silence(clip.audio) for clip in clips[:6]]))  # 30 s of audio in 3 s
+    session.driver.stream(burst, S16_RATE, speed=10.0)
+    session.say(clips[6])
+    session.expect_heard(mark, *clips)
+    session.expect_rejected(mark, {})
+    for node, before in dropped.items():
+        assert float(session.values(node)["dropped audio (s)"]) == before, f"{node} dropped audio"
+
+
+def test_overload_drops_the_oldest_audio_keeps_latency_bounded_and_memory_flat(session, clips):
+    process = psutil.Process(session.process.process.pid)
+    rss_before = process.memory_info().rss
+    dropped_before = float(session.values("recognizer")["dropped audio (s)"])
+    with session.listener.lock:
+        events_before = len(session.listener.events)
+        diagnostics_before = len(session.listener.diagnostics)
+    assert set_parameter(session.listener, "recognizer", "queue.max_audio_s", 1.0) == (True, "")
+    try:
+        burst = s16(np.concatenate([with_silence(clip.audio) for clip in clips[:6]]))
+        session.driver.stream(burst, S16_RATE, speed=40.0, chunk_s=0.2)
+        assert session.listener.wait_for(
+            lambda: float(session.values("recognizer")["dropped audio (s)"]) > dropped_before, 20
+        ), session.values("recognizer")
+        assert session.listener.wait_for(lambda: float(session.values("recognizer")["queue depth (s)"]) == 0, 30)
+    finally:
+        assert set_parameter(session.listener, "recognizer", "queue.max_audio_s", 30.0)[0]
+    with session.listener.lock:
+        finals = [e for e in session.listener.events[events_before:] if e["kind"] == "final"]
+        depths = [
+            float(statuses["recognizer"][2]["queue depth (s)"])
+            for _, statuses in session.listener.diagnostics[diagnostics_before:]
+            if "recognizer" in statuses
+        ]
+    # The queue never held more than its limit, so no result waited on more than a second of audio before it.
+    assert depths and max(depths) <= 1.0, depths
+    assert finals and max(e["latency_ms"] for e in finals) < 5000, [e["latency_ms"] for e in finals]
+    assert process.memory_info().rss < rss_before * 1.05, (rss_before, process.memory_info().rss)
+    mark = session.mark()
+    session.say(clips[6])
+    session.expect_heard(mark, clips[6])
+
+
+def test_an_inference_error_skips_that_utterance_only(session, clips, context):
+    # A fault the recognizer really meets: utterances of NaN audio on `speech` make the encoder input invalid.
+    node = rclpy.create_node("test_speech_injector", context=context)
+    speech_pub = node.create_publisher(AudioDataStamped, "speech", SPEECH_QOS)
+    errors_before = float(session.values("recognizer")["inference errors"])
+    with session.listener.lock:
+        diagnostics_before = len(session.listener.diagnostics)
+    try:
+        for utterance_id in (1_000_001, 1_000_002):
+            for event in (SpeechStarted(0), SpeechAudio(0, np.full(16000, np.nan, np.float32)),
+                          SpeechEnded(0, 16000, False)):
+                speech_pub.publish(to_message(utterance_id, event))
+        assert session.listener.wait_for(
+            lambda: float(session.values("recognizer")["inference errors"]) == errors_before + 2, 20
+        ), session.values("recognizer")
+    finally:
+        node.destroy_node()
+    with session.listener.lock:
+        levels = [s["recognizer"][:2] for _, s in session.listener.diagnostics[diagnostics_before:] if "recognizer" in s]
+    assert any(level == 2 and "inference error" in message for level, message in levels), levels
+    session.expect_logged_once("inference failed on utterance 1000001")
+    assert "utterance 1000002" not in session.process.log
+    mark = session.mark()
+    session.say(clips[5])
+    session.expect_heard(mark, clips[5])
+
+
+def test_timestamps_jumping_backwards(context, clips):
+    process = NodeProcess(
+        "speech_recognition", "--params-file", str(REPO / "config" / "cpu.yaml"),
+        "-r", "__ns:=/stamped", "-p", "audio_subscriber:audio.stamped:=true",
+    )
+    try:
+        assert process.wait_for_output("ready: encoder", timeout=120), process.log
+        session = Session(process, context, namespace="stamped", stamped=True)
+        try:
+            mark = session.mark()
+            session.say(clips[0])
+            session.driver.stamp_ns -= 10_000_000_000  # a driver restart: the clock starts over
+            session.say(clips[1])
+            session.driver.stamp_ns -= 5_000_000_000
+            session.say(clips[2])
+            session.expect_heard(mark, clips[0], clips[1], clips[2])
+            session.expect_rejected(mark, {})
+            assert session.listener.wait_for(
+                lambda: session.values("audio_subscriber")["timestamps going backwards"] == "2", 5
+            ), session.values("audio_subscriber")
+            session.expect_logged_once("header stamp went back")
+        finally:
+            session.close()
+    finally:
+        assert process.stop() == 0, process.log
+
+
+def corrupt_model_dir(model_dir: Path, tmp_path: Path, damaged: str) -> Path:
+    """The model directory with one file truncated to a tenth (the rest linked, to spare copying 350 MB)."""
+    copy = tmp_path / "model"
+    for source in model_dir.rglob("*"):
+        target = copy / source.relative_to(model_dir)
+        if source.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif source.relative_to(model_dir).as_posix() != damaged:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(source)
+    data = (model_dir / damaged).read_bytes()
+    (copy / damaged).write_bytes(data[: len(data) // 10])
+    return copy
+
+
+@pytest.mark.parametrize("damage", ["missing dir", "default_int8/decoder_with_past_model.onnx", "encoder_10s.onnx"])
+def test_recognizer_with_a_bad_model_exits_with_one_line(damage, model_dir, tmp_path):
+    if damage == "missing dir":
+        bad_dir, named = Path("/nonexistent"), "/nonexistent"
+    else:
+        bad_dir = corrupt_model_dir(model_dir, tmp_path, damage)
+        named = str(bad_dir / damage)
+    result = subprocess.run(
+        [executable("recognizer"), "--ros-args", "-p", f"model.dir:={bad_dir}"],
+        capture_output=True, text=True, timeout=60,
+    )
+    output = result.stdout + result.stderr
+    errors = [line for line in output.splitlines() if line.startswith("recognizer: error:")]
+    assert result.returncode == 2, output
+    assert "Traceback" not in output, output
+    assert len(errors) == 1 and named in errors[0], output
+
+
+def test_hef_without_hailo_platform_falls_back_to_the_cpu_with_a_warning(context, tmp_path):
+    hef = tmp_path / "encoder_10s.hef"
+    hef.write_bytes(b"not a real HEF: hailo_platform is missing anyway")
+    process = NodeProcess(
+        "recognizer", "-r", "__ns:=/fallback", "-p", "model.encoder:=hef", "-p", f"model.encoder_file:={hef}",
+    )
+    listener = Listener(context, "fallback")
+    try:
+        assert process.wait_for_output("ready: encoder onnx", timeout=120), process.log
+        assert listener.wait_for(lambda: status_named(listener, "fallback/recognizer") is not None, 10)
+        level, message, values = status_named(listener, "fallback/recognizer")
+        assert level == 1 and "CPU fallback" in message and "hailo_platform" in message, (level, message)
+        assert "hailo_platform" in values["fallback reason"] and values["encoder backend"] == "onnx"
+        assert "running on the CPU: encoder: hailo_platform" in process.log
+    finally:
+        listener.close()
+        assert process.stop() == 0, process.log
+
+
+def test_soak_over_dds_accounts_for_every_utterance(session, tmp_path):
+    report_path = tmp_path / "soak.json"
+    result = subprocess.run(
+        [executable("hailo-whisper"), "soak", "--ros", "--minutes", "0.5", "--speed", "4",
+         "--pid", str(session.process.process.pid), "--json", str(report_path)],
+        capture_output=True, text=True, timeout=180,
+    )
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(report_path.read_text())
+    accounting = report["accounting"]
+    assert accounting["expected"] >= 5 and accounting["transcribed"] == accounting["expected"], accounting
+    assert not accounting["missing"] and not accounting["stray_finals"] and report["exception_count"] == 0
+    assert report["rss_mb"]["end"] is not None and accounting["wer"] < 0.3
