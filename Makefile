@@ -15,7 +15,7 @@ test: setup
 	if [ $$rc -eq 5 ]; then echo "make test: no test matched the selection"; exit 0; fi; exit $$rc
 
 demo: setup
-	@$(PY) tools/demo.py
+	@$(PY) -m hailo_whisper_ros.ros.demo
 
 clean:
 	rm -rf build install log models $(VENV)
