@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hailo_whisper_ros.commands.pipeline import add_decoding_arguments, add_flag, decoding_options, default_model_dir
+from hailo_whisper_ros.commands.pipeline import add_decoding_arguments, add_flag, decoding_options
 from hailo_whisper_ros.core import HailoWhisperError
+from hailo_whisper_ros.core.model_store import resolve_model_dir
 
 HELP = "compare WER, latency and memory of the ONNX, Hailo and faster-whisper set-ups on a folder of clips"
 
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "audio_folder", type=Path, required=True, metavar="DIR",
              help="folder of clips with references (layouts as for `pipeline --audio_folder`)")
     add_flag(parser, "model_dir", type=Path, metavar="DIR",
-             help="exported model directory (default: models/tiny.en of the source tree)")
+             help="exported model directory (default: the embedded tiny.en model, exported on first use)")
     add_flag(parser, "configs", metavar="KEY,KEY",
              help=f"only these configurations, of {', '.join(CONFIG_KEYS)} (default: all that can run here)")
     add_flag(parser, "limit", type=int, metavar="N", help="only the first N clips")
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise HailoWhisperError(f"--threads must be >= 1, not {args.threads}")
     _require_matplotlib()
-    model_dir = args.model_dir or default_model_dir()
+    model_dir = resolve_model_dir(args.model_dir)
     try:
         info = ModelInfo.load(find_beside(model_dir, MODEL_INFO))
     except FileNotFoundError as error:

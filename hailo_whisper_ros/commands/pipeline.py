@@ -15,22 +15,9 @@ import sys
 from pathlib import Path
 
 from hailo_whisper_ros.core import HailoWhisperError
+from hailo_whisper_ros.core.model_store import resolve_model_dir
 
 HELP = "transcribe a file (timing over N runs) or evaluate a folder (WER/CER) with one encoder/decoder set-up"
-
-DEFAULT_MODEL_NAME = "tiny.en"
-
-
-def default_model_dir() -> Path:
-    """The model `make setup` exports into the source tree this package runs from (an editable install)."""
-    model_dir = Path(__file__).resolve().parents[2] / "models" / DEFAULT_MODEL_NAME
-    if not model_dir.is_dir():
-        raise HailoWhisperError(
-            f"no default model at {model_dir}: run `hailo-whisper export {DEFAULT_MODEL_NAME} --out DIR` "
-            "and pass --model_dir DIR"
-        )
-    return model_dir
-
 
 def add_flag(parser, name: str, **kwargs) -> None:
     """--name_with_underscores as the reference study spells it, and --name-with-dashes as the other commands do."""
@@ -63,7 +50,7 @@ def decoding_options(args: argparse.Namespace):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model (default: the embedded model's 10 s encoder and INT8 decoders)")
     add_flag(model, "model_dir", type=Path, metavar="DIR",
-             help="exported model directory (default: models/tiny.en of the source tree)")
+             help="exported model directory (default: the embedded tiny.en model, exported on first use)")
     encoders = model.add_mutually_exclusive_group()
     add_flag(encoders, "encoder_hef_file", type=Path, metavar="HEF",
              help="encoder HEF on the Hailo NPU (10 s); falls back to the CPU 10 s ONNX encoder, saying why")
@@ -113,7 +100,7 @@ def recognizer_config(args: argparse.Namespace):
     # With an ONNX encoder file and a decoder folder nothing is read from the model directory, so the reference
     # study's fully explicit command lines run without an exported default model.
     fully_explicit = encoder_file is not None and encoder != "hef" and args.decoder_onnx_dir is not None
-    model_dir = args.model_dir or (encoder_file.parent if fully_explicit else default_model_dir())
+    model_dir = args.model_dir or (encoder_file.parent if fully_explicit else resolve_model_dir(None))
     device = HailoDeviceOptions(multi_process_service=True, group_id="SHARED") if args.multi_process_service else HailoDeviceOptions()
     return RecognizerConfig(
         model_dir,
