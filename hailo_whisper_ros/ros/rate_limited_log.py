@@ -14,21 +14,27 @@ class RateLimitedLog:
         self.last_logged: dict[str, float] = {}
         self.suppressed: dict[str, int] = {}
 
-    def _log(self, emit, kind: str, message: str) -> None:
+    def _due(self, kind: str, message: str) -> str | None:
+        """The line to log now for this kind (with the count of those held back since), or None to hold it back."""
         now = time.monotonic()
         last = self.last_logged.get(kind)
         if last is not None and now - last < self.repeat_after_s:
             self.suppressed[kind] = self.suppressed.get(kind, 0) + 1
-            return
+            return None
         repeats = self.suppressed.pop(kind, 0)
         self.last_logged[kind] = now
-        emit(message + (f" (and {repeats} more like it since)" if repeats else ""))
+        return message + (f" (and {repeats} more like it since)" if repeats else "")
 
+    # rclpy fixes the severity of each line that calls its logger (a ValueError on any other severity from that
+    # line), so each severity is logged from a line of its own.
     def info(self, kind: str, message: str) -> None:
-        self._log(self.logger.info, kind, message)
+        if (line := self._due(kind, message)) is not None:
+            self.logger.info(line)
 
     def warn(self, kind: str, message: str) -> None:
-        self._log(self.logger.warning, kind, message)
+        if (line := self._due(kind, message)) is not None:
+            self.logger.warning(line)
 
     def error(self, kind: str, message: str) -> None:
-        self._log(self.logger.error, kind, message)
+        if (line := self._due(kind, message)) is not None:
+            self.logger.error(line)
