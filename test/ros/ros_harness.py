@@ -184,6 +184,7 @@ class AudioDriver:
             else self.node.create_publisher(AudioData, "audio", reliable)
         )
         self.stamp_ns = 1_000_000_000_000  # the stamp of the next stamped message
+        self.sent = 0  # audio messages published
 
     def wait_for_subscriber(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -201,6 +202,7 @@ class AudioDriver:
     def send(self, payload: bytes, duration_s: float = 0.0) -> None:
         """One message; a stamped one carries the current stamp, which then moves on by ``duration_s``."""
         audio = self.AudioData(data=payload)
+        self.sent += 1
         if not self.stamped:
             self.audio_pub.publish(audio)
             return

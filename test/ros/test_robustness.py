@@ -87,8 +87,8 @@ def with_silence(audio: np.ndarray, rate: int = 16000) -> np.ndarray:
 
 
 class Session:
-    """The module's node process as seen from the test: the driver publishing to it, the listener, and marks
-    of where a test began in the finals, the rejection counters and the log."""
+    """A node process as seen from the test: the driver publishing to it, the listener, and marks of where a test
+    began in the finals and the rejection counters. Every check of what was heard also checks the node is up."""
 
     def __init__(self, process: NodeProcess, context, namespace: str = "", stamped: bool = False):
         self.process = process
@@ -97,6 +97,7 @@ class Session:
         self.driver = AudioDriver(context, namespace, stamped)
         self.driver.wait_for_subscriber()
         assert self.listener.wait_for(lambda: self.values("audio_subscriber") is not None, 10)
+        self.messages_before = int(self.values("audio_subscriber")["audio messages"])
 
     def values(self, node: str) -> dict | None:
         status = status_named(self.listener, self.prefix + node)
@@ -109,6 +110,18 @@ class Session:
         with self.listener.lock:
             finals = len(self.listener.finals)
         return {"finals": finals, "rejected": self.counters("audio_subscriber", "rejected ")}
+
+    def declare(self, *audio_info) -> None:
+        """A new AudioInfo once the node has converted all audio sent before it: the two topics are not ordered,
+        so audio still waiting in the node would otherwise be converted in the new format."""
+
+        def converted() -> int:
+            return int(self.values("audio_subscriber")["audio messages"]) - self.messages_before
+
+        assert self.listener.wait_for(lambda: converted() == self.driver.sent, 20), (
+            f"the node converted {converted()} of the {self.driver.sent} audio messages sent"
+        )
+        self.driver.declare(*audio_info)
 
     def say(self, clip: Clip, **stream) -> int:
         """The clip and a silence as 16 kHz S16LE at SPEED; returns the messages sent."""
@@ -154,15 +167,9 @@ class Session:
 @pytest.fixture(scope="module")
 def session(speech_recognition, context):
     session = Session(speech_recognition, context)
-    session.driver.declare(16000)
+    session.declare(16000)
     yield session
     session.close()
-
-
-@pytest.fixture(autouse=True)
-def node_stays_up(request, speech_recognition):
-    yield
-    assert speech_recognition.process.poll() is None, f"the node died:\n{speech_recognition.log}"
 
 
 def test_empty_messages_and_partial_frames(session, clips):
@@ -185,9 +192,9 @@ def test_invalid_audio_info_stops_conversion_until_a_valid_one(session, clips):
     session.say(clips[0])
     spoken_in_bad_formats = 0
     for declared in [(16000, 0), (0, 1), (16000, 1, "U8"), (16000, 1, "S16LE", "MP3")]:
-        session.driver.declare(*declared)
+        session.declare(*declared)
         spoken_in_bad_formats += session.say(clips[3])  # unusable: dropped, never transcribed
-    session.driver.declare(16000)
+    session.declare(16000)
     session.say(clips[4])
     session.expect_heard(mark, clips[0], clips[4])
     assert not any(clips[3].recall(text) >= UNHEARD_RECALL for text in session.finals_since(mark))
@@ -204,10 +211,10 @@ def test_sample_rate_change_mid_stream(session, clips):
     mark = session.mark()
     changes = float(session.values("audio_subscriber")["audio format changes"])
     session.say(clips[5])
-    session.driver.declare(48000)
+    session.declare(48000)
     at_48k = s16(with_silence(resample(clips[6].audio, 16000, 48000), 48000))
     session.driver.stream(at_48k, 3 * S16_RATE, speed=SPEED)
-    session.driver.declare(16000)
+    session.declare(16000)
     session.say(clips[0])
     session.expect_heard(mark, clips[5], clips[6], clips[0])
     session.expect_rejected(mark, {})
@@ -218,7 +225,7 @@ def test_sample_rate_change_mid_stream(session, clips):
 
 def test_nan_inf_and_full_scale_clipping_in_f32(session, clips):
     mark = session.mark()
-    session.driver.declare(16000, 1, "F32LE")
+    session.declare(16000, 1, "F32LE")
     session.driver.stream(with_silence(clips[1].audio).astype("<f4").tobytes(), F32_RATE, speed=SPEED)
     # NaN and Inf sprinkled over speech (one sample in 200), then a whole message of NaN.
     spoiled = with_silence(clips[2].audio)
@@ -230,7 +237,7 @@ def test_nan_inf_and_full_scale_clipping_in_f32(session, clips):
     # An overdriven microphone: speech 8 times too loud, far beyond full scale.
     overdriven = 8.0 * with_silence(clips[3].audio)
     session.driver.stream(overdriven.astype("<f4").tobytes(), F32_RATE, speed=SPEED)
-    session.driver.declare(16000)
+    session.declare(16000)
     session.say(clips[4])
     session.expect_heard(mark, clips[1], clips[2], clips[3], clips[4])
     session.expect_rejected(mark, {
@@ -313,10 +320,8 @@ def test_an_inference_error_skips_that_utterance_only(session, clips, context):
 
 
 def test_timestamps_jumping_backwards(context, clips):
-    process = NodeProcess(
-        "speech_recognition", "--params-file", str(REPO / "config" / "cpu.yaml"),
-        "-r", "__ns:=/stamped", "-p", "audio_subscriber:audio.stamped:=true",
-    )
+    # The defaults (cpu.yaml's values): its /**/audio_subscriber entry would override a node-prefixed -p here.
+    process = NodeProcess("speech_recognition", "-r", "__ns:=/stamped", "-p", "audio.stamped:=true")
     try:
         assert process.wait_for_output("ready: encoder", timeout=120), process.log
         session = Session(process, context, namespace="stamped", stamped=True)
@@ -339,8 +344,12 @@ def test_timestamps_jumping_backwards(context, clips):
         assert process.stop() == 0, process.log
 
 
-def corrupt_model_dir(model_dir: Path, tmp_path: Path, damaged: str) -> Path:
-    """The model directory with one file truncated to a tenth (the rest linked, to spare copying 350 MB)."""
+def damaged_model_dir(model_dir: Path, tmp_path: Path, damage: str) -> tuple[Path, str]:
+    """A model directory with one fault, and the path the error must name. The undamaged files are links, to spare
+    copying 350 MB."""
+    if damage == "no directory":
+        return Path("/nonexistent/tiny.en"), "/nonexistent/tiny.en"
+    damaged = {"missing file": "encoder_10s.onnx", "truncated file": "default_int8/decoder_with_past_model.onnx"}[damage]
     copy = tmp_path / "model"
     for source in model_dir.rglob("*"):
         target = copy / source.relative_to(model_dir)
@@ -349,24 +358,31 @@ def corrupt_model_dir(model_dir: Path, tmp_path: Path, damaged: str) -> Path:
         elif source.relative_to(model_dir).as_posix() != damaged:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.symlink_to(source)
-    data = (model_dir / damaged).read_bytes()
-    (copy / damaged).write_bytes(data[: len(data) // 10])
-    return copy
+    if damage == "truncated file":
+        data = (model_dir / damaged).read_bytes()
+        (copy / damaged).write_bytes(data[: len(data) // 10])
+    return copy, str(copy / damaged)
 
 
-@pytest.mark.parametrize("damage", ["missing dir", "default_int8/decoder_with_past_model.onnx", "encoder_10s.onnx"])
-def test_recognizer_with_a_bad_model_exits_with_one_line(damage, model_dir, tmp_path):
-    if damage == "missing dir":
-        bad_dir, named = Path("/nonexistent"), "/nonexistent"
-    else:
-        bad_dir = corrupt_model_dir(model_dir, tmp_path, damage)
-        named = str(bad_dir / damage)
-    result = subprocess.run(
-        [executable("recognizer"), "--ros-args", "-p", f"model.dir:={bad_dir}"],
-        capture_output=True, text=True, timeout=60,
-    )
+STARTUP_COMMANDS = {  # name -> (command line for a model directory and a sound file, its error prefix)
+    "recognizer": (lambda model, _: [executable("recognizer"), "--ros-args", "-p", f"model.dir:={model}"],
+                   "recognizer: error:"),
+    "pipeline": (lambda model, audio: [executable("hailo-whisper"), "pipeline", "--model_dir", str(model),
+                                       "--audio_file", str(audio)], "hailo-whisper pipeline: error:"),
+    "caption": (lambda model, audio: [executable("hailo-whisper"), "caption", "--model-dir", str(model), str(audio)],
+                "hailo-whisper caption: error:"),
+}
+
+
+@pytest.mark.parametrize("damage", ["no directory", "missing file", "truncated file"])
+@pytest.mark.parametrize("command", list(STARTUP_COMMANDS))
+def test_a_bad_model_gives_one_line_naming_the_file_and_exit_2(command, damage, model_dir, dev_utterances, tmp_path):
+    bad_dir, named = damaged_model_dir(model_dir, tmp_path, damage)
+    command_line, error_prefix = STARTUP_COMMANDS[command]
+    result = subprocess.run(command_line(bad_dir, dev_utterances[0].audio_path), capture_output=True, text=True,
+                            timeout=60)
     output = result.stdout + result.stderr
-    errors = [line for line in output.splitlines() if line.startswith("recognizer: error:")]
+    errors = [line for line in output.splitlines() if line.startswith(error_prefix)]
     assert result.returncode == 2, output
     assert "Traceback" not in output, output
     assert len(errors) == 1 and named in errors[0], output
@@ -402,6 +418,6 @@ def test_soak_over_dds_accounts_for_every_utterance(session, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(report_path.read_text())
     accounting = report["accounting"]
-    assert accounting["expected"] >= 5 and accounting["transcribed"] == accounting["expected"], accounting
+    assert accounting["expected"] >= 3 and accounting["transcribed"] == accounting["expected"], accounting
     assert not accounting["missing"] and not accounting["stray_finals"] and report["exception_count"] == 0
     assert report["rss_mb"]["end"] is not None and accounting["wer"] < 0.3
