@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hailo_whisper_ros.core import HailoWhisperError
-from hailo_whisper_ros.core.decoder import OnnxKvDecoder, create_ort_session
+from hailo_whisper_ros.core.decoder import OnnxKvDecoder, create_ort_session, zero_pad
 from hailo_whisper_ros.core.decoding import (
     DecodingOptions,
     RepetitionPenalty,
@@ -18,7 +18,13 @@ from hailo_whisper_ros.core.decoding import (
     greedy_decode,
 )
 from hailo_whisper_ros.core.evaluation import normalise
-from hailo_whisper_ros.core.model_files import DECODER, ENCODER_HIDDEN_STATES, INPUT_IDS, ModelInfo
+from hailo_whisper_ros.core.model_files import (
+    DECODER,
+    ENCODER_ATTENTION_BIAS,
+    ENCODER_HIDDEN_STATES,
+    INPUT_IDS,
+    ModelInfo,
+)
 
 # 7-8 s LJSpeech clips on which the decoder, given the 10 s encoder's 500 positions unpadded, loops on its last
 # phrase (LJ001-0024 with the INT8 decoder: "..., which also was printed at mains by Peter Schulfer in the
@@ -114,7 +120,7 @@ class ScriptedDecoder:
         logits[self.script[min(self.position, len(self.script) - 1)]] = 10.0
         return logits
 
-    def start(self, encoder_states, prefix):
+    def start(self, encoder_states, prefix, padded_positions):
         self.position = 0
         return np.stack([self._logits()] * len(prefix))
 
@@ -151,10 +157,34 @@ def test_kv_cache_steps_give_the_logits_of_a_full_sequence_pass(model_dir, info)
     states = np.random.default_rng(0).standard_normal((1, 1500, info.n_text_state)).astype(np.float32)
     tokens = [info.sot, info.no_timestamps, 440, 995, 11, 318]
     decoder = OnnxKvDecoder(model_dir, info, threads=2)
-    cached = [decoder.start(states, tokens[:2])[-1]] + [decoder.step(t) for t in tokens[2:]]
+    cached = [decoder.start(states, tokens[:2], 1500)[-1]] + [decoder.step(t) for t in tokens[2:]]
     full = create_ort_session(model_dir / DECODER, 2)
-    (logits,) = full.run(["logits"], {INPUT_IDS: np.asarray([tokens]), ENCODER_HIDDEN_STATES: states})
+    no_bias = {ENCODER_ATTENTION_BIAS: np.zeros(1500, np.float32)}
+    (logits,) = full.run(["logits"], {INPUT_IDS: np.asarray([tokens]), ENCODER_HIDDEN_STATES: states, **no_bias})
     np.testing.assert_allclose(np.stack(cached), logits[0, 1:], rtol=0, atol=2e-3)
+
+
+@pytest.mark.parametrize("decoder_dir", ["", "default_int8"])
+def test_padding_by_attention_bias_equals_zero_padding(model_dir, info, decoder_dir):
+    """One zero position raised by log(count) must stand in exactly for the zero rows it replaces, in the first
+    pass and in the steps."""
+    states = np.random.default_rng(1).standard_normal((1, 500, info.n_text_state)).astype(np.float32)
+    tokens = [info.sot, info.no_timestamps, 440, 995, 11]
+    decoder = OnnxKvDecoder(model_dir / decoder_dir, info, threads=2)
+    assert decoder.pads_by_bias
+    runs = []
+    for given in (states, zero_pad(states, 1500)):
+        runs.append([decoder.start(given, tokens[:2], 1500)[-1]] + [decoder.step(t) for t in tokens[2:]])
+        runs[-1].append(decoder._feeds["past_key_values.0.encoder.key"].shape[2])
+    assert (runs[0].pop(), runs[1].pop()) == (501, 1500)
+    biased, zeros = np.stack(runs[0]), np.stack(runs[1])
+    if decoder_dir:
+        # INT8: each MatMul quantizes its input with a range taken from the values, so float rounding differences
+        # of the two sums can move a value across a quantization step. Same choices, differences at that scale.
+        assert (biased.argmax(-1) == zeros.argmax(-1)).all()
+        np.testing.assert_allclose(biased, zeros, rtol=0, atol=0.5)
+    else:
+        np.testing.assert_allclose(biased, zeros, rtol=0, atol=2e-3)
 
 
 def test_kv_cache_step_work_stays_flat_as_the_sequence_grows(model_dir, info):
@@ -162,7 +192,7 @@ def test_kv_cache_step_work_stays_flat_as_the_sequence_grows(model_dir, info):
     grows linearly. Measured as process CPU time with one thread, so other load on the machine matters less."""
     decoder = OnnxKvDecoder(model_dir / "default_int8", info, threads=1)
     states = np.zeros((1, 1500, info.n_text_state), dtype=np.float32)
-    decoder.start(states, [info.sot, info.no_timestamps])
+    decoder.start(states, [info.sot, info.no_timestamps], 1500)
     cpu_ms = []
     for position in range(2, 110):
         started = time.process_time()

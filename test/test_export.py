@@ -67,9 +67,12 @@ def test_decoder_interface_uses_optimum_names(exported):
     decoder = _session(exported / mf.DECODER)
     with_past = _session(exported / mf.DECODER_WITH_PAST)
     kv = [(i, kind, kv) for i in range(info.n_text_layer) for kind in ("decoder", "encoder") for kv in ("key", "value")]
-    assert [i.name for i in decoder.get_inputs()] == [mf.INPUT_IDS, mf.ENCODER_HIDDEN_STATES]
+    # Optimum's inputs, then ours: the bias that pads the encoder output for free.
+    assert [i.name for i in decoder.get_inputs()] == [mf.INPUT_IDS, mf.ENCODER_HIDDEN_STATES, mf.ENCODER_ATTENTION_BIAS]
     assert [o.name for o in decoder.get_outputs()] == [mf.LOGITS] + [mf.present_name(*k) for k in kv]
-    assert [i.name for i in with_past.get_inputs()] == [mf.INPUT_IDS] + [mf.past_name(*k) for k in kv]
+    assert [i.name for i in with_past.get_inputs()] == [mf.INPUT_IDS] + [mf.past_name(*k) for k in kv] + [
+        mf.ENCODER_ATTENTION_BIAS
+    ]
     assert [o.name for o in with_past.get_outputs()] == [mf.LOGITS] + [
         mf.present_name(*k) for k in kv if k[1] == "decoder"
     ]
@@ -124,11 +127,12 @@ def test_decoder_with_past_continues_the_decoder(exported):
     with_past = _session(exported / mf.DECODER_WITH_PAST)
     states = np.random.default_rng(2).normal(0, 1, (1, 500, info.n_audio_state)).astype(np.float32)
     tokens = [info.sot, info.no_timestamps, 400, 1000, 2000]
-    full = decoder.run(None, {mf.INPUT_IDS: np.array([tokens]), mf.ENCODER_HIDDEN_STATES: states})
-    prefix = decoder.run(None, {mf.INPUT_IDS: np.array([tokens[:2]]), mf.ENCODER_HIDDEN_STATES: states})
+    no_bias = {mf.ENCODER_ATTENTION_BIAS: np.zeros(500, np.float32)}
+    full = decoder.run(None, {mf.INPUT_IDS: np.array([tokens]), mf.ENCODER_HIDDEN_STATES: states, **no_bias})
+    prefix = decoder.run(None, {mf.INPUT_IDS: np.array([tokens[:2]]), mf.ENCODER_HIDDEN_STATES: states, **no_bias})
     names = [o.name for o in decoder.get_outputs()]
     cache = {name.replace("present.", "past_key_values."): value for name, value in zip(names[1:], prefix[1:])}
-    rest = with_past.run(None, {mf.INPUT_IDS: np.array([tokens[2:]]), **cache})
+    rest = with_past.run(None, {mf.INPUT_IDS: np.array([tokens[2:]]), **cache, **no_bias})
     assert float(np.abs(rest[0] - full[0][:, 2:]).max()) < 1e-3
     for name, value in zip([o.name for o in with_past.get_outputs()][1:], rest[1:]):
         assert value.shape == (1, info.n_text_head, len(tokens), info.n_text_state // info.n_text_head)

@@ -217,7 +217,8 @@ class SequenceDecoderNetwork:
         states = inputs["tiny_whisper_decoder/input_layer1"]
         embedded = inputs["tiny_whisper_decoder/input_layer2"].reshape(SEQUENCE, EMBEDDING_DIM)
         ids = np.rint(embedded[:, 0] - self.positional[:, 0]).astype(np.int64)
-        (logits,) = self.session.run(["logits"], {"input_ids": ids[np.newaxis], "encoder_hidden_states": states})
+        feeds = {"input_ids": ids[np.newaxis], "encoder_hidden_states": states}
+        (logits,) = self.session.run(["logits"], {**feeds, "encoder_attention_bias": np.zeros(500, np.float32)})
         parts = np.split(logits, LOGIT_SPLITS, axis=2)
         return dict(zip(self.output_shapes, parts))
 

@@ -11,6 +11,7 @@ from hailo_whisper_ros.core import HailoWhisperError
 from hailo_whisper_ros.core.model_files import (
     DECODER,
     DECODER_WITH_PAST,
+    ENCODER_ATTENTION_BIAS,
     ENCODER_HIDDEN_STATES,
     INPUT_IDS,
     LOGITS,
@@ -19,6 +20,15 @@ from hailo_whisper_ros.core.model_files import (
 
 PAST_PREFIX = "past_key_values."
 PRESENT_PREFIX = "present."
+
+
+def zero_pad(states: np.ndarray, positions: int) -> np.ndarray:
+    """Encoder states [1, T, d] zero-padded to ``positions`` (T if already that long)."""
+    if states.shape[1] >= positions:
+        return states
+    padded = np.zeros((1, positions, states.shape[2]), dtype=np.float32)
+    padded[:, : states.shape[1]] = states
+    return padded
 
 
 def create_ort_session(path: Path, threads: int):
@@ -51,9 +61,13 @@ class OnnxKvDecoder:
     The cache is a dict keyed by the with-past session's input names (past_key_values.{i}.{kind}.{key|value});
     the cross-attention entries are computed once per utterance by the first pass and only the self-attention
     entries are replaced each step.
+
+    Zero padding of the encoder output costs nothing with decoders that take encoder_attention_bias (ours): one
+    zero position whose score is raised by log(count) stands for all of them (see onnx_export.build_decoder).
+    Decoders without it (Optimum's) get the zeros themselves.
     """
 
-    fixed_encoder_positions = None  # any length: the caller pads to DecodingOptions.pad_encoder_output_to
+    fixed_encoder_positions = None  # any length
 
     def __init__(self, decoder_dir: Path, info: ModelInfo, threads: int = 2):
         decoder_dir = Path(decoder_dir)
@@ -64,12 +78,17 @@ class OnnxKvDecoder:
         self._with_past = create_ort_session(step_path, threads)
 
         first_inputs = {i.name for i in self._first.get_inputs()}
-        if first_inputs != {INPUT_IDS, ENCODER_HIDDEN_STATES}:
+        step_inputs = {i.name for i in self._with_past.get_inputs()}
+        self.pads_by_bias = ENCODER_ATTENTION_BIAS in first_inputs
+        if first_inputs - {ENCODER_ATTENTION_BIAS} != {INPUT_IDS, ENCODER_HIDDEN_STATES} or self.pads_by_bias != (
+            ENCODER_ATTENTION_BIAS in step_inputs
+        ):
             raise HailoWhisperError(
-                f"{first_path} has inputs {sorted(first_inputs)}; expected {INPUT_IDS} and {ENCODER_HIDDEN_STATES}"
+                f"{first_path} has inputs {sorted(first_inputs)}, {step_path} {sorted(step_inputs)}; expected "
+                f"{INPUT_IDS} and {ENCODER_HIDDEN_STATES}, and {ENCODER_ATTENTION_BIAS} in both or neither"
             )
-        past_names = [i.name for i in self._with_past.get_inputs() if i.name.startswith(PAST_PREFIX)]
-        self._feeds_states = ENCODER_HIDDEN_STATES in {i.name for i in self._with_past.get_inputs()}
+        past_names = [name for name in step_inputs if name.startswith(PAST_PREFIX)]
+        self._feeds_states = ENCODER_HIDDEN_STATES in step_inputs
 
         # First pass: every cache entry comes from its present.* output.
         self._first_outputs = [LOGITS] + [PRESENT_PREFIX + name[len(PAST_PREFIX):] for name in past_names]
@@ -88,11 +107,19 @@ class OnnxKvDecoder:
         self._token = np.zeros((1, 1), dtype=np.int64)  # reused input_ids buffer of the one-token steps
         self._feeds: dict[str, np.ndarray] = {INPUT_IDS: self._token}
 
-    def start(self, encoder_states: np.ndarray, prefix: Sequence[int]) -> np.ndarray:
-        outputs = self._first.run(
-            self._first_outputs,
-            {INPUT_IDS: np.asarray([prefix], dtype=np.int64), ENCODER_HIDDEN_STATES: encoder_states},
-        )
+    def start(self, encoder_states: np.ndarray, prefix: Sequence[int], padded_positions: int) -> np.ndarray:
+        first_feeds = {INPUT_IDS: np.asarray([prefix], dtype=np.int64)}
+        positions = encoder_states.shape[1]
+        if self.pads_by_bias:
+            bias = np.zeros(positions, dtype=np.float32)
+            if padded_positions > positions:
+                encoder_states = zero_pad(encoder_states, positions + 1)
+                bias = np.append(bias, np.float32(np.log(padded_positions - positions)))
+            first_feeds[ENCODER_ATTENTION_BIAS] = self._feeds[ENCODER_ATTENTION_BIAS] = bias
+        else:
+            encoder_states = zero_pad(encoder_states, padded_positions)
+        first_feeds[ENCODER_HIDDEN_STATES] = encoder_states
+        outputs = self._first.run(self._first_outputs, first_feeds)
         self._feeds.update(zip(self._first_targets, outputs[1:]))
         if self._feeds_states:
             self._feeds[ENCODER_HIDDEN_STATES] = encoder_states

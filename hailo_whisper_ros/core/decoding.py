@@ -197,8 +197,9 @@ class DecoderSteps(Protocol):
     fixed_encoder_positions: int | None
     """Encoder positions the backend requires (a HEF's input shape), or None when it takes any count."""
 
-    def start(self, encoder_states: np.ndarray, prefix: Sequence[int]) -> np.ndarray:
-        """Begin an utterance: return the logits [len(prefix), n_vocab] of the prefix positions."""
+    def start(self, encoder_states: np.ndarray, prefix: Sequence[int], padded_positions: int) -> np.ndarray:
+        """Begin an utterance: return the logits [len(prefix), n_vocab] of the prefix positions. The decoder attends
+        over the encoder states [1, T, d] zero-padded to ``padded_positions`` (or to its fixed count, if it has one)."""
 
     def step(self, token: int) -> np.ndarray:
         """Append one token and return the logits [n_vocab] for the position after it."""
@@ -229,7 +230,7 @@ def greedy_decode(
             f"the decoder holds {backend.max_positions} positions, too few for the prompt {list(prefix)}"
         )
     started = time.perf_counter()
-    prefix_logits = backend.start(encoder_states, prefix)
+    prefix_logits = backend.start(encoder_states, prefix, options.pad_encoder_output_to)
     no_speech_prob = math.exp(_log_softmax_at(prefix_logits[0], info.no_speech))
     logits = prefix_logits[-1]
     first_pass_done = time.perf_counter()

@@ -73,8 +73,9 @@ class ExportCheckGreedyDecoder:
 
     def decode(self, encoder_states: np.ndarray, prompt: list[int]) -> list[int]:
         """Tokens after ``prompt`` up to (not including) end of text, suppressing as faster-whisper does."""
+        no_bias = {mf.ENCODER_ATTENTION_BIAS: np.zeros(encoder_states.shape[1], np.float32)}
         outputs = self.decoder.run(
-            None, {mf.INPUT_IDS: np.array([prompt], np.int64), mf.ENCODER_HIDDEN_STATES: encoder_states}
+            None, {mf.INPUT_IDS: np.array([prompt], np.int64), mf.ENCODER_HIDDEN_STATES: encoder_states, **no_bias}
         )
         named = dict(zip((o.name for o in self.decoder.get_outputs()), outputs))
         cache = {name.replace("present.", "past_key_values.", 1): value for name, value in named.items()
@@ -90,7 +91,9 @@ class ExportCheckGreedyDecoder:
             if token == self.info.eot:
                 break
             tokens.append(token)
-            outputs = self.decoder_with_past.run(None, {mf.INPUT_IDS: np.array([[token]], np.int64), **cache})
+            outputs = self.decoder_with_past.run(
+                None, {mf.INPUT_IDS: np.array([[token]], np.int64), **cache, **no_bias}
+            )
             for output, value in zip(self.decoder_with_past.get_outputs(), outputs):
                 if output.name == mf.LOGITS:
                     logits = value

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from hailo_whisper_ros.core import HailoWhisperError
+from hailo_whisper_ros.core.decoder import zero_pad
 from hailo_whisper_ros.core.model_files import ModelInfo
 
 
@@ -213,9 +214,16 @@ class HailoSequenceDecoder:
         self._position = 0
         self._states: np.ndarray | None = None
 
-    def start(self, encoder_states: np.ndarray, prefix: Sequence[int]) -> np.ndarray:
+    def start(self, encoder_states: np.ndarray, prefix: Sequence[int], padded_positions: int) -> np.ndarray:
+        """The HEF's encoder input is fixed: the states are zero-padded to its size whatever ``padded_positions``."""
+        if encoder_states.shape[1] > self.fixed_encoder_positions:
+            raise HailoWhisperError(
+                f"the decoder HEF takes {self.fixed_encoder_positions} encoder positions, the encoder gives "
+                f"{encoder_states.shape[1]}"
+            )
+        states = zero_pad(encoder_states, self.fixed_encoder_positions)
         states_shape = self._hef.input_shapes[self._states_name]
-        self._states = np.ascontiguousarray(encoder_states, dtype=np.float32).reshape(states_shape)
+        self._states = np.ascontiguousarray(states, dtype=np.float32).reshape(states_shape)
         self._ids[:] = 0
         self._ids[: len(prefix)] = prefix
         self._position = len(prefix) - 1

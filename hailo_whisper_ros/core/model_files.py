@@ -9,8 +9,10 @@ export as well as at ours::
       encoder_dynamic.onnx           any even frame count T <= 3000 -> [1, T/2, d]
       encoder_10s_hailo.onnx         (export --hailo) static NCHW [1, n_mels, 1, 1000] graph for the Hailo compiler
       decoder_model.onnx             input_ids [1, S], encoder_hidden_states [1, T, d]
+                                     (+ encoder_attention_bias [T] in ours, not in Optimum's)
                                      -> logits [1, S, V], present.{i}.{decoder,encoder}.{key,value}
       decoder_with_past_model.onnx   input_ids [1, 1], past_key_values.{i}.{decoder,encoder}.{key,value}
+                                     (+ encoder_attention_bias [T] in ours)
                                      -> logits [1, 1, V], present.{i}.decoder.{key,value}
       tokenizer.json
       hailo_whisper_model.json       ModelInfo below
@@ -43,6 +45,7 @@ LAST_HIDDEN_STATE = "last_hidden_state"
 INPUT_IDS = "input_ids"
 ENCODER_HIDDEN_STATES = "encoder_hidden_states"
 LOGITS = "logits"
+ENCODER_ATTENTION_BIAS = "encoder_attention_bias"  # ours only: see onnx_export.build_decoder
 
 
 def past_name(layer: int, kind: str, kv: str) -> str:

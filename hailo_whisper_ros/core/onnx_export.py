@@ -22,7 +22,7 @@ from hailo_whisper_ros.core import model_files as mf
 from hailo_whisper_ros.core.ct2_weights import WhisperWeights
 
 # Bump whenever the graphs change, so that existing exports are rebuilt.
-EXPORTER_VERSION = 2
+EXPORTER_VERSION = 3
 STAMP = "export_stamp.json"
 OPSET = 17
 IR_VERSION = 9  # what the Hailo Dataflow Compiler reads; ONNX Runtime reads it too
@@ -171,12 +171,13 @@ def cross_attention_cache(g: GraphBuilder, encoder_states: str, prefix: str) -> 
     return Cache(k, v)
 
 
-def cross_attention(g: GraphBuilder, x: str, prefix: str, cache: Cache) -> str:
+def cross_attention(g: GraphBuilder, x: str, prefix: str, cache: Cache, bias: str) -> str:
+    """``bias`` is added to the attention scores of each encoder position (encoder_attention_bias)."""
     width = g.tensors[f"{prefix}/linear_0/weight"].shape[0]
     heads = g.heads_of(prefix)
     normed = layer_norm(g, x, f"{prefix}/layer_norm")
     (q,) = split_heads(g, linear(g, normed, f"{prefix}/linear_0", scale_rows=width), 1, heads, width // heads)
-    context = attend(g, q, cache.key, cache.value, None, width)
+    context = attend(g, q, cache.key, cache.value, bias, width)
     return g.op("Add", [x, linear(g, context, f"{prefix}/linear_2")])
 
 
@@ -190,9 +191,9 @@ def encoder_layer(g: GraphBuilder, x: str, prefix: str) -> str:
     return mlp(g, x, f"{prefix}/ffn")
 
 
-def decoder_layer(g: GraphBuilder, x: str, prefix: str, mask: str, past: Cache | None, cross: Cache):
+def decoder_layer(g: GraphBuilder, x: str, prefix: str, mask: str, past: Cache | None, cross: Cache, bias: str):
     x, self_cache = self_attention(g, x, f"{prefix}/self_attention", past, mask)
-    x = cross_attention(g, x, f"{prefix}/attention", cross)
+    x = cross_attention(g, x, f"{prefix}/attention", cross, bias)
     return mlp(g, x, f"{prefix}/ffn"), self_cache
 
 
@@ -251,7 +252,11 @@ def build_decoder(weights: WhisperWeights, with_past: bool) -> onnx.ModelProto:
 
     Without past: input_ids [1, S] and encoder_hidden_states -> logits, self- and cross-attention caches.
     With past: input_ids [1, S] continue a cache of P positions (P read from the cache's shape) -> logits and the
-    grown self-attention cache; the cross-attention cache is only read."""
+    grown self-attention cache; the cross-attention cache is only read.
+
+    Both also take encoder_attention_bias [T] (not in Optimum's interface), added to the cross-attention scores. It
+    makes zero-padding the encoder output free: P zero positions all have key 0 (Whisper's key projection has no
+    bias) and value = the value bias, so they act exactly like one zero position whose score is raised by log(P)."""
     info = weights.info
     g = GraphBuilder(weights)
     tensors = weights.tensors
@@ -283,6 +288,7 @@ def build_decoder(weights: WhisperWeights, with_past: bool) -> onnx.ModelProto:
             for i in range(info.n_text_layer)
         ]
         start = g.const([0])
+    inputs.append(_tensor(mf.ENCODER_ATTENTION_BIAS, float_type, ["encoder_sequence_length"]))
 
     # The embedding is stored once, transposed, for the output projection; token lookup gathers its columns.
     embedding_t = g.weight(EMBEDDING_T, tensors["decoder/embeddings/weight"].T)
@@ -300,7 +306,9 @@ def build_decoder(weights: WhisperWeights, with_past: bool) -> onnx.ModelProto:
     mask = g.op("Where", [future, g.const(MASK_VALUE, np.float32), g.const(0.0, np.float32)])
 
     for layer in range(info.n_text_layer):
-        x, self_cache = decoder_layer(g, x, f"decoder/layer_{layer}", mask, past[layer], cross[layer])
+        x, self_cache = decoder_layer(
+            g, x, f"decoder/layer_{layer}", mask, past[layer], cross[layer], mf.ENCODER_ATTENTION_BIAS
+        )
         present = [(self_cache, "decoder")] + ([] if with_past else [(cross[layer], "encoder")])
         for cache, kind in present:
             names = [g.rename(cache.key, mf.present_name(layer, kind, "key")),

@@ -268,7 +268,7 @@ class Recognizer:
             t0 = time.perf_counter()
             mel = self.features.log_mel(audio[begin:end], n_frames=self._frames_for(end - begin))
             t1 = time.perf_counter()
-            states = self._pad(self.encoder.encode(mel), options)
+            states = self.encoder.encode(mel)
             t2 = time.perf_counter()
             decoded = greedy_decode(self.decoder, states, prefix, self.info, options, filters)
             t3 = time.perf_counter()
@@ -314,19 +314,6 @@ class Recognizer:
             return self.encoder.window_frames
         frames = frames_for(samples) + int(WINDOW_MARGIN_S * SAMPLE_RATE) // HOP_LENGTH
         return min(max(frames + frames % 2, MIN_DYNAMIC_WINDOW_FRAMES), self.encoder.max_frames)
-
-    def _pad(self, states: np.ndarray, options: DecodingOptions) -> np.ndarray:
-        """Zero-pad the encoder positions up to the decoder's fixed count, or else to options.pad_encoder_output_to."""
-        fixed = self.decoder.fixed_encoder_positions
-        target = fixed or options.pad_encoder_output_to
-        positions = states.shape[1]
-        if fixed and positions > fixed:
-            raise HailoWhisperError(f"the decoder takes {fixed} encoder positions, the encoder gives {positions}")
-        if positions >= target:
-            return states
-        padded = np.zeros((1, target, states.shape[2]), dtype=np.float32)
-        padded[:, :positions] = states
-        return padded
 
     def close(self) -> None:
         """Release NPU resources (HEFs, then the shared VDevice); CPU sessions go with the object."""
