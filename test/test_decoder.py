@@ -20,9 +20,13 @@ from hailo_whisper_ros.core.decoding import (
 from hailo_whisper_ros.core.evaluation import normalise
 from hailo_whisper_ros.core.model_files import (
     DECODER,
+    DECODER_CROSS_KV,
+    DECODER_WITH_PAST,
     ENCODER_ATTENTION_BIAS,
     ENCODER_HIDDEN_STATES,
     INPUT_IDS,
+    MODEL_INFO,
+    TOKENIZER,
     ModelInfo,
 )
 
@@ -185,6 +189,29 @@ def test_padding_by_attention_bias_equals_zero_padding(model_dir, info, decoder_
         np.testing.assert_allclose(biased, zeros, rtol=0, atol=0.5)
     else:
         np.testing.assert_allclose(biased, zeros, rtol=0, atol=2e-3)
+
+
+@pytest.mark.parametrize("decoder_dir", ["", "default_int8"])
+def test_starting_from_the_cross_kv_graph_equals_the_prefix_decoder(model_dir, info, decoder_dir, tmp_path):
+    """Ours (cross-attention cache graph + the step decoder from an empty cache) against Optimum's way (the prefix
+    decoder), the same decoder files otherwise: a folder beside no decoder_cross_kv.onnx gets the latter."""
+    optimum_style = tmp_path / "decoders"
+    optimum_style.mkdir()
+    for name in (DECODER, DECODER_WITH_PAST, TOKENIZER, MODEL_INFO):
+        (optimum_style / name).symlink_to(model_dir / decoder_dir / name)
+    ours, optimum = OnnxKvDecoder(model_dir / decoder_dir, info), OnnxKvDecoder(optimum_style, info)
+    assert (ours.start_file, optimum.start_file) == (DECODER_CROSS_KV, DECODER)
+    states = np.random.default_rng(2).standard_normal((1, 300, info.n_text_state)).astype(np.float32)
+    tokens = [info.sot, info.no_timestamps, 440, 995, 11]
+    runs = []
+    for decoder in (ours, optimum):
+        prefix_logits = decoder.start(states, tokens[:2], 1500)
+        runs.append(np.concatenate([prefix_logits, np.stack([decoder.step(t) for t in tokens[2:]])]))
+    if decoder_dir:  # INT8: activations quantized per call (see the test above)
+        assert (runs[0].argmax(-1) == runs[1].argmax(-1)).all()
+        np.testing.assert_allclose(runs[0], runs[1], rtol=0, atol=0.5)
+    else:
+        np.testing.assert_allclose(runs[0], runs[1], rtol=0, atol=2e-3)
 
 
 def test_kv_cache_step_work_stays_flat_as_the_sequence_grows(model_dir, info):

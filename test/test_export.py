@@ -47,7 +47,7 @@ def _session(path: Path):
 
 def test_every_file_of_the_layout_is_written_and_valid(exported):
     expected = {mf.ENCODER_30S, mf.ENCODER_10S, mf.ENCODER_DYNAMIC, mf.ENCODER_10S_HAILO, mf.DECODER,
-                mf.DECODER_WITH_PAST, mf.TOKENIZER, mf.MODEL_INFO}
+                mf.DECODER_WITH_PAST, mf.DECODER_CROSS_KV, mf.TOKENIZER, mf.MODEL_INFO}
     expected |= {f"{mf.INT8_SUBDIR}/{name}" for name in (mf.DECODER, mf.DECODER_WITH_PAST, mf.TOKENIZER, mf.MODEL_INFO)}
     assert set(_model_files(exported)) == expected
     for path in sorted(exported.rglob("*.onnx")):

@@ -14,6 +14,9 @@ export as well as at ours::
       decoder_with_past_model.onnx   input_ids [1, 1], past_key_values.{i}.{decoder,encoder}.{key,value}
                                      (+ encoder_attention_bias [T] in ours)
                                      -> logits [1, 1, V], present.{i}.decoder.{key,value}
+      decoder_cross_kv.onnx          (ours) encoder_hidden_states [1, T, d] -> present.{i}.encoder.{key,value}:
+                                     with it, decoder_with_past alone runs the prefix too (from an empty
+                                     self-attention cache), so decoder_model.onnx need not be loaded
       tokenizer.json
       hailo_whisper_model.json       ModelInfo below
       default_int8/                  the two decoders, dynamically quantized to INT8, plus copies of
@@ -35,6 +38,7 @@ ENCODER_DYNAMIC = "encoder_dynamic.onnx"
 ENCODER_10S_HAILO = "encoder_10s_hailo.onnx"
 DECODER = "decoder_model.onnx"
 DECODER_WITH_PAST = "decoder_with_past_model.onnx"
+DECODER_CROSS_KV = "decoder_cross_kv.onnx"
 TOKENIZER = "tokenizer.json"
 MODEL_INFO = "hailo_whisper_model.json"
 INT8_SUBDIR = "default_int8"

@@ -22,7 +22,7 @@ from hailo_whisper_ros.core import model_files as mf
 from hailo_whisper_ros.core.ct2_weights import WhisperWeights
 
 # Bump whenever the graphs change, so that existing exports are rebuilt.
-EXPORTER_VERSION = 3
+EXPORTER_VERSION = 4
 STAMP = "export_stamp.json"
 OPSET = 17
 IR_VERSION = 9  # what the Hailo Dataflow Compiler reads; ONNX Runtime reads it too
@@ -320,6 +320,22 @@ def build_decoder(weights: WhisperWeights, with_past: bool) -> onnx.ModelProto:
     return g.graph("whisper_decoder_with_past" if with_past else "whisper_decoder", inputs, outputs)
 
 
+def build_cross_kv(weights: WhisperWeights) -> onnx.ModelProto:
+    """Encoder states -> the cross-attention caches of every decoder layer (decoder_model.onnx's present.*.encoder.*
+    outputs), so that decoder_with_past_model.onnx can run the prefix without decoder_model.onnx."""
+    info = weights.info
+    g = GraphBuilder(weights)
+    heads, head_dim = info.n_text_head, info.n_text_state // info.n_text_head
+    outputs = []
+    for layer in range(info.n_text_layer):
+        cache = cross_attention_cache(g, mf.ENCODER_HIDDEN_STATES, f"decoder/layer_{layer}/attention")
+        for tensor, kv in ((cache.key, "key"), (cache.value, "value")):
+            name = g.rename(tensor, mf.present_name(layer, "encoder", kv))
+            outputs.append(_tensor(name, TensorProto.FLOAT, [1, heads, "encoder_sequence_length", head_dim]))
+    states = _tensor(mf.ENCODER_HIDDEN_STATES, TensorProto.FLOAT, [1, "encoder_sequence_length", info.n_audio_state])
+    return g.graph("whisper_decoder_cross_kv", [states], outputs)
+
+
 # --- model directory ----------------------------------------------------------------------------------------------
 
 
@@ -403,8 +419,8 @@ def hailo_encoder_difference(directory: Path, n_mels: int) -> float:
 
 
 def expected_files(hailo: bool) -> list[str]:
-    files = [mf.ENCODER_30S, mf.ENCODER_10S, mf.ENCODER_DYNAMIC, mf.DECODER, mf.DECODER_WITH_PAST, mf.TOKENIZER,
-             mf.MODEL_INFO]
+    files = [mf.ENCODER_30S, mf.ENCODER_10S, mf.ENCODER_DYNAMIC, mf.DECODER, mf.DECODER_WITH_PAST,
+             mf.DECODER_CROSS_KV, mf.TOKENIZER, mf.MODEL_INFO]
     files += [f"{mf.INT8_SUBDIR}/{name}" for name in (mf.DECODER, mf.DECODER_WITH_PAST, mf.TOKENIZER, mf.MODEL_INFO)]
     return files + ([mf.ENCODER_10S_HAILO] if hailo else [])
 
@@ -445,6 +461,7 @@ def export_model_dir(
         (mf.ENCODER_DYNAMIC, lambda: build_encoder(weights, None)),
         (mf.DECODER, lambda: build_decoder(weights, with_past=False)),
         (mf.DECODER_WITH_PAST, lambda: build_decoder(weights, with_past=True)),
+        (mf.DECODER_CROSS_KV, lambda: build_cross_kv(weights)),  # FP32, shared by the INT8 decoders
     ]
     if hailo:
         graphs.append((mf.ENCODER_10S_HAILO, lambda: build_encoder(weights, HAILO_FRAMES, hailo=True)))

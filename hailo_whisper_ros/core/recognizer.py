@@ -213,9 +213,11 @@ class Recognizer:
             if reason
         ]
         self.fallback_reason = "; ".join(reasons) if reasons else None
+        release_freed_memory()  # what loading parsed and copied is garbage now
         after_load = rss_mb()
         if config.warmup:
             self.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32), WARMUP_OPTIONS)
+            release_freed_memory()
         self.memory = MemoryFigures(before_load, after_load, rss_mb())
 
     def _create_decoder(self, decoder_dir: Path) -> tuple[DecoderSteps, str, str | None]:
