@@ -53,7 +53,7 @@ def dev_audio(speech_dev):
 
 @pytest.fixture(scope="session")
 def recognizer(model_dir):
-    """The default path: 10 s ONNX encoder + INT8 KV-cache decoder, loaded once per test session."""
+    """The default path: dynamic ONNX encoder + INT8 KV-cache decoder, loaded once per test session."""
     from hailo_whisper_ros.core.recognizer import Recognizer, RecognizerConfig
 
     return Recognizer(RecognizerConfig(model_dir))

@@ -296,14 +296,14 @@ def test_encoder_output_through_the_adapter_equals_the_onnx_encoder(
 
 
 def test_recognizer_on_the_hef_encoder_matches_the_cpu_10s_path(
-    model_dir, hailo_assets, install_hailo_platform, recognizer, dev_audio
+    model_dir, hailo_assets, install_hailo_platform, dev_audio
 ):
     install_hailo_platform(make_hailo_platform(hailo_assets.networks))
     on_npu = Recognizer(hef_config(model_dir, hailo_assets.folder))
     audio = dev_audio("jfk/jfk.flac")
     result = on_npu.transcribe(audio)
     assert (result.encoder_backend, result.fallback_reason) == ("hailo", None)
-    assert result.text == recognizer.transcribe(audio).text
+    assert result.text == Recognizer(RecognizerConfig(model_dir, encoder="10s")).transcribe(audio).text
     on_npu.close()
 
 

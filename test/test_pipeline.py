@@ -14,7 +14,7 @@ from hailo_whisper_ros import cli
 from hailo_whisper_ros.core.datasets import detect_layout, list_clips
 from hailo_whisper_ros.core.evaluation import normalise
 
-# Two short speech_dev clips that the default set-up (10 s encoder, INT8 decoders) transcribes word for word; the
+# Two short speech_dev clips that the default set-up (dynamic encoder, INT8 decoders) transcribes word for word; the
 # tests check that first, so a model change shows up as such and not as a scoring bug.
 WAIT = "librispeech_testclean_kw/1089-134691-0000.flac"
 WAIT_TEXT = "He could wait no longer."  # 5 words, 23 characters normalised
@@ -200,7 +200,7 @@ def test_reference_study_flags_map_to_the_recognizer_config(model_dir):
         return recognizer_config(cli.build_parser().parse_args(["pipeline", "--audio_file", "x.wav", *flags]))
 
     default = config()
-    assert (default.encoder, default.encoder_file, default.resolved_decoder_dir) == ("10s", None, model_dir / "default_int8")
+    assert (default.encoder, default.encoder_file, default.resolved_decoder_dir) == ("dynamic", None, model_dir / "default_int8")
     assert config("--encoder_onnx_file", "e10.onnx").encoder == "10s"
     assert config("--encoder_orig_onnx_file", "e30.onnx").encoder == "30s"
     assert config("--encoder-dynamic-onnx-file", "ed.onnx").encoder == "dynamic"

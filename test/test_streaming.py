@@ -28,8 +28,9 @@ from hailo_whisper_ros.core.streaming import (
 )
 from hailo_whisper_ros.core.vad import Segmenter, SpeechAudio, SpeechStarted, VadOptions
 
-# Eight speakers and recording conditions, 1.5 to 11.7 s; the 11.7 s one is longer than the 10 s encoder window
-# and must be cut, and several have pauses inside their sentences.
+# Eight speakers and recording conditions, 1.5 to 11.7 s; the 11.7 s one is longer than the 10 s max_speech_s of the
+# ROS configuration (and of the 10 s encoder) and must be cut, and several have pauses inside their sentences.
+MAX_SPEECH = VadOptions(max_speech_s=10.0)
 CLIPS = [
     "librispeech_testclean_fakebob61/61-70968-0016.wav",
     "lhotse_fixtures/LJ002-0020.wav",
@@ -63,7 +64,7 @@ class Run:
 
 
 def stream(recognizer, audio, chunk_samples, process_each_chunk=True, **options) -> Run:
-    transcriber = StreamingTranscriber(recognizer, **options)
+    transcriber = StreamingTranscriber(recognizer, **{"vad": MAX_SPEECH, **options})
     events = []
     for start in range(0, len(audio), chunk_samples):
         transcriber.feed(audio[start : start + chunk_samples])
@@ -118,7 +119,7 @@ def test_finals_reproduce_every_utterance_as_accurately_as_offline(recognizer, r
     offline_wer = word_errors(references, offline).wer
     streaming_wer = word_errors(references, streamed_text).wer
     assert streaming_wer <= offline_wer + 0.015, list(zip(map(normalise, streamed_text), map(normalise, offline)))
-    # The 11.7 s clip exceeds the 10 s encoder window: cut, and continued without a gap.
+    # The 11.7 s clip exceeds the VAD's max_speech_s (10 s): cut, and continued without a gap.
     long_clip = grouped[CLIPS.index("lhotse_fixtures/2412-153948-0000.flac")]
     assert len(long_clip) == 2 and long_clip[0].end_sample == long_clip[1].start_sample
 
@@ -334,7 +335,7 @@ def test_stable_prefix_is_the_agreed_leading_words():
     assert stable_prefix("say nothing.", "Say nothing of my") == "Say nothing"
 
 
-def segmented(audio, chunk_samples, vad=VadOptions(max_speech_s=10.0)):
+def segmented(audio, chunk_samples, vad=MAX_SPEECH):
     """(utterance id, event) as the ROS audio_subscriber node publishes them, per chunk of audio."""
     segmenter, utterance_id, chunks = Segmenter(vad), 0, []
     for start in range(0, len(audio), chunk_samples):

@@ -4,7 +4,7 @@ Its flags keep their names and meaning (``--encoder_hef_file``, ``--encoder_onnx
 ``--encoder_orig_onnx_file`` (30 s), ``--decoder_onnx_dir``, ``--decoder_hef_file``, ``--audio_file``,
 ``--audio_folder``, ``--num_iterations``, ``--decoder_assets_path``, ``--variant``, ``--multi_process_service``), so
 its command lines run unchanged apart from paths; each flag is also accepted with dashes. Without model flags the
-embedded default model runs: the 10 s encoder and the INT8 decoders.
+embedded default model runs: the dynamic-length encoder and the INT8 decoders.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def decoding_options(args: argparse.Namespace):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    model = parser.add_argument_group("model (default: the embedded model's 10 s encoder and INT8 decoders)")
+    model = parser.add_argument_group("model (default: the embedded model's dynamic encoder and INT8 decoders)")
     add_flag(model, "model_dir", type=Path, metavar="DIR",
              help="exported model directory (default: the embedded tiny.en model, exported on first use)")
     encoders = model.add_mutually_exclusive_group()
@@ -91,7 +91,7 @@ def recognizer_config(args: argparse.Namespace):
     from hailo_whisper_ros.core.hailo import HailoDeviceOptions
     from hailo_whisper_ros.core.recognizer import RecognizerConfig
 
-    encoder, encoder_file = "10s", None
+    encoder, encoder_file = "dynamic", None
     for flag, kind in (("encoder_hef_file", "hef"), ("encoder_onnx_file", "10s"),
                        ("encoder_orig_onnx_file", "30s"), ("encoder_dynamic_onnx_file", "dynamic")):
         if getattr(args, flag) is not None:

@@ -19,7 +19,7 @@ from hailo_whisper_ros.core import HailoWhisperError
 
 HELP = "stream real speech and silence for M minutes through the recognizer and account for every utterance"
 
-ENCODERS = ("10s", "30s", "dynamic")
+ENCODERS = ("dynamic", "10s", "30s")
 DEFAULT_DATASET = Path(__file__).resolve().parents[3] / "shared" / "data" / "speech_dev"
 ROS_NODE_EXECUTABLE = "speech_recognition"
 ROS_DISCOVERY_TIMEOUT_S = 30.0
@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"speech clips with references, cycled (default: {DEFAULT_DATASET})")
     parser.add_argument("--model-dir", type=Path, metavar="DIR",
                         help="exported model directory (default: the default model, tiny.en)")
-    parser.add_argument("--encoder", choices=ENCODERS, default="10s", help="CPU encoder (default: 10s)")
+    parser.add_argument("--encoder", choices=ENCODERS, default="dynamic", help="CPU encoder (default: dynamic)")
     parser.add_argument("--progress-s", type=positive_float, default=30.0, metavar="S",
                         help="print a progress line every S seconds of wall time (default: 30)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the figures to this JSON file")

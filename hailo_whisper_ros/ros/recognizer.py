@@ -41,8 +41,9 @@ class ModelParameters:
     dir: str = ""
     """Exported model directory (see `hailo-whisper export`); empty: the default tiny.en model."""
 
-    encoder: str = "10s"
-    """Encoder: 'hef' (Hailo NPU, falling back to the 10 s ONNX encoder on the CPU), '10s', '30s' or 'dynamic'."""
+    encoder: str = "dynamic"
+    """Encoder: 'hef' (Hailo NPU, falling back to the 10 s ONNX encoder on the CPU), 'dynamic' (ONNX on the CPU,
+    the utterance's length and at least 6 s), '10s' or '30s'."""
 
     encoder_file: str = ""
     """An encoder file overriding the model directory's: the compiled .hef for 'hef', else an encoder ONNX."""

@@ -349,7 +349,7 @@ def damaged_model_dir(model_dir: Path, tmp_path: Path, damage: str) -> tuple[Pat
     copying 350 MB."""
     if damage == "no directory":
         return Path("/nonexistent/tiny.en"), "/nonexistent/tiny.en"
-    damaged = {"missing file": "encoder_10s.onnx", "truncated file": "default_int8/decoder_with_past_model.onnx"}[damage]
+    damaged = {"missing file": "encoder_dynamic.onnx", "truncated file": "default_int8/decoder_with_past_model.onnx"}[damage]
     copy = tmp_path / "model"
     for source in model_dir.rglob("*"):
         target = copy / source.relative_to(model_dir)
