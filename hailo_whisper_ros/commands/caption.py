@@ -6,14 +6,11 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
-
-from hailo_whisper_ros.core import HailoWhisperError
 
 HELP = "caption a sound file as a live stream (partial and final lines), then print the captioning figures"
 
-ENCODERS = ("10s", "30s", "dynamic")
+ENCODERS = ("dynamic", "10s", "30s")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,87 +31,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="exported model directory (default: $HAILO_WHISPER_MODEL_DIR, else the source tree's models/tiny.en, "
         "else tiny.en exported to ~/.cache/hailo_whisper_ros on first use)",
     )
-    parser.add_argument("--encoder", choices=ENCODERS, default="10s", help="CPU encoder (default: 10s)")
+    parser.add_argument("--encoder", choices=ENCODERS, default="dynamic", help="CPU encoder (default: dynamic)")
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from hailo_whisper_ros.core.audio import SAMPLE_RATE, load_audio
+    from hailo_whisper_ros.core.audio import load_audio
+    from hailo_whisper_ros.core.captioning import caption_stream
     from hailo_whisper_ros.core.model_store import resolve_model_dir
     from hailo_whisper_ros.core.recognizer import Recognizer, RecognizerConfig
-    from hailo_whisper_ros.core.streaming import StreamingOptions, StreamingTranscriber
+    from hailo_whisper_ros.core.streaming import StreamingOptions
 
-    if not 5 <= args.chunk_ms <= 10000:
-        raise HailoWhisperError(f"--chunk-ms must be in [5, 10000], not {args.chunk_ms}")
     streaming = StreamingOptions() if args.partial_interval_ms is None else StreamingOptions(args.partial_interval_ms)
     audio = load_audio(args.file)
     model_dir = resolve_model_dir(args.model_dir)
     recognizer = Recognizer(RecognizerConfig(model_dir, encoder=args.encoder))
-    transcriber = StreamingTranscriber(recognizer, streaming=streaming)
-    printer = CaptionPrinter(sys.stdout)
+    captions = caption_stream(recognizer, audio, streaming, args.chunk_ms, args.realtime, CaptionPrinter(sys.stdout).show)
 
-    chunk = args.chunk_ms * SAMPLE_RATE // 1000
-    chunk_s = chunk / SAMPLE_RATE
-    n_chunks = -(-len(audio) // chunk)
-    finals = []
-    delays_after_speech_ms = []  # real time only: from the end of the speech to its final on screen
-    processing_s = 0.0
-    fed = 0
-    started = time.perf_counter()
-    while fed < n_chunks:
-        # Real time: a chunk can be fed once its last sample was "recorded"; everything due is fed before the
-        # worker runs, so a slow worker finds a backlog, as it would behind a microphone.
-        due = min(int((time.perf_counter() - started) / chunk_s), n_chunks) if args.realtime else fed + 1
-        if due <= fed:
-            time.sleep(max(started + (fed + 1) * chunk_s - time.perf_counter(), 0.0))
-            continue
-        work_started = time.perf_counter()
-        for index in range(fed, due):
-            transcriber.feed(audio[index * chunk : (index + 1) * chunk])
-        fed = due
-        events = transcriber.process_pending() if fed < n_chunks else transcriber.flush()
-        processing_s += time.perf_counter() - work_started
-        for event in events:
-            printer.show(event)
-            if event.kind == "final" and event.text:  # an empty final held no speech
-                finals.append(event)
-                delays_after_speech_ms.append((time.perf_counter() - started - event.speech_end_s) * 1e3)
-
-    stats = transcriber.stats()
-    audio_s = len(audio) / SAMPLE_RATE
-    memory = recognizer.memory
-    full_segments = stats.utterances + stats.no_speech_rejections  # one decode per final
-    figures = {
-        "audio_s": audio_s,
-        "model_memory_mb": memory.after_warmup_mb - memory.before_load_mb,
-        "inference_calls": stats.inference_calls,
-        # Every other successful decode was of a part of an utterance (a partial, or a pause that went on).
-        "partial_segments": stats.inference_calls - stats.errors - full_segments,
-        "full_segments": full_segments,
-        "finals_decoded_in_pause": stats.finals_precomputed,
-        "frames_transcribed": stats.frames_transcribed,
-        "speech_s_transcribed": stats.speech_s_transcribed,
-        "inference_s": stats.inference_s,
-        "processing_s": processing_s,
-        "rtfx": audio_s / processing_s if processing_s else 0.0,
-        "final_latency_p50_ms": stats.final_latency_p50_ms,
-        "final_latency_p95_ms": stats.final_latency_p95_ms,
-        "partial_events": stats.partials,
-        "partials_skipped": stats.partials_skipped,
-        "no_speech_rejections": stats.no_speech_rejections,
-        "errors": stats.errors,
-        "audio_dropped_s": stats.audio_dropped_s,
-    }
-    if args.realtime and finals:
-        # What a listener waits for: the VAD's min_silence_ms, then the latency above.
-        figures["final_delay_after_speech_p50_ms"] = float(np.percentile(delays_after_speech_ms, 50))
-        figures["final_delay_after_speech_p95_ms"] = float(np.percentile(delays_after_speech_ms, 95))
     pace = "real time" if args.realtime else "as fast as possible"
     partials = f"partials every {streaming.partial_interval_ms} ms" if streaming.partial_interval_ms else "no partials"
     print(f"\ncaptioning figures ({model_dir.name}, encoder {args.encoder} on {recognizer.encoder_backend}, "
           f"{partials}, fed {pace} in {args.chunk_ms} ms chunks):")
-    print(format_figures(figures))
+    print(format_figures(captions.figures))
     if args.json:
         report = {
             "finals": [
@@ -125,10 +62,10 @@ def run(args: argparse.Namespace) -> int:
                     "end_s": round(event.speech_end_s, 3),
                     "latency_ms": round(event.latency_ms, 1),
                 }
-                for event in finals
+                for event in captions.finals
             ],
-            "partials": stats.partials,
-            "figures": figures,
+            "partials": captions.stats.partials,
+            "figures": captions.figures,
         }
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0

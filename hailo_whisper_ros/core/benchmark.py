@@ -69,9 +69,13 @@ class RecognizerEngine:
         self.options = options
         self.recognizer = Recognizer(config)
         self.fallback_reason = self.recognizer.fallback_reason
+        self.decoder_steps = 0  # one-token decoder steps over every transcription so far ...
+        self.decoder_steps_ms = 0.0  # ... and their time
 
     def transcribe(self, audio: np.ndarray) -> tuple[str, float | None, float | None]:
         result = self.recognizer.transcribe(audio, self.options)
+        self.decoder_steps += result.timings.decoder_steps
+        self.decoder_steps_ms += result.timings.per_token_ms * result.timings.decoder_steps
         return result.text, result.timings.encoder_ms, result.timings.decoder_ms
 
 
@@ -382,6 +386,45 @@ def _peak_memory_child() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- context
+
+
+def encoder_flops(info, frames: int) -> float:
+    """Floating-point operations (multiply and add counted apart) of one Whisper encoder call on ``frames`` mel
+    frames: the two convolutions, then per layer the projections (QKV, output: 4 d^2 per position), the MLP (8 d^2)
+    and attention (2 T^2 d for scores and for the weighted sum)."""
+    d, positions = info.n_audio_state, frames // 2
+    convolutions = 2 * 3 * info.n_mels * d * frames + 2 * 3 * d * d * positions
+    per_layer = 2 * positions * 12 * d * d + 2 * 2 * positions * positions * d
+    return float(convolutions + info.n_audio_layer * per_layer)
+
+
+def gemm_seconds(size: int, threads: int, repeats: int = 20) -> float:
+    """Median time of a size x size FP32 matrix product in ONNX Runtime with ``threads`` threads: the yardstick
+    of what this machine's cores reach, measured in the same run as the figures it is compared with."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.standard_normal((size, size)).astype(np.float32), "b")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])], "gemm",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [size, size])],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])], [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    a = rng.standard_normal((size, size)).astype(np.float32)
+    session.run(None, {"a": a})
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        session.run(None, {"a": a})
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
 
 
 def machine_info(threads: int) -> dict:
