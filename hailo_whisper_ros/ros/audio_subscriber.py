@@ -78,7 +78,8 @@ class AudioSubscriberNode(Node):
         binder = ParameterBinder(self)
         audio_format = binder.add("audio_format", AudioFormat(), AUDIO_FORMAT_SPECS)
         self.options = binder.add("options", AudioSubscriberOptions(), AUDIO_OPTIONS_SPECS)
-        # Utterances fit the default 10 s encoder window; longer speech is cut at a quiet point and goes on.
+        # Utterances of at most 10 s fit every encoder window (the HEFs' too) and keep partials and finals quick;
+        # longer speech is cut at a quiet point and goes on.
         vad_options = binder.add("vad", VadOptions(max_speech_s=10.0), VAD_SPECS)
         binder.on_change(self._on_options)
 
