@@ -21,12 +21,14 @@ from hailo_whisper_ros.core.streaming import (
     ARRIVAL_PAUSE_S,
     FINAL,
     PARTIAL,
+    SpeechPaused,
     StreamingOptions,
     StreamingTranscriber,
     UtteranceTranscriber,
+    final_decode_pause,
     stable_prefix,
 )
-from hailo_whisper_ros.core.vad import Segmenter, SpeechAudio, SpeechStarted, VadOptions
+from hailo_whisper_ros.core.vad import Segmenter, SpeechAudio, SpeechEnded, SpeechStarted, VadOptions
 
 # Eight speakers and recording conditions, 1.5 to 11.7 s; the 11.7 s one is longer than the 10 s max_speech_s of the
 # ROS configuration (and of the 10 s encoder) and must be cut, and several have pauses inside their sentences.
@@ -399,6 +401,33 @@ def test_utterance_transcriber_decodes_in_the_pause_and_drops_exactly_when_behin
     stats = transcriber.stats()
     assert seconds(stats.audio_dropped_s) == rest_audio
     assert seconds(stats.audio_in_s) == seconds(stats.audio_processed_s) + rest_audio
+
+
+def test_a_pause_told_by_the_segmenter_owner_has_the_final_decoded_before_the_end(recognizer, recording):
+    """As the audio_subscriber node does: once the segmenter's pause reaches final_decode_pause, a SpeechPaused goes
+    to the UtteranceTranscriber, which decodes at once (no waiting for the audio to stop arriving); the end then
+    finds its final ready."""
+    vad = MAX_SPEECH
+    segmenter = Segmenter(vad)
+    transcriber = UtteranceTranscriber(recognizer, DecodingOptions(), NO_PARTIALS)
+    first_utterance = recording.audio[: recording.clips[1].speech_start]
+    told, pauses, finals = [], [], []
+    for start in range(0, len(first_utterance), seconds(0.1)):
+        for event in segmenter.feed(first_utterance[start : start + seconds(0.1)]):
+            transcriber.submit(1, event)
+            if isinstance(event, SpeechEnded):
+                assert told and transcriber.stats().inference_calls == 1  # decoded on the hint, before the end
+                finals += transcriber.process_pending()
+                assert "vexed" in normalise(finals[0].text) and transcriber.stats().finals_precomputed == 1
+        pauses.append(segmenter.pause_samples)
+        if segmenter.pause_samples >= final_decode_pause(vad, None) and not told:
+            told.append(segmenter.released)
+            transcriber.submit(1, SpeechPaused(segmenter.released))
+            assert transcriber.process_pending() == []  # no partials: the decode is kept for the final
+            assert transcriber.stats().inference_calls == 1
+    # One final; the hint came in the pause that ended it, its audio complete (the pad included).
+    assert len(finals) == 1 and told == [finals[0].end_sample]
+    assert max(pauses) >= final_decode_pause(vad, None) > seconds(vad.speech_pad_ms / 1000)
 
 
 def test_caption_command_prints_lines_and_writes_the_figures(model_dir, recording, tmp_path, capsys):

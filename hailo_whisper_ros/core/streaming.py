@@ -18,7 +18,8 @@ A final's decode does not have to wait for the end-of-utterance decision: in a p
 silence beyond its pad, so the utterance's audio is already complete while the VAD waits out ``min_silence_ms``.
 It is decoded then, and the final reuses that decode if no audio joined the utterance since; when partials are on,
 such a decode is published as a partial too. StreamingTranscriber sees the pause in the VAD and starts the decode
-as late as the recent decode times allow; UtteranceTranscriber sees it as audio that stopped arriving.
+as late as the recent decode times allow; UtteranceTranscriber is told by the segmenter's owner (a SpeechPaused
+submitted when ``final_decode_pause`` is reached), or else sees it as audio that stopped arriving.
 
 Utterances never exceed the encoder window (StreamingTranscriber lowers ``max_speech_s`` to it), so a decode is one
 encoder pass. Sample positions count from the first sample of the stream, dropped audio included, so they stay
@@ -68,13 +69,35 @@ DECODE_TIME_SMOOTHING = 0.2
 # ... but no earlier than this fraction of the pause that the segmenter waits through before it ends an utterance
 # (beyond the pad): on a slow machine, earlier starts would mostly decode pauses inside sentences.
 MAX_LOOKAHEAD_FRACTION = 0.5
-# UtteranceTranscriber takes an open utterance whose audio stopped arriving this long ago to be in a pause: longer
+# Without a SpeechPaused, UtteranceTranscriber takes an open utterance whose audio stopped arriving this long ago to be
+# in a pause: longer
 # than the gaps between the segmenter's releases during speech (one audio message of the source, typically 10 to
 # 100 ms), shorter than min_silence_ms minus speech_pad_ms (400 ms by default).
 ARRIVAL_PAUSE_S = 0.25
 # Speech probabilities kept for locating the speech inside an utterance: longer than the longest utterance (the
 # 30 s encoder window plus the pads before its start).
 PROBABILITY_HISTORY_S = 32.0
+
+@dataclass(frozen=True)
+class SpeechPaused:
+    """Submitted to UtteranceTranscriber by the segmenter's owner: the open utterance's audio ends at stream sample
+    ``end`` and its pause has reached ``final_decode_pause``, so its final may be decoded now."""
+
+    end: int
+
+
+def final_decode_pause(options: VadOptions, decode_s: float | None) -> int:
+    """Pause (stream samples, counted from its first silent window) from which an utterance's decode may start as
+    its final: when the rest of the pause before the segmenter's decision (at min_silence_ms) is about the time a
+    decode takes (``decode_s``, with a margin; None: unknown), but not before MAX_LOOKAHEAD_FRACTION of the pause
+    beyond the pad: earlier starts would decode more pauses that do not end the utterance."""
+    pad = int(round(options.speech_pad_ms * SAMPLE_RATE / 1000))
+    min_silence = int(round(options.min_silence_ms * SAMPLE_RATE / 1000))
+    lookahead = int(MAX_LOOKAHEAD_FRACTION * (min_silence - pad))
+    if decode_s is not None:
+        lookahead = min(lookahead, int(DECODE_TIME_MARGIN * decode_s * SAMPLE_RATE) + STEP_SAMPLES)
+    return min_silence - lookahead
+
 
 PARTIAL = "partial"
 FINAL = "final"
@@ -649,9 +672,7 @@ class StreamingTranscriber(_QueuedTranscriber):
 
         The segmenter holds back the audio of a pause beyond speech_pad_ms, so in a pause the stream has moved past
         the utterance's audio (and the VAD hears silence); if the pause reaches min_silence_ms, the utterance ends
-        with exactly this audio. The decode starts when the rest of the pause is about the time a decode takes (the
-        recent average, with a margin), but not before MAX_LOOKAHEAD_FRACTION of it: earlier starts would decode
-        more pauses that do not end the utterance."""
+        with exactly this audio. When to start: final_decode_pause, with the recent average decode time."""
         utterance = self._recognition.utterance
         options = self._segmenter.options
         if utterance is None or self._position <= utterance.end:
@@ -659,13 +680,8 @@ class StreamingTranscriber(_QueuedTranscriber):
         if self._vad.latest_probability >= options.silence_threshold:
             return False
         pad = int(round(options.speech_pad_ms * SAMPLE_RATE / 1000))
-        min_silence = int(round(options.min_silence_ms * SAMPLE_RATE / 1000))
-        lookahead = min(
-            int(DECODE_TIME_MARGIN * self._recognition.recent_decode_s * SAMPLE_RATE) + STEP_SAMPLES,
-            int(MAX_LOOKAHEAD_FRACTION * (min_silence - pad)),
-        )
         pause = self._position - (utterance.end - pad)
-        return pause >= min_silence - lookahead
+        return pause >= final_decode_pause(options, self._recognition.recent_decode_s)
 
     def _speech_span(self, start: int, end: int) -> tuple[int, int]:
         return self._vad.speech_span(start, end, self._segmenter.options.threshold)
@@ -682,7 +698,7 @@ class StreamingTranscriber(_QueuedTranscriber):
 class _SubmittedEvent:
     index: int  # submission order
     utterance_id: int
-    event: SegmenterEvent
+    event: SegmenterEvent | SpeechPaused
     submitted_at: float  # time.perf_counter() at submit()
 
 
@@ -707,9 +723,10 @@ class UtteranceTranscriber(_QueuedTranscriber):
         self._worker_generation = 0
         self._last_audio_at = 0.0  # when the open utterance's latest audio was submitted
 
-    def submit(self, utterance_id: int, event: SegmenterEvent) -> None:
-        """Queue one segmenter event of utterance ``utterance_id`` (cheap; the audio is not copied)."""
-        if not isinstance(event, (SpeechStarted, SpeechAudio, SpeechEnded)):
+    def submit(self, utterance_id: int, event: SegmenterEvent | SpeechPaused) -> None:
+        """Queue one segmenter event, or a SpeechPaused, of utterance ``utterance_id`` (cheap; the audio is not
+        copied)."""
+        if not isinstance(event, (SpeechStarted, SpeechAudio, SpeechEnded, SpeechPaused)):
             raise HailoWhisperError(f"submit() takes the segmenter's events, not {type(event).__name__}")
         samples = len(event.audio) if isinstance(event, SpeechAudio) else 0
         with self._lock:
@@ -774,6 +791,10 @@ class UtteranceTranscriber(_QueuedTranscriber):
                 with self._lock:
                     self._processed -= len(event.audio)
                     self._dropped += len(event.audio)
+        elif isinstance(event, SpeechPaused):
+            # The decode that the end will most likely reuse; not when behind (more audio may be queued after).
+            if is_open and event.end == utterance.end and self._queued == 0:
+                self._append(recognition.decode_if_due(self._queued, in_pause=True), events)
         elif is_open:
             self._append(recognition.finish(submitted.submitted_at), events)
 

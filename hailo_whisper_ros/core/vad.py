@@ -231,6 +231,19 @@ class Segmenter:
         self._released = 0  # utterance audio sent up to here
         self._recent: deque[tuple[int, float, float]] = deque()  # (window start, probability, energy)
 
+    @property
+    def pause_samples(self) -> int:
+        """How long the pause in the open utterance has lasted (stream samples), 0 outside a pause. Beyond
+        ``speech_pad_ms`` its audio is held back: the utterance is complete unless speech resumes."""
+        if not (self._in_utterance and self._started) or self._silence_start is None:
+            return 0
+        return self._received - self._silence_start
+
+    @property
+    def released(self) -> int:
+        """The stream sample up to which the open utterance's audio has been sent in SpeechAudio events."""
+        return self._released
+
     def feed(self, audio: np.ndarray) -> list[SegmenterEvent]:
         """Process the next chunk of the stream; returns the events it caused, in order."""
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)

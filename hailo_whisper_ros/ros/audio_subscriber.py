@@ -20,6 +20,7 @@ from std_srvs.srv import SetBool
 
 from hailo_whisper_ros.core import HailoWhisperError
 from hailo_whisper_ros.core.audio_input import AudioFormat, AudioFrontEnd, bytes_per_second
+from hailo_whisper_ros.core.streaming import SpeechPaused, final_decode_pause
 from hailo_whisper_ros.core.vad import Segmenter, SpeechStarted, VadOptions
 from hailo_whisper_ros.ros import diagnostics
 from hailo_whisper_ros.ros.parameters import ParameterBinder, ParameterSpec
@@ -97,6 +98,7 @@ class AudioSubscriberNode(Node):
         self.last_stamp_ns: int | None = None  # audio_stamped's latest header stamp
         self.stamps_backwards = 0
         self.utterance_id = 0
+        self.pause_told = False  # the current pause was announced on `speech`
         self.utterances = 0
         self.speech_s = 0.0
         self.running = True
@@ -193,6 +195,7 @@ class AudioSubscriberNode(Node):
             self._warn_new_rejections(rejected_before, "")
             if len(samples):
                 self._publish(self.segmenter.feed(samples))
+                self._tell_pause()
         elif kind == "format":
             info = item[1]
             rejected_before = self.front_end.rejected.copy()
@@ -214,6 +217,17 @@ class AudioSubscriberNode(Node):
         several kinds, NaN and a partial frame say)."""
         for kind in self.front_end.rejected - rejected_before:
             self.log.warn(kind, prefix + self.front_end.reasons[kind])
+
+    def _tell_pause(self) -> None:
+        """Once per pause, when it is long enough that the recognizer should decode the utterance as its final,
+        say so on `speech` (the recognizer knows nothing of the VAD: without this it waits for the audio to stop
+        arriving, too late to have the final ready when the end comes)."""
+        pause = self.segmenter.pause_samples
+        if pause == 0:
+            self.pause_told = False
+        elif not self.pause_told and pause >= final_decode_pause(self.segmenter.options, None):
+            self.pause_told = True
+            self.speech_pub.publish(to_message(self.utterance_id, SpeechPaused(self.segmenter.released)))
 
     def _publish(self, events) -> None:
         for event in events:
