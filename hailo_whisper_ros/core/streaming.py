@@ -70,13 +70,13 @@ DECODE_TIME_SMOOTHING = 0.2
 # (beyond the pad): on a slow machine, earlier starts would mostly decode pauses inside sentences.
 MAX_LOOKAHEAD_FRACTION = 0.5
 # Without a SpeechPaused, UtteranceTranscriber takes an open utterance whose audio stopped arriving this long ago to be
-# in a pause: longer
-# than the gaps between the segmenter's releases during speech (one audio message of the source, typically 10 to
-# 100 ms), shorter than min_silence_ms minus speech_pad_ms (400 ms by default).
+# in a pause: longer than the gaps between the segmenter's releases during speech (one audio message of the source,
+# typically 10 to 100 ms), shorter than min_silence_ms minus speech_pad_ms (400 ms by default).
 ARRIVAL_PAUSE_S = 0.25
 # Speech probabilities kept for locating the speech inside an utterance: longer than the longest utterance (the
 # 30 s encoder window plus the pads before its start).
 PROBABILITY_HISTORY_S = 32.0
+
 
 @dataclass(frozen=True)
 class SpeechPaused:
