@@ -275,6 +275,18 @@ def hef_config(model_dir, folder, **overrides):
     return RecognizerConfig(model_dir, **settings)
 
 
+def sequence_decoder_config(model_dir, folder, **overrides):
+    """Encoder and decoder HEFs, with the decoder's host-side assets (token and positional embeddings)."""
+    return hef_config(
+        model_dir,
+        folder,
+        decoder_hef_file=folder / "decoder.hef",
+        decoder_hef_token_embedding=folder / "token_embedding_weight_tiny.npy",
+        decoder_hef_positional_embedding=folder / "onnx_add_input_tiny.npy",
+        **overrides,
+    )
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Data flow through the adapter
 # ---------------------------------------------------------------------------------------------------------------
@@ -312,15 +324,8 @@ def test_sequence_decoder_hef_decodes_like_the_onnx_decoder(
 ):
     platform = install_hailo_platform(make_hailo_platform(hailo_assets.networks))
     folder = hailo_assets.folder
-    config = hef_config(
-        model_dir,
-        folder,
-        decoder_hef_file=folder / "decoder.hef",
-        decoder_hef_token_embedding=folder / "token_embedding_weight_tiny.npy",
-        decoder_hef_positional_embedding=folder / "onnx_add_input_tiny.npy",
-        hailo_device=HailoDeviceOptions(multi_process_service=True, group_id="SHARED"),
-    )
-    all_on_npu = Recognizer(config)
+    shared_device = HailoDeviceOptions(multi_process_service=True, group_id="SHARED")
+    all_on_npu = Recognizer(sequence_decoder_config(model_dir, folder, hailo_device=shared_device))
     assert (all_on_npu.decoder.max_positions, all_on_npu.decoder.fixed_encoder_positions) == (SEQUENCE, 500)
     cpu_decoder = Recognizer(hef_config(model_dir, folder, decoder_dir=model_dir))  # FP32 ONNX decoders
     audio = dev_audio("ljspeech_coqui/LJ001-0002.wav")  # "in being comparatively modern."
@@ -339,14 +344,7 @@ def test_sequence_decoder_hef_decodes_like_the_onnx_decoder(
 
 def test_sequence_decoder_stops_at_its_fixed_length(model_dir, hailo_assets, install_hailo_platform, dev_audio):
     install_hailo_platform(make_hailo_platform(hailo_assets.networks))
-    folder = hailo_assets.folder
-    config = hef_config(
-        model_dir,
-        folder,
-        decoder_hef_file=folder / "decoder.hef",
-        decoder_hef_token_embedding=folder / "token_embedding_weight_tiny.npy",
-        decoder_hef_positional_embedding=folder / "onnx_add_input_tiny.npy",
-    )
+    config = sequence_decoder_config(model_dir, hailo_assets.folder)
     result = Recognizer(config).transcribe(dev_audio("lhotse_fixtures/2412-153948-0000.flac")[: 9 * 16000])
     assert len(result.tokens) == SEQUENCE - 2  # the forced prefix takes two of the 32 positions
 

@@ -120,14 +120,19 @@ def run(args: argparse.Namespace) -> int:
 
 def _offline(args, model_dir: Path, info, clips, audio, targets, details) -> list[Figure]:
     """Targets 1 and 2: our default set-up and faster-whisper int8, interleaved on the clips."""
-    from hailo_whisper_ros.commands.compare import _ct2_model_dir
-    from hailo_whisper_ros.core.benchmark import FasterWhisperEngine, RecognizerEngine, run_interleaved, summarise
+    from hailo_whisper_ros.core.benchmark import (
+        FasterWhisperEngine,
+        RecognizerEngine,
+        ct2_model_dir,
+        run_interleaved,
+        summarise,
+    )
     from hailo_whisper_ros.core.decoding import DecodingOptions
     from hailo_whisper_ros.core.recognizer import RecognizerConfig
 
     ours = RecognizerEngine("ours", RecognizerConfig(model_dir, threads=args.threads), DecodingOptions())
     engines = [ours]
-    ct2_dir, unavailable = _ct2_model_dir(argparse.Namespace(ct2_model_dir=None), info)
+    ct2_dir, unavailable = ct2_model_dir(None, info)
     if "1" in targets and ct2_dir is not None:
         engines.append(FasterWhisperEngine("faster-whisper int8", ct2_dir, "int8", args.threads, "en"))
     print(f"target 1/2: {' and '.join(e.label for e in engines)} on {len(clips)} clips, interleaved", flush=True)

@@ -138,7 +138,7 @@ def _peak_memory(candidates: list[Candidate], clip, skipped: dict[str, str]) -> 
 
 def _candidates(args: argparse.Namespace, model_dir: Path, info, options) -> list[Candidate]:
     """Every configuration in table order, each with its spec or the reason it cannot run here."""
-    from hailo_whisper_ros.core.benchmark import FasterWhisperSpec, RecognizerSpec
+    from hailo_whisper_ros.core.benchmark import FasterWhisperSpec, RecognizerSpec, ct2_model_dir
     from hailo_whisper_ros.core.encoders import ONNX_ENCODER_FILES
     from hailo_whisper_ros.core.model_files import DECODER, DECODER_WITH_PAST, INT8_SUBDIR
     from hailo_whisper_ros.core.recognizer import RecognizerConfig
@@ -170,7 +170,7 @@ def _candidates(args: argparse.Namespace, model_dir: Path, info, options) -> lis
                        decoder_hef_token_embedding=args.decoder_hef_token_embedding,
                        decoder_hef_positional_embedding=args.decoder_hef_positional_embedding)
 
-    ct2_dir, ct2_problem = _ct2_model_dir(args, info)
+    ct2_dir, ct2_problem = ct2_model_dir(args.ct2_model_dir, info)
     for compute_type in FASTER_WHISPER_TYPES:
         key = f"fw-{compute_type}"
         spec = None
@@ -179,29 +179,6 @@ def _candidates(args: argparse.Namespace, model_dir: Path, info, options) -> lis
                                      options.language or "en")
         candidates.append(Candidate(key, spec, ct2_problem))
     return candidates
-
-
-def _ct2_model_dir(args: argparse.Namespace, info) -> tuple[Path | None, str | None]:
-    """The CTranslate2 model holding the same weights as the export, or why the baselines cannot run."""
-    import importlib.util
-
-    from hailo_whisper_ros.core.ct2_weights import PACKAGED_SOURCES, resolve_source
-
-    if importlib.util.find_spec("faster_whisper") is None:
-        return None, "faster-whisper is not installed"
-    if args.ct2_model_dir is not None:
-        if not (args.ct2_model_dir / "model.bin").is_file():
-            raise HailoWhisperError(f"--ct2_model_dir {args.ct2_model_dir} holds no model.bin")
-        return args.ct2_model_dir, None
-    if info.name not in PACKAGED_SOURCES:
-        return None, f"no packaged CTranslate2 model for {info.name}: pass --ct2_model_dir"
-    try:
-        directory = resolve_source(info.name).ct2_directory
-    except HailoWhisperError as error:
-        return None, str(error)
-    if directory is None:  # shipped in parts, which CTranslate2 cannot load
-        return None, f"the packaged {info.name} model is split in parts: pass --ct2_model_dir"
-    return directory, None
 
 
 def _select(candidates: list[Candidate], configs: str | None) -> list[Candidate]:

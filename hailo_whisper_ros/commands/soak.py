@@ -227,7 +227,8 @@ def run_ros(args: argparse.Namespace, soak_input, progress):
     import numpy as np
 
     from hailo_whisper_ros.core.audio import SAMPLE_RATE
-    from hailo_whisper_ros.core.soak import Failures, FinalSpan, SoakReport, account, result_delays, rss_mb
+    from hailo_whisper_ros.core.recognizer import rss_mb
+    from hailo_whisper_ros.core.soak import Failures, FinalSpan, SoakReport, account, result_delays
 
     speed = args.speed or 1.0
     processes, watched = node_processes(args.pid)

@@ -133,6 +133,30 @@ class FasterWhisperSpec:
         return FasterWhisperEngine(self.label, self.model_dir, self.compute_type, self.threads, self.language)
 
 
+def ct2_model_dir(override: Path | None, info) -> tuple[Path | None, str | None]:
+    """The CTranslate2 model holding the same weights as the export (``override``, the --ct2_model_dir flag, else
+    the packaged one), or why the faster-whisper baselines cannot run."""
+    import importlib.util
+
+    from hailo_whisper_ros.core.ct2_weights import PACKAGED_SOURCES, resolve_source
+
+    if importlib.util.find_spec("faster_whisper") is None:
+        return None, "faster-whisper is not installed"
+    if override is not None:
+        if not (override / "model.bin").is_file():
+            raise HailoWhisperError(f"--ct2_model_dir {override} holds no model.bin")
+        return override, None
+    if info.name not in PACKAGED_SOURCES:
+        return None, f"no packaged CTranslate2 model for {info.name}: pass --ct2_model_dir"
+    try:
+        directory = resolve_source(info.name).ct2_directory
+    except HailoWhisperError as error:
+        return None, str(error)
+    if directory is None:  # shipped in parts, which CTranslate2 cannot load
+        return None, f"the packaged {info.name} model is split in parts: pass --ct2_model_dir"
+    return directory, None
+
+
 def measure(engine: Engine, audio: np.ndarray) -> Measurement:
     started = time.perf_counter()
     text, encoder_ms, decoder_ms = engine.transcribe(audio)

@@ -23,7 +23,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -32,10 +32,8 @@ from hailo_whisper_ros.core.audio import SAMPLE_RATE
 from hailo_whisper_ros.core.decoding import DecodingOptions
 from hailo_whisper_ros.core.evaluation import Utterance, word_errors
 from hailo_whisper_ros.core.long_recording import build_long_recording
+from hailo_whisper_ros.core.recognizer import Recognizer, rss_mb
 from hailo_whisper_ros.core.streaming import FINAL, StreamingOptions, StreamingTranscriber
-
-if TYPE_CHECKING:
-    from hailo_whisper_ros.core.recognizer import Recognizer
 
 # Silences after the clips, cycled: mostly the pauses between sentences, sometimes a stretch with nobody talking.
 GAPS_S = (1.0, 1.5, 2.0, 1.0, 3.0, 12.0)
@@ -46,12 +44,6 @@ MATCH_TOLERANCE_S = 0.35
 BACKPRESSURE_S = 1.0
 IDLE_WAIT_S = 0.002  # how long the worker or the paced feeder sleeps when there is nothing to do yet
 MAX_EXCEPTIONS_KEPT = 10
-
-
-def rss_mb() -> float:
-    import psutil
-
-    return psutil.Process().memory_info().rss / 2**20
 
 
 @dataclass(frozen=True)
@@ -256,7 +248,7 @@ class Failures:
 
 
 def run_soak(
-    recognizer: "Recognizer",
+    recognizer: Recognizer,
     soak_input: SoakInput,
     speed: float | None = None,
     chunk_ms: int = 100,
