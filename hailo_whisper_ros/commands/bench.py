@@ -176,10 +176,11 @@ def _encoder_gflops(recognizer, audio, info, repeats: int = 10) -> float:
     import numpy as np
 
     from hailo_whisper_ros.core.benchmark import encoder_flops
+    from hailo_whisper_ros.core.features import HOP_LENGTH
 
-    frames = 1000 if recognizer.encoder.window_frames is None else recognizer.encoder.window_frames
+    frames = recognizer.encoder.window_frames or 1000  # a dynamic encoder: 10 s, as the 10 s export
     longest = max(audio, key=len)
-    mel = recognizer.features.log_mel(longest[: frames * 160], n_frames=frames)
+    mel = recognizer.features.log_mel(longest[: frames * HOP_LENGTH], n_frames=frames)
     recognizer.encoder.encode(mel)
     times = []
     for _ in range(repeats):
