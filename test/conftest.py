@@ -1,4 +1,4 @@
-"""Shared fixtures: the exported default model and the shared speech dev set, both found from the repo root.
+"""Shared fixtures: the exported default model (found from the repo root) and the shared speech dev set beside it.
 
 `make test` exports the model before running the tests, so a missing model is a setup failure, not a skip.
 """
@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from hailo_whisper_ros.core.datasets import SPEECH_DEV
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = REPO_ROOT / "models" / "tiny.en"
-SPEECH_DEV = REPO_ROOT.parent / "shared" / "data" / "speech_dev"
 
 
 @pytest.fixture(scope="session")

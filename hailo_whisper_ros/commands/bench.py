@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hailo_whisper_ros.core import HailoWhisperError
+from hailo_whisper_ros.core.datasets import SPEECH_DEV
 
 HELP = "measure the performance targets (latency vs faster-whisper, ms/token, streaming, RTFx, ROS memory)"
 
-DEFAULT_FOLDER = Path(__file__).resolve().parents[3] / "shared" / "data" / "speech_dev"
 TARGETS = ("1", "2", "3", "4", "5")
 SHORT_UTTERANCE_S = 5.0  # target 3 counts utterances up to this long
 ROS_SETTLE_S = 3.0  # the composed process counts as done once idle this long after the audio ended
@@ -59,8 +59,8 @@ class Figure:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--audio_folder", "--audio-folder", type=Path, default=DEFAULT_FOLDER, metavar="DIR",
-                        help=f"clips with references (pipeline's layouts; default: {DEFAULT_FOLDER})")
+    parser.add_argument("--audio_folder", "--audio-folder", type=Path, default=SPEECH_DEV, metavar="DIR",
+                        help=f"clips with references (pipeline's layouts; default: {SPEECH_DEV})")
     parser.add_argument("--model_dir", "--model-dir", type=Path, metavar="DIR",
                         help="exported model directory (default: the embedded tiny.en model)")
     parser.add_argument("--threads", type=int, default=2, metavar="N",

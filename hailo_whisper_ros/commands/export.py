@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
 def _verify(source, out: Path, speech_dev: Path | None, every_clip: bool) -> None:
     import tempfile
 
-    from hailo_whisper_ros.core.export_verify import SPEECH_DEV, SUBSET_STRIDE, dev_clips, verify
+    from hailo_whisper_ros.core.datasets import SPEECH_DEV
+    from hailo_whisper_ros.core.export_verify import SUBSET_STRIDE, dev_clips, verify
 
     clips = dev_clips(speech_dev or SPEECH_DEV, every=1 if every_clip else SUBSET_STRIDE)
     start = time.perf_counter()

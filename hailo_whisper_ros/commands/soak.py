@@ -16,11 +16,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from hailo_whisper_ros.core import HailoWhisperError
+from hailo_whisper_ros.core.datasets import SPEECH_DEV
 
 HELP = "stream real speech and silence for M minutes through the recognizer and account for every utterance"
 
 ENCODERS = ("dynamic", "10s", "30s")
-DEFAULT_DATASET = Path(__file__).resolve().parents[3] / "shared" / "data" / "speech_dev"
 ROS_NODE_EXECUTABLE = "speech_recognition"
 ROS_DISCOVERY_TIMEOUT_S = 30.0
 ROS_SETTLE_S = 3.0  # after the last audio: no new result for this long, and the nodes' queues empty
@@ -45,8 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="queue limit of the in-process transcriber (default: StreamingOptions' 30)")
     parser.add_argument("--partial-interval-ms", type=int, metavar="N",
                         help="partials every N ms of new speech, 0 = none (default: StreamingOptions' 1000)")
-    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET, metavar="DIR",
-                        help=f"speech clips with references, cycled (default: {DEFAULT_DATASET})")
+    parser.add_argument("--dataset", type=Path, default=SPEECH_DEV, metavar="DIR",
+                        help=f"speech clips with references, cycled (default: {SPEECH_DEV})")
     parser.add_argument("--model-dir", type=Path, metavar="DIR",
                         help="exported model directory (default: the default model, tiny.en)")
     parser.add_argument("--encoder", choices=ENCODERS, default="dynamic", help="CPU encoder (default: dynamic)")

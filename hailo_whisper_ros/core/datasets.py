@@ -28,6 +28,8 @@ from hailo_whisper_ros.core import HailoWhisperError
 from hailo_whisper_ros.core.evaluation import AUDIO_SUFFIXES, load_dataset
 
 LAYOUTS = ("ALL.tsv", "transcripts.tsv", "txt-pairs", "librispeech", "set-folders")
+# The shared dev set (real speech with references) sits beside the source checkout: the commands' default folder.
+SPEECH_DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "speech_dev"
 LIBRISPEECH_SUFFIX = ".trans.txt"
 
 

@@ -8,7 +8,6 @@ so that both sides see identical inputs.
 
 from __future__ import annotations
 
-import csv
 import re
 import time
 from dataclasses import dataclass
@@ -18,29 +17,19 @@ import numpy as np
 
 from hailo_whisper_ros.core import HailoWhisperError
 from hailo_whisper_ros.core import model_files as mf
+from hailo_whisper_ros.core.datasets import SPEECH_DEV
+from hailo_whisper_ros.core.evaluation import Utterance, load_dataset
 from hailo_whisper_ros.core.model_files import ModelInfo
 
-# The shared dev set sits beside the source checkout (as test/conftest.py expects it).
-SPEECH_DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "speech_dev"
 MAX_CLIP_SECONDS = 30.0  # one encoder window; longer clips would need seeking, which this check does not model
 SUBSET_STRIDE = 4  # default: every 4th clip in ALL.tsv order, which interleaves all the sets
 
 
-@dataclass(frozen=True)
-class Clip:
-    path: Path
-    seconds: float
-    reference: str
-
-
-def dev_clips(root: Path = SPEECH_DEV, every: int = 1) -> list[Clip]:
+def dev_clips(root: Path = SPEECH_DEV, every: int = 1) -> list[Utterance]:
     """The clips of ALL.tsv that fit one 30 s window; ``every`` > 1 takes a spread subset."""
     if not (root / "ALL.tsv").is_file():
         raise HailoWhisperError(f"speech dev set not found: {root}/ALL.tsv (--speech-dev DIR)")
-    with open(root / "ALL.tsv", newline="") as table:
-        rows = list(csv.DictReader(table, delimiter="\t", quoting=csv.QUOTE_NONE))
-    clips = [Clip(root / row["path"], float(row["duration_s"]), row["reference"]) for row in rows]
-    return [clip for clip in clips if clip.seconds <= MAX_CLIP_SECONDS][::every]
+    return [clip for clip in load_dataset(root) if clip.duration_s <= MAX_CLIP_SECONDS][::every]
 
 
 def normalise(text: str) -> str:
@@ -136,7 +125,7 @@ class TranscriptComparison:
         return self.identical_text / self.clips if self.clips else 0.0
 
 
-def verify(model_dir: Path, ct2_dir: Path, clips: list[Clip], int8: bool = True, log=print) -> dict:
+def verify(model_dir: Path, ct2_dir: Path, clips: list[Utterance], int8: bool = True, log=print) -> dict:
     """Run all checks; prints as it goes and returns the figures."""
     from faster_whisper import WhisperModel
     from faster_whisper.audio import decode_audio, pad_or_trim
@@ -147,15 +136,15 @@ def verify(model_dir: Path, ct2_dir: Path, clips: list[Clip], int8: bool = True,
     info = ModelInfo.load(model_dir / mf.MODEL_INFO)
     feature_extractor = FeatureExtractor(feature_size=info.n_mels)
 
-    def features_of(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
-        audio = decode_audio(str(clip.path))
+    def features_of(clip: Utterance) -> tuple[np.ndarray, np.ndarray]:
+        audio = decode_audio(str(clip.audio_path))
         return audio, feature_extractor(audio)[:, :-1]  # faster-whisper drops the last frame the same way
 
     reference_model = WhisperModel(str(ct2_dir), device="cpu", compute_type="float32")
     _, speech = features_of(clips[0])
     differences = encoder_differences(model_dir, reference_model.model, speech)
     for name, difference in differences.items():
-        log(f"  encoder {name}: max abs diff vs CTranslate2 {difference:.2e} ({clips[0].path.name})")
+        log(f"  encoder {name}: max abs diff vs CTranslate2 {difference:.2e} ({clips[0].audio_path.name})")
 
     tokenizer = Tokenizer.from_file(str(model_dir / mf.TOKENIZER))
     decoders = {"fp32": ExportCheckGreedyDecoder(model_dir)}
@@ -189,7 +178,7 @@ def verify(model_dir: Path, ct2_dir: Path, clips: list[Clip], int8: bool = True,
             if normalise(text) == normalise(expected_text):
                 comparison.identical_text += 1
             else:
-                comparison.mismatches.append((str(clip.path.relative_to(clip.path.parents[1])), expected_text, text))
+                comparison.mismatches.append((str(clip.audio_path.relative_to(clip.audio_path.parents[1])), expected_text, text))
     for kind, comparison in comparisons.items():
         log(
             f"  transcripts {kind} vs faster-whisper float32: {comparison.identical_text}/{comparison.clips} "

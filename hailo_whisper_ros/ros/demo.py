@@ -15,13 +15,14 @@ import sys
 import time
 from pathlib import Path
 
+from hailo_whisper_ros.core.datasets import SPEECH_DEV
+
 DEFAULT_CLIPS = [
     "jfk/jfk.flac",
     "librispeech_testclean_kw/1089-134686-0000.flac",
     "ljspeech_coqui/LJ001-0005.wav",
     "pocketsphinx_librivox/sense_and_sensibility_01_austen_64kb-0870.wav",
 ]
-SPEECH_DEV = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "speech_dev"
 
 
 def main() -> int:
