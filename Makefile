@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# The model `make setup` exports; the nodes and commands find it here instead of exporting one on first use.
+export HAILO_WHISPER_MODEL_DIR ?= $(CURDIR)/models/tiny.en
 
 .PHONY: setup test demo clean
 
@@ -15,7 +17,7 @@ test: setup
 	if [ $$rc -eq 5 ]; then echo "make test: no test matched the selection"; exit 0; fi; exit $$rc
 
 demo: setup
-	@$(PY) -m hailo_whisper_ros.ros.demo
+	@$(VENV)/bin/hailo-whisper demo
 
 clean:
 	rm -rf build install log models $(VENV)

@@ -14,6 +14,8 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(include=[package_name, f"{package_name}.*"]),
+    # The shipped speech clips (demo, default folder of the commands, core tests), wherever the package installs.
+    package_data={package_name: ["speech_samples/*.*", "speech_samples/*/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
@@ -29,12 +31,12 @@ setup(
     python_requires=">=3.10",
     entry_points={
         "console_scripts": [
-            "hailo-whisper = hailo_whisper_ros.cli:main",
-            "wav_source = hailo_whisper_ros.ros.wav_source:main",
-            "audio_subscriber = hailo_whisper_ros.ros.audio_subscriber:main",
-            "recognizer = hailo_whisper_ros.ros.recognizer:main",
-            "transcript_publisher = hailo_whisper_ros.ros.transcript_publisher:main",
-            "speech_recognition = hailo_whisper_ros.ros.speech_recognition:main",
+            "hailo-whisper = hailo_whisper_ros.cli.main:main",
+            "wav_source = hailo_whisper_ros.ros.nodes.wav_source:main",
+            "audio_subscriber = hailo_whisper_ros.ros.nodes.audio_subscriber:main",
+            "recognizer = hailo_whisper_ros.ros.nodes.recognizer:main",
+            "transcript_publisher = hailo_whisper_ros.ros.nodes.transcript_publisher:main",
+            "speech_recognition = hailo_whisper_ros.ros.nodes.speech_recognition:main",
         ],
     },
 )

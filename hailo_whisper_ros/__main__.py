@@ -1,5 +1,5 @@
 import sys
 
-from hailo_whisper_ros.cli import main
+from hailo_whisper_ros.cli.main import main
 
 sys.exit(main())

@@ -1,7 +1,7 @@
 """Starts the composed speech recognition node (audio subscriber + recognizer + transcript publisher in one
 process), optionally with a wav_source that plays a sound file instead of a microphone driver.
 
-    ros2 launch hailo_whisper_ros speech_recognition.launch.py params_file:=config/cpu.yaml
+    ros2 launch hailo_whisper_ros speech_recognition.launch.py params_file:=<share>/config/speech_recognition.yaml
     ros2 launch hailo_whisper_ros speech_recognition.launch.py use_wav_source:=true wav_file:=/path/speech.wav
 """
 
@@ -14,6 +14,7 @@ from launch_ros.substitutions import FindPackageShare
 
 
 def generate_launch_description():
+    config = PathJoinSubstitution([FindPackageShare("hailo_whisper_ros"), "config"])
     params_file = LaunchConfiguration("params_file")
     namespace = LaunchConfiguration("namespace")
     audio_topic = LaunchConfiguration("audio_topic")
@@ -22,8 +23,10 @@ def generate_launch_description():
         [
             DeclareLaunchArgument(
                 "params_file",
-                default_value=PathJoinSubstitution([FindPackageShare("hailo_whisper_ros"), "config", "hailo_whisper.yaml"]),
-                description="Parameter file (config/hailo_whisper.yaml: Hailo encoder; config/cpu.yaml: CPU only).",
+                default_value=PathJoinSubstitution([config, "hailo.yaml"]),
+                description="Parameter file loaded over config/speech_recognition.yaml (every default): "
+                "config/hailo.yaml for the Hailo encoder, config/speech_recognition.yaml itself for the CPU only, "
+                "or a deployment's own.",
             ),
             DeclareLaunchArgument("namespace", default_value="", description="Namespace of every node and topic."),
             DeclareLaunchArgument("audio_topic", default_value="audio", description="Topic the audio arrives on."),
@@ -37,7 +40,7 @@ def generate_launch_description():
                 executable="speech_recognition",
                 # No `name`: a node-name remap would rename all three nodes of the process alike.
                 namespace=namespace,
-                parameters=[params_file],
+                parameters=[PathJoinSubstitution([config, "speech_recognition.yaml"]), params_file],
                 remappings=[("audio", audio_topic), ("audio_stamped", [audio_topic, "_stamped"])],
                 arguments=["--ros-args", "--log-level", log_level],
                 output="screen",

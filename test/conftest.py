@@ -1,16 +1,37 @@
-"""Shared fixtures: the exported default model (found from the repo root) and the shared speech dev set beside it.
+"""Shared fixtures: the exported default model, the speech samples that ship with the package, and the shared speech
+dev set beside the clone.
 
-`make test` exports the model before running the tests, so a missing model is a setup failure, not a skip.
+`make test` exports the model before running the tests, so a missing model is a setup failure, not a skip. The
+speech samples are part of the repository, so they are always there. The dev set is not: CI and the developers'
+machines have it beside the clone (../shared/data/speech_dev), a user's clone does not, and the tests that need it
+skip with a one-line reason. Set HAILO_WHISPER_SPEECH_DEV to use a dev set elsewhere, or to a path that does not
+exist (HAILO_WHISPER_SPEECH_DEV=/nonexistent) to run the tests as on a user's clone.
 """
 
+import os
 from pathlib import Path
 
 import pytest
 
-from hailo_whisper_ros.core.datasets import SPEECH_DEV
+from hailo_whisper_ros.evaluation.datasets import SPEECH_SAMPLES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = REPO_ROOT / "models" / "tiny.en"
+SPEECH_DEV = Path(os.environ.get("HAILO_WHISPER_SPEECH_DEV", REPO_ROOT.parent / "shared" / "data" / "speech_dev"))
+
+
+def cached_loader(root: Path):
+    """load_audio of a clip by its path relative to ``root`` (16 kHz float32 mono), each clip read once."""
+    from hailo_whisper_ros.core.audio import load_audio
+
+    cache = {}
+
+    def load(relative_path: str):
+        if relative_path not in cache:
+            cache[relative_path] = load_audio(root / relative_path)
+        return cache[relative_path]
+
+    return load
 
 
 @pytest.fixture(scope="session")
@@ -22,39 +43,53 @@ def model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def speech_samples() -> Path:
+    """The real speech shipped with the package (ALL.tsv + FLAC clips, the dev set's relative paths)."""
+    if not (SPEECH_SAMPLES / "ALL.tsv").is_file():
+        pytest.fail(f"speech samples missing: {SPEECH_SAMPLES}/ALL.tsv (they ship with the repository)", pytrace=False)
+    return SPEECH_SAMPLES
+
+
+@pytest.fixture(scope="session")
+def sample_clips(speech_samples):
+    """Every shipped clip (audio path, reference, duration) by its path relative to the samples, in ALL.tsv order."""
+    from hailo_whisper_ros.evaluation.datasets import load_dataset
+
+    return {clip.audio_path.relative_to(speech_samples).as_posix(): clip for clip in load_dataset(speech_samples)}
+
+
+@pytest.fixture(scope="session")
+def sample_audio(speech_samples):
+    """Loads a shipped clip by its relative path, e.g. sample_audio("jfk/jfk.flac")."""
+    return cached_loader(speech_samples)
+
+
+@pytest.fixture(scope="session")
 def speech_dev() -> Path:
-    """The shared dev set beside the repo (ALL.tsv + audio)."""
+    """The shared dev set beside the clone (ALL.tsv + audio); the test skips where it is absent."""
     if not (SPEECH_DEV / "ALL.tsv").is_file():
-        pytest.fail(f"speech dev set missing: {SPEECH_DEV}/ALL.tsv", pytrace=False)
+        pytest.skip(f"dev set absent: {SPEECH_DEV} (only CI and developers' machines have it)")
     return SPEECH_DEV
 
 
 @pytest.fixture(scope="session")
 def dev_utterances(speech_dev):
     """Every dev utterance (audio path, reference, duration) in ALL.tsv order."""
-    from hailo_whisper_ros.core.evaluation import load_dataset
+    from hailo_whisper_ros.evaluation.datasets import load_dataset
 
     return load_dataset(speech_dev)
 
 
 @pytest.fixture(scope="session")
 def dev_audio(speech_dev):
-    """Loads a dev clip by its path relative to the set (16 kHz float32 mono), caching it."""
-    from hailo_whisper_ros.core.audio import load_audio
-
-    cache = {}
-
-    def load(relative_path: str):
-        if relative_path not in cache:
-            cache[relative_path] = load_audio(speech_dev / relative_path)
-        return cache[relative_path]
-
-    return load
+    """Loads a dev clip by its path relative to the set, e.g. dev_audio("jfk/jfk.flac")."""
+    return cached_loader(speech_dev)
 
 
 @pytest.fixture(scope="session")
 def recognizer(model_dir):
     """The default path: dynamic ONNX encoder + INT8 KV-cache decoder, loaded once per test session."""
-    from hailo_whisper_ros.core.recognizer import Recognizer, RecognizerConfig
+    from hailo_whisper_ros.core.config import RecognizerConfig
+    from hailo_whisper_ros.core.recognizer import Recognizer
 
     return Recognizer(RecognizerConfig(model_dir))

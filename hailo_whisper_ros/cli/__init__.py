@@ -1,1 +1,1 @@
-"""Subcommands of `hailo-whisper`; see hailo_whisper_ros/cli.py."""
+"""The `hailo-whisper` command: main.py dispatches to one module per subcommand; flags.py and targets.py are shared."""

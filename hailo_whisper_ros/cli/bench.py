@@ -19,54 +19,43 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from hailo_whisper_ros.core import HailoWhisperError
-from hailo_whisper_ros.core.datasets import SPEECH_DEV
+from hailo_whisper_ros.cli.flags import add_model_dir_flag, add_option_flags
+from hailo_whisper_ros.cli.targets import (
+    CAPTIONING_RTFX_NO_PARTIALS,
+    CAPTIONING_RTFX_WITH_PARTIALS,
+    DECODER_MS_PER_TOKEN,
+    FINAL_LATENCY,
+    LATENCY_VS_FASTER_WHISPER,
+    ROS_PEAK_MEMORY,
+    SHORT_UTTERANCE_S,
+    TARGET_NUMBERS,
+    WER_VS_FASTER_WHISPER,
+    Figure,
+)
+from hailo_whisper_ros.core.config import RecognizerConfig
+from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.evaluation.datasets import SPEECH_SAMPLES
 
 HELP = "measure the performance targets (latency vs faster-whisper, ms/token, streaming, RTFx, ROS memory)"
 
-TARGETS = ("1", "2", "3", "4", "5")
-SHORT_UTTERANCE_S = 5.0  # target 3 counts utterances up to this long
-ROS_SETTLE_S = 3.0  # the composed process counts as done once idle this long after the audio ended
+ROS_SETTLE_S = 3.0  # the composed process counts as done once its queues are empty and no result came this long
 ROS_TIMEOUT_S = 600.0
-
-
-@dataclass(frozen=True)
-class Figure:
-    target: str  # "1", "2", ... "4b"
-    name: str
-    value: float | None  # None: not measured (the reason in note)
-    goal: float
-    higher_is_better: bool
-    unit: str
-    note: str = ""
-
-    @property
-    def met(self) -> bool | None:
-        if self.value is None:
-            return None
-        return self.value >= self.goal if self.higher_is_better else self.value <= self.goal
-
-    def line(self) -> str:
-        value = "n/a" if self.value is None else f"{self.value:.2f}"
-        goal = f"{'>=' if self.higher_is_better else '<='} {self.goal:g}"
-        verdict = {True: "met", False: "NOT met", None: "-"}[self.met]
-        return f"  {self.target:<3} {self.name:<54} {value:>9} {self.unit:<8} target {goal:<8} {verdict:<8} {self.note}"
+ROS_GAP_S = 1.0  # silence after the recording: the VAD's pause that ends its last utterance
+# Target 4's runs: (label, partial interval, target).
+CAPTIONING_RUNS = (("partials every 1.0 s", 1000, CAPTIONING_RTFX_WITH_PARTIALS),
+                   ("no partials", 0, CAPTIONING_RTFX_NO_PARTIALS))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--audio_folder", "--audio-folder", type=Path, default=SPEECH_DEV, metavar="DIR",
-                        help=f"clips with references (pipeline's layouts; default: {SPEECH_DEV})")
-    parser.add_argument("--model_dir", "--model-dir", type=Path, metavar="DIR",
-                        help="exported model directory (default: the embedded tiny.en model)")
-    parser.add_argument("--threads", type=int, default=2, metavar="N",
-                        help="CPU threads of every engine (default: 2)")
+    parser.add_argument("--audio_folder", "--audio-folder", type=Path, default=SPEECH_SAMPLES, metavar="DIR",
+                        help=f"clips with references (pipeline's layouts; default: {SPEECH_SAMPLES})")
+    add_model_dir_flag(parser)
+    add_option_flags(parser, RecognizerConfig, ("threads",))  # of every engine, faster-whisper's too
     parser.add_argument("--limit", type=int, metavar="N", help="only the first N clips")
-    parser.add_argument("--targets", default=",".join(TARGETS), metavar="N,N",
+    parser.add_argument("--targets", default=",".join(TARGET_NUMBERS), metavar="N,N",
                         help="which targets to measure (default: all)")
     parser.add_argument("--ros_speed", "--ros-speed", type=float, default=4.0, metavar="S",
                         help="target 5: play the recording at S times real time (default: 4)")
@@ -75,15 +64,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hailo_whisper_ros.core.audio import load_audio
-    from hailo_whisper_ros.core.benchmark import machine_info
-    from hailo_whisper_ros.core.datasets import list_clips
-    from hailo_whisper_ros.core.model_files import MODEL_INFO, ModelInfo, find_beside
-    from hailo_whisper_ros.core.model_store import resolve_model_dir
+    from hailo_whisper_ros.core.model_dir import MODEL_INFO, ModelInfo, find_beside
+    from hailo_whisper_ros.evaluation.datasets import list_clips
+    from hailo_whisper_ros.evaluation.machine import machine_info
+    from hailo_whisper_ros.export.store import resolve_model_dir
 
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    unknown = sorted(set(targets) - set(TARGETS))
+    unknown = sorted(set(targets) - set(TARGET_NUMBERS))
     if unknown or not targets:
-        raise HailoWhisperError(f"--targets takes some of {','.join(TARGETS)}, not {args.targets!r}")
+        raise HailoWhisperError(f"--targets takes some of {','.join(TARGET_NUMBERS)}, not {args.targets!r}")
     if args.threads < 1 or (args.limit is not None and args.limit < 1) or not args.ros_speed > 0:
         raise HailoWhisperError("--threads and --limit must be >= 1 and --ros_speed > 0")
     model_dir = resolve_model_dir(args.model_dir)
@@ -113,24 +102,20 @@ def run(args: argparse.Namespace) -> int:
     for figure in figures:
         print(figure.line())
     if args.json:
-        report = {"figures": [dict(vars(f), met=f.met) for f in figures], **details}
+        report = {"figures": [figure.as_json() for figure in figures], **details}
         args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
     return 0
 
 
 def _offline(args, model_dir: Path, info, clips, audio, targets, details) -> list[Figure]:
     """Targets 1 and 2: our default set-up and faster-whisper int8, interleaved on the clips."""
-    from hailo_whisper_ros.core.benchmark import (
-        FasterWhisperEngine,
-        RecognizerEngine,
-        ct2_model_dir,
-        run_interleaved,
-        summarise,
-    )
+    from hailo_whisper_ros.core.config import RecognizerConfig
     from hailo_whisper_ros.core.decoding import DecodingOptions
-    from hailo_whisper_ros.core.recognizer import RecognizerConfig
+    from hailo_whisper_ros.core.recognizer import Recognizer
+    from hailo_whisper_ros.evaluation.engines import FasterWhisperEngine, RecognizerEngine, ct2_model_dir, run_interleaved
+    from hailo_whisper_ros.evaluation.stats import summarise
 
-    ours = RecognizerEngine("ours", RecognizerConfig(model_dir, threads=args.threads), DecodingOptions())
+    ours = RecognizerEngine("ours", Recognizer(RecognizerConfig(model_dir, threads=args.threads)), DecodingOptions())
     engines = [ours]
     ct2_dir, unavailable = ct2_model_dir(None, info)
     if "1" in targets and ct2_dir is not None:
@@ -143,18 +128,16 @@ def _offline(args, model_dir: Path, info, clips, audio, targets, details) -> lis
     figures = []
     if "1" in targets:
         if len(engines) == 1:
-            figures.append(Figure("1", "median latency per clip, faster-whisper int8 / ours", None, 10.0, True, "x",
-                                  f"baseline unavailable: {unavailable}"))
-            figures.append(Figure("1", "WER ours - faster-whisper int8", None, 1.0, False, "points"))
+            figures.append(Figure(LATENCY_VS_FASTER_WHISPER, None, f"baseline unavailable: {unavailable}"))
+            figures.append(Figure(WER_VS_FASTER_WHISPER, None))
         else:
             baseline = summaries[1]
-            ratio = baseline.total_ms.median / ours_summary.total_ms.median
             figures.append(Figure(
-                "1", "median latency per clip, faster-whisper int8 / ours", ratio, 10.0, True, "x",
+                LATENCY_VS_FASTER_WHISPER, baseline.total_ms.median / ours_summary.total_ms.median,
                 f"{ours_summary.total_ms.median:.0f} vs {baseline.total_ms.median:.0f} ms",
             ))
             figures.append(Figure(
-                "1", "WER ours - faster-whisper int8", 100 * (ours_summary.wer - baseline.wer), 1.0, False, "points",
+                WER_VS_FASTER_WHISPER, 100 * (ours_summary.wer - baseline.wer),
                 f"{100 * ours_summary.wer:.2f}% vs {100 * baseline.wer:.2f}%",
             ))
     if "2" in targets:
@@ -164,7 +147,7 @@ def _offline(args, model_dir: Path, info, clips, audio, targets, details) -> lis
         details["decoder"] = {"steps": ours.decoder_steps, "per_token_ms": per_token,
                               "encoder_gflops": encoder_gflops, "gemm_1024_gflops": gemm_gflops}
         figures.append(Figure(
-            "2", "decoder ms per generated token (1500 padded positions)", per_token, 1.0, False, "ms",
+            DECODER_MS_PER_TOKEN, per_token,
             f"encoder {encoder_gflops:.1f} GFLOP/s, 1024x1024 FP32 GEMM {gemm_gflops:.1f} GFLOP/s "
             f"({100 * encoder_gflops / gemm_gflops:.0f}%)",
         ))
@@ -175,8 +158,8 @@ def _encoder_gflops(recognizer, audio, info, repeats: int = 10) -> float:
     """The encoder's achieved rate on a 10 s window of the longest clip: its FLOPs over the median run time."""
     import numpy as np
 
-    from hailo_whisper_ros.core.benchmark import encoder_flops
-    from hailo_whisper_ros.core.features import HOP_LENGTH
+    from hailo_whisper_ros.core.constants import HOP_LENGTH
+    from hailo_whisper_ros.evaluation.machine import encoder_flops
 
     frames = recognizer.encoder.window_frames or 1000  # a dynamic encoder: 10 s, as the 10 s export
     longest = max(audio, key=len)
@@ -191,16 +174,15 @@ def _encoder_gflops(recognizer, audio, info, repeats: int = 10) -> float:
 
 
 def _gemm_gflops(threads: int, size: int = 1024, repeats: int = 20) -> float:
-    from hailo_whisper_ros.core.benchmark import gemm_seconds
+    from hailo_whisper_ros.evaluation.machine import gemm_seconds
 
     return 2 * size**3 / gemm_seconds(size, threads, repeats) / 1e9
 
 
 def _long_recording(clips):
-    from hailo_whisper_ros.core.evaluation import Utterance
-    from hailo_whisper_ros.core.long_recording import build_long_recording
+    from hailo_whisper_ros.evaluation.long_recording import build_long_recording
 
-    speech = [Utterance(clip.audio_path, clip.reference) for clip in clips if clip.reference.strip()]
+    speech = [clip for clip in clips if clip.reference.strip()]
     if not speech:
         raise HailoWhisperError("targets 3-5 need speech clips with references")
     return build_long_recording(speech)
@@ -210,97 +192,84 @@ def _streaming(args, model_dir: Path, recording, targets, details) -> list[Figur
     """Targets 3 and 4: the recording captioned as fast as it is processed, with partials every second and none."""
     import numpy as np
 
-    from hailo_whisper_ros.core.audio import SAMPLE_RATE
-    from hailo_whisper_ros.core.captioning import caption_stream
-    from hailo_whisper_ros.core.recognizer import Recognizer, RecognizerConfig
-    from hailo_whisper_ros.core.streaming import StreamingOptions
+    from hailo_whisper_ros.core.config import RecognizerConfig
+    from hailo_whisper_ros.core.transcripts import StreamingOptions
+    from hailo_whisper_ros.evaluation.captioning import caption_stream
+    from hailo_whisper_ros.evaluation.memory import load_recognizer
 
-    recognizer = Recognizer(RecognizerConfig(model_dir, threads=args.threads))
-    duration_s = len(recording.audio) / SAMPLE_RATE
+    recognizer, memory = load_recognizer(RecognizerConfig(model_dir, threads=args.threads))
     figures = []
     runs = {}
-    for label, interval_ms in (("partials every 1.0 s", 1000), ("no partials", 0)):
-        print(f"target 3/4: captioning {duration_s:.0f} s ({len(recording.clips)} utterances), {label}", flush=True)
-        runs[label] = caption_stream(recognizer, recording.audio, StreamingOptions(partial_interval_ms=interval_ms))
-        details.setdefault("captioning", {})[label] = runs[label].figures
+    for label, interval_ms, _ in CAPTIONING_RUNS:
+        print(f"target 3/4: captioning {recording.duration_s:.0f} s ({len(recording.clips)} utterances), {label}",
+              flush=True)
+        runs[label] = caption_stream(recognizer, memory, recording.audio,
+                                     StreamingOptions(partial_interval_ms=interval_ms))
+        details.setdefault("captioning", {})[label] = runs[label].figures.as_json()
     if "3" in targets:
-        run = runs["partials every 1.0 s"]
+        run = runs[CAPTIONING_RUNS[0][0]]
         short = [e for e in run.finals if e.speech_end_s - e.speech_start_s <= SHORT_UTTERANCE_S]
         latencies = [e.latency_ms for e in short]
         p50 = float(np.percentile(latencies, 50)) if latencies else None
         figures.append(Figure(
-            "3", f"end of utterance -> final p50, utterances <= {SHORT_UTTERANCE_S:g} s", p50, 45.0, False, "ms",
+            FINAL_LATENCY, p50,
             f"{len(short)} utterances; p95 {np.percentile(latencies, 95):.0f} ms; "
-            f"{run.figures['finals_decoded_in_pause']} of {run.figures['full_segments']} finals decoded in the pause"
+            f"{run.figures.finals_decoded_in_pause} of {run.figures.full_segments} finals decoded in the pause"
             if latencies else "no short utterance",
         ))
     if "4" in targets:
-        for label, goal, target in (("partials every 1.0 s", 20.0, "4a"), ("no partials", 40.0, "4b")):
-            figures_of = runs[label].figures
+        for label, _, target in CAPTIONING_RUNS:
+            captioned = runs[label].figures
             figures.append(Figure(
-                target, f"captioning RTFx, {label}", figures_of["rtfx"], goal, True, "x",
-                f"{figures_of['inference_calls']} inference calls, {figures_of['audio_s']:.0f} s of audio",
+                target, captioned.rtfx,
+                f"{captioned.inference_calls} inference calls, {captioned.audio_s:.0f} s of audio",
             ))
     return figures
 
 
 def _ros_memory(args, model_dir: Path, recording, details) -> Figure:
-    """Target 5: VmHWM of speech_recognition (default parameters) after a wav_source played the recording."""
-    import random
+    """Target 5: VmHWM of speech_recognition (default parameters) once it transcribed the recording a wav_source
+    played to it."""
     import subprocess
     import tempfile
 
-    import psutil
     import soundfile
 
-    from hailo_whisper_ros.core.audio import SAMPLE_RATE
+    from hailo_whisper_ros.core.constants import SAMPLE_RATE
+    from hailo_whisper_ros.core.resources import peak_resident_mb, resident_mb
+    from hailo_whisper_ros.evaluation.ros_session import BIN_DIR, Listener, NodeProcess, local_context, wav_source
 
-    name = "peak RSS of the composed ROS process (speech_recognition)"
-    bin_dir = Path(sys.executable).parent
-    executables = [bin_dir / "speech_recognition", bin_dir / "wav_source"]
-    missing = [str(path) for path in executables if not path.is_file()]
+    missing = [str(BIN_DIR / name) for name in ("speech_recognition", "wav_source") if not (BIN_DIR / name).is_file()]
     if missing:
-        return Figure("5", name, None, 200.0, False, "MB", f"not installed here: {', '.join(missing)}")
-    # On this machine only, in the caller's domain or else a random one, so other ROS traffic stays apart.
-    environment = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    environment.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 200)))
-    print(f"target 5: speech_recognition with wav_source at {args.ros_speed:g}x "
-          f"(ROS_DOMAIN_ID={environment['ROS_DOMAIN_ID']})", flush=True)
-    with tempfile.TemporaryDirectory() as scratch:
+        return Figure(ROS_PEAK_MEMORY, None, f"not installed here: {', '.join(missing)}")
+    with tempfile.TemporaryDirectory() as scratch, local_context() as context:
+        print(f"target 5: speech_recognition with wav_source at {args.ros_speed:g}x "
+              f"(ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']})", flush=True)
         wav = Path(scratch) / "recording.wav"
         soundfile.write(wav, recording.audio, SAMPLE_RATE, subtype="PCM_16")
-        recognition = subprocess.Popen(
-            [str(executables[0]), "--ros-args", "--log-level", "warn", "-p", f"model.dir:={model_dir}",
-             "-p", f"model.threads:={args.threads}"],
-            env=environment,
-        )
+        listener = Listener(context, node_name="hailo_whisper_bench")
+        recognition = NodeProcess("speech_recognition", "--log-level", "warn", "-p", f"model.dir:={model_dir}",
+                                  "-p", f"model.threads:={args.threads}", echo=True)
         try:
-            source = subprocess.run(
-                [str(executables[1]), "--ros-args", "--log-level", "warn", "-p", f"files:=['{wav}']",
-                 "-p", f"speed:={args.ros_speed}", "-p", "exit_when_done:=true", "-p", "wait_for_subscribers:=1"],
-                env=environment, timeout=ROS_TIMEOUT_S,
-            )
-            if source.returncode != 0:
-                raise HailoWhisperError(f"wav_source exited with {source.returncode}")
-            process = psutil.Process(recognition.pid)
-            deadline = time.monotonic() + ROS_TIMEOUT_S
-            idle_since = None
-            while time.monotonic() < deadline and recognition.poll() is None:  # until transcription is done
-                busy = process.cpu_percent(interval=0.5) > 10.0
-                idle_since = None if busy else (idle_since or time.monotonic())
-                if idle_since is not None and time.monotonic() - idle_since >= ROS_SETTLE_S:
-                    break
-            if recognition.poll() is not None:
-                raise HailoWhisperError(f"speech_recognition exited with {recognition.returncode}")
-            with open(f"/proc/{recognition.pid}/status") as status:
-                fields = dict(line.split(":", 1) for line in status if ":" in line)
-            peak_mb = int(fields["VmHWM"].split()[0]) / 1024
-            end_mb = int(fields["VmRSS"].split()[0]) / 1024
-        finally:
-            recognition.terminate()
+            source = wav_source([wav], args.ros_speed, ROS_GAP_S, "--log-level", "warn", echo=True)
             try:
-                recognition.wait(timeout=10)
+                played = source.wait(timeout=ROS_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                recognition.kill()
+                raise HailoWhisperError(f"wav_source still playing after {ROS_TIMEOUT_S:g} s") from None
+            finally:
+                source.stop()
+            if played != 0:
+                raise HailoWhisperError(f"wav_source exited with {played}")
+            audio_ended = time.monotonic()
+            listener.wait_for(lambda: listener.caught_up(audio_ended, ROS_SETTLE_S) or not recognition.running(),
+                              ROS_TIMEOUT_S)
+            if not recognition.running():
+                raise HailoWhisperError(f"speech_recognition exited with {recognition.process.returncode}")
+            if not listener.caught_up(audio_ended, ROS_SETTLE_S):
+                raise HailoWhisperError(f"speech_recognition still transcribing {ROS_TIMEOUT_S:g} s after the audio")
+            peak_mb, end_mb = peak_resident_mb(recognition.pid), resident_mb(recognition.pid)
+        finally:
+            recognition.stop()
+            listener.close()
     details["ros_memory_mb"] = {"peak": peak_mb, "end": end_mb}
-    return Figure("5", name, peak_mb, 200.0, False, "MB", f"{end_mb:.0f} MB at the end")
+    return Figure(ROS_PEAK_MEMORY, peak_mb, f"{end_mb:.0f} MB at the end")

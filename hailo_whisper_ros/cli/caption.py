@@ -7,10 +7,14 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hailo_whisper_ros.cli.flags import add_cpu_encoder_flag, add_model_dir_flag
+
+if TYPE_CHECKING:  # the subcommands import their machinery when run, so that --help stays quick
+    from hailo_whisper_ros.evaluation.captioning import CaptionFigures
 
 HELP = "caption a sound file as a live stream (partial and final lines), then print the captioning figures"
-
-ENCODERS = ("dynamic", "10s", "30s")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,26 +30,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--chunk-ms", type=int, default=100, metavar="N", help="audio per feed, in ms (default: 100)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the finals and figures to this JSON file")
-    parser.add_argument(
-        "--model-dir", type=Path, metavar="DIR",
-        help="exported model directory (default: $HAILO_WHISPER_MODEL_DIR, else the source tree's models/tiny.en, "
-        "else tiny.en exported to ~/.cache/hailo_whisper_ros on first use)",
-    )
-    parser.add_argument("--encoder", choices=ENCODERS, default="dynamic", help="CPU encoder (default: dynamic)")
+    add_model_dir_flag(parser)
+    add_cpu_encoder_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from hailo_whisper_ros.core.audio import load_audio
-    from hailo_whisper_ros.core.captioning import caption_stream
-    from hailo_whisper_ros.core.model_store import resolve_model_dir
-    from hailo_whisper_ros.core.recognizer import Recognizer, RecognizerConfig
-    from hailo_whisper_ros.core.streaming import StreamingOptions
+    from hailo_whisper_ros.core.config import RecognizerConfig
+    from hailo_whisper_ros.core.transcripts import StreamingOptions
+    from hailo_whisper_ros.evaluation.captioning import caption_stream
+    from hailo_whisper_ros.evaluation.memory import load_recognizer
+    from hailo_whisper_ros.export.store import resolve_model_dir
 
     streaming = StreamingOptions() if args.partial_interval_ms is None else StreamingOptions(args.partial_interval_ms)
     audio = load_audio(args.file)
     model_dir = resolve_model_dir(args.model_dir)
-    recognizer = Recognizer(RecognizerConfig(model_dir, encoder=args.encoder))
-    captions = caption_stream(recognizer, audio, streaming, args.chunk_ms, args.realtime, CaptionPrinter(sys.stdout).show)
+    recognizer, memory = load_recognizer(RecognizerConfig(model_dir, encoder=args.encoder))
+    captions = caption_stream(
+        recognizer, memory, audio, streaming, args.chunk_ms, args.realtime, CaptionPrinter(sys.stdout).show
+    )
 
     pace = "real time" if args.realtime else "as fast as possible"
     partials = f"partials every {streaming.partial_interval_ms} ms" if streaming.partial_interval_ms else "no partials"
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                 for event in captions.finals
             ],
             "partials": captions.stats.partials,
-            "figures": captions.figures,
+            "figures": captions.figures.as_json(),
         }
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
@@ -92,6 +95,7 @@ class CaptionPrinter:
         self.out.flush()
 
 
+# CaptionFigures' fields as the command prints them.
 FIGURE_LABELS = {
     "audio_s": "audio duration (s)",
     "model_memory_mb": "model memory (MB)",
@@ -116,10 +120,10 @@ FIGURE_LABELS = {
 }
 
 
-def format_figures(figures: dict) -> str:
+def format_figures(figures: CaptionFigures) -> str:
     def value(number) -> str:
         if number is None:
             return "-"
         return f"{number:.2f}" if isinstance(number, float) else str(number)
 
-    return "\n".join(f"  {FIGURE_LABELS[key]:<40} {value(number)}" for key, number in figures.items())
+    return "\n".join(f"  {FIGURE_LABELS[name]:<40} {value(number)}" for name, number in figures.as_json().items())

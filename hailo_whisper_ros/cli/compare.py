@@ -2,7 +2,8 @@
 
 All configurations are loaded in one process and run interleaved clip by clip, the order rotating by one each clip,
 so machine noise (other processes, thermal state) hits all of them alike. Each is warmed up on the first clip
-before any timing. Peak memory is measured separately, in a fresh process per configuration (see core.benchmark).
+before any timing. Peak memory is measured separately, in a fresh process per configuration (see
+evaluation.memory).
 """
 
 from __future__ import annotations
@@ -15,9 +16,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hailo_whisper_ros.commands.pipeline import add_decoding_arguments, add_flag, decoding_options
-from hailo_whisper_ros.core import HailoWhisperError
-from hailo_whisper_ros.core.model_store import resolve_model_dir
+from hailo_whisper_ros.cli.flags import (
+    add_decoder_hef_flags,
+    add_decoding_arguments,
+    add_flag,
+    add_model_dir_flag,
+    decoding_options,
+)
+from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.export.store import resolve_model_dir
 
 HELP = "compare WER, latency and memory of the ONNX, Hailo and faster-whisper set-ups on a folder of clips"
 
@@ -44,8 +51,7 @@ class Candidate:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "audio_folder", type=Path, required=True, metavar="DIR",
              help="folder of clips with references (layouts as for `pipeline --audio_folder`)")
-    add_flag(parser, "model_dir", type=Path, metavar="DIR",
-             help="exported model directory (default: the embedded tiny.en model, exported on first use)")
+    add_model_dir_flag(parser)
     add_flag(parser, "configs", metavar="KEY,KEY",
              help=f"only these configurations, of {', '.join(CONFIG_KEYS)} (default: all that can run here)")
     add_flag(parser, "limit", type=int, metavar="N", help="only the first N clips")
@@ -56,19 +62,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "(default: the packaged one for tiny.en)")
     add_flag(parser, "encoder_hef_file", type=Path, metavar="HEF",
              help="also run this encoder HEF with the FP32 and INT8 decoders, if a Hailo device is present")
-    add_flag(parser, "decoder_hef_file", type=Path, metavar="HEF",
-             help="also run the encoder HEF with this decoder HEF (needs --decoder_hef_token_embedding)")
-    add_flag(parser, "decoder_hef_token_embedding", type=Path, metavar="NPY", help="token embedding for the decoder HEF")
-    add_flag(parser, "decoder_hef_positional_embedding", type=Path, metavar="NPY",
-             help="positional add-input of older decoder HEFs")
+    add_decoder_hef_flags(parser)  # with --encoder_hef_file: also run the HEF pair
     add_decoding_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from hailo_whisper_ros.core.audio import SAMPLE_RATE, load_audio
-    from hailo_whisper_ros.core.benchmark import machine_info, run_interleaved
-    from hailo_whisper_ros.core.datasets import list_clips
-    from hailo_whisper_ros.core.model_files import ModelInfo, MODEL_INFO, find_beside
+    from hailo_whisper_ros.core.constants import SAMPLE_RATE
+    from hailo_whisper_ros.core.audio import load_audio
+    from hailo_whisper_ros.evaluation.datasets import list_clips
+    from hailo_whisper_ros.evaluation.engines import run_interleaved
+    from hailo_whisper_ros.evaluation.machine import machine_info
+    from hailo_whisper_ros.core.model_dir import ModelInfo, MODEL_INFO, find_beside
 
     started = time.perf_counter()
     if args.limit is not None and args.limit < 1:
@@ -123,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _peak_memory(candidates: list[Candidate], clip, skipped: dict[str, str]) -> dict:
     """Each configuration's PeakMemory by key; a HEF one that falls back to the CPU is moved to skipped."""
-    from hailo_whisper_ros.core.benchmark import measure_peak_memory
+    from hailo_whisper_ros.evaluation.memory import measure_peak_memory
 
     memory = {}
     for candidate in candidates:
@@ -138,10 +142,10 @@ def _peak_memory(candidates: list[Candidate], clip, skipped: dict[str, str]) -> 
 
 def _candidates(args: argparse.Namespace, model_dir: Path, info, options) -> list[Candidate]:
     """Every configuration in table order, each with its spec or the reason it cannot run here."""
-    from hailo_whisper_ros.core.benchmark import FasterWhisperSpec, RecognizerSpec, ct2_model_dir
-    from hailo_whisper_ros.core.encoders import ONNX_ENCODER_FILES
-    from hailo_whisper_ros.core.model_files import DECODER, DECODER_WITH_PAST, INT8_SUBDIR
-    from hailo_whisper_ros.core.recognizer import RecognizerConfig
+    from hailo_whisper_ros.evaluation.engines import FasterWhisperSpec, RecognizerSpec, ct2_model_dir
+    from hailo_whisper_ros.core.backends.select import ONNX_ENCODER_FILES
+    from hailo_whisper_ros.core.model_dir import DECODER, DECODER_WITH_PAST, INT8_SUBDIR
+    from hailo_whisper_ros.core.config import RecognizerConfig
 
     decoder_dirs = {"fp32": model_dir, "int8": model_dir / INT8_SUBDIR}
     candidates = []
@@ -198,7 +202,7 @@ def _select(candidates: list[Candidate], configs: str | None) -> list[Candidate]
 
 
 def _report(specs, runs, memory, skipped, memory_clip, folder, machine, wall_s) -> dict:
-    from hailo_whisper_ros.core.benchmark import NORMALISATION, summarise
+    from hailo_whisper_ros.evaluation.stats import NORMALISATION, summarise
 
     summaries = {spec.key: summarise(runs[spec.key]) for spec in specs}
     baseline = summaries.get(BASELINE_KEY)
@@ -264,7 +268,7 @@ def _markdown(report: dict) -> str:
         "which reports no stage times (–). All configurations run interleaved clip by clip in one process, the order "
         "rotating each clip, after one untimed warm-up clip each.",
         "Speed vs faster-whisper int8: its median total divided by the configuration's (2.00× = twice as fast).",
-        f"Peak memory: peak resident set size (ru_maxrss) of a fresh process that loads only this configuration, "
+        f"Peak memory: peak resident set size (VmHWM) of a fresh process that loads only this configuration, "
         f"warms it up and transcribes the longest clip ({report['memory_clip']['id']}, "
         f"{report['memory_clip']['duration_s']:.1f} s); it includes the Python interpreter and libraries (that "
         f"process held {_span(bases)} MB before creating the engine).",

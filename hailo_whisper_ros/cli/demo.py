@@ -7,102 +7,83 @@ Traffic stays on this machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) in a dom
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import random
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from hailo_whisper_ros.core.datasets import SPEECH_DEV
+from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.evaluation.datasets import SPEECH_SAMPLES
 
 DEFAULT_CLIPS = [
     "jfk/jfk.flac",
     "librispeech_testclean_kw/1089-134686-0000.flac",
-    "ljspeech_coqui/LJ001-0005.wav",
-    "pocketsphinx_librivox/sense_and_sensibility_01_austen_64kb-0870.wav",
+    "ljspeech_coqui/LJ001-0005.flac",
+    "pocketsphinx_librivox/sense_and_sensibility_01_austen_64kb-0870.flac",
 ]
+STARTUP_TIMEOUT_S = 120.0  # loading the model, exporting it first on a fresh machine
+PLAYBACK_TIMEOUT_S = 3600.0
+GAP_S = 1.0  # silence after each file: the VAD's pause that ends its last utterance
+SETTLE_S = 3.0  # done once the nodes' queues are empty and no result came this long after the audio
+SETTLE_TIMEOUT_S = 120.0
+LEVELS = ("OK", "WARN", "ERROR", "STALE")  # diagnostic_msgs/DiagnosticStatus levels 0..3
+
+HELP = "real speech through the composed ROS node over DDS on this machine: transcripts and diagnostics"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("files", nargs="*", help=f"sound files (default: {len(DEFAULT_CLIPS)} dev clips)")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="*", help=f"sound files (default: {len(DEFAULT_CLIPS)} shipped clips)")
     parser.add_argument("--speed", type=float, default=1.0, help="playback pace, a multiple of real time")
-    parser.add_argument("--params-file", default=str(Path(__file__).resolve().parents[2] / "config" / "cpu.yaml"))
-    args = parser.parse_args()
-    files = args.files or [str(SPEECH_DEV / clip) for clip in DEFAULT_CLIPS]
-
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
-    import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from std_msgs.msg import String
-
-    bin_dir = Path(sys.executable).parent
-    recognition = subprocess.Popen(
-        [str(bin_dir / "speech_recognition"), "--ros-args", "--params-file", args.params_file, "--log-level", "warn"]
-    )
-    rclpy.init()
-    node = rclpy.create_node("demo_listener")
-    statuses = {}
-    finals = []
-
-    def on_event(message: String) -> None:
-        event = json.loads(message.data)
-        if event["kind"] == "partial":
-            print(f"  partial #{event['utterance_id']}: {event['text']}", flush=True)
-        else:
-            finals.append(event)
-            print(
-                f"FINAL   #{event['utterance_id']} [{event['start_s']:6.2f}-{event['end_s']:6.2f} s, "
-                f"{event['latency_ms']:.0f} ms after end of speech]: {event['text'] or '(no speech)'}",
-                flush=True,
-            )
-
-    node.create_subscription(String, "transcript/events", on_event, QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
-    node.create_subscription(
-        DiagnosticArray, "/diagnostics", lambda m: statuses.update({s.name: s for s in m.status}), 10
-    )
-    print(f"starting speech_recognition (ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}) ...", flush=True)
-    deadline = time.monotonic() + 120
-    while "recognizer" not in statuses and time.monotonic() < deadline and recognition.poll() is None:
-        rclpy.spin_once(node, timeout_sec=0.2)
-    if "recognizer" not in statuses:
-        print("speech_recognition did not come up", file=sys.stderr)
-        recognition.terminate()
-        return 1
-    listed = ",".join(f"'{f}'" for f in files)
-    print(f"playing {len(files)} file(s) at {args.speed:g}x real time on 'audio'", flush=True)
-    source = subprocess.Popen(
-        [
-            str(bin_dir / "wav_source"), "--ros-args", "--log-level", "warn",
-            "-p", f"files:=[{listed}]", "-p", f"speed:={args.speed}", "-p", "exit_when_done:=true",
-            "-p", "wait_for_subscribers:=1",
-        ]
-    )
-    try:
-        while source.poll() is None:
-            rclpy.spin_once(node, timeout_sec=0.1)
-        settle = time.monotonic() + 3.0  # the last utterance's final follows the closing silence
-        while time.monotonic() < settle:
-            rclpy.spin_once(node, timeout_sec=0.1)
-        print("\ndiagnostics:")
-        for name in sorted(statuses):
-            status = statuses[name]
-            level = ["OK", "WARN", "ERROR", "STALE"][ord(status.level) if isinstance(status.level, bytes) else status.level]
-            print(f"  {name}: {level} - {status.message}")
-            for value in status.values:
-                print(f"      {value.key}: {value.value}")
-    finally:
-        source.terminate()
-        recognition.send_signal(2)
-        recognition.wait(timeout=20)
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0 if finals else 1
+    parser.add_argument("--params-file", help="parameter file of the nodes (default: the declared defaults)")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def print_record(record) -> None:
+    """A partial or final TranscriptRecord as it arrives."""
+    if record.kind == "partial":
+        print(f"  partial #{record.utterance_id}: {record.text}", flush=True)
+    else:
+        print(
+            f"FINAL   #{record.utterance_id} [{record.start_s:6.2f}-{record.end_s:6.2f} s, "
+            f"{record.latency_ms:.0f} ms after end of speech]: {record.text or '(no speech)'}",
+            flush=True,
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    from hailo_whisper_ros.evaluation.ros_session import Listener, NodeProcess, local_context, wav_source
+
+    files = args.files or [str(SPEECH_SAMPLES / clip) for clip in DEFAULT_CLIPS]
+    with local_context() as context:
+        listener = Listener(context, node_name="demo_listener", on_record=print_record)
+        print(f"starting speech_recognition (ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}) ...", flush=True)
+        recognition = NodeProcess("speech_recognition", "--log-level", "warn",
+                                  *(["--params-file", args.params_file] if args.params_file else []), echo=True)
+        source = None
+        try:
+            listener.wait_for(lambda: listener.latest("recognizer") is not None or not recognition.running(),
+                              STARTUP_TIMEOUT_S)
+            if listener.latest("recognizer") is None:
+                print("speech_recognition did not come up", file=sys.stderr)
+                return 1
+            print(f"playing {len(files)} file(s) at {args.speed:g}x real time on 'audio'", flush=True)
+            source = wav_source(files, args.speed, GAP_S, "--log-level", "warn", echo=True)
+            try:
+                source.wait(timeout=PLAYBACK_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                raise HailoWhisperError(f"wav_source still playing after {PLAYBACK_TIMEOUT_S:g} s") from None
+            audio_ended = time.monotonic()
+            # The last utterance's final follows the closing silence.
+            listener.wait_for(lambda: listener.caught_up(audio_ended, SETTLE_S), SETTLE_TIMEOUT_S)
+            print("\ndiagnostics:")
+            statuses = listener.latest_statuses()
+            for name in sorted(statuses):
+                status = statuses[name]
+                print(f"  {name}: {LEVELS[status.level]} - {status.message}")
+                for key, value in status.values.items():
+                    print(f"      {key}: {value}")
+        finally:
+            if source is not None:
+                source.stop()
+            recognition.stop()
+            listener.close()
+        return 0 if any(record.kind == "final" for record in listener.events) else 1

@@ -1,6 +1,6 @@
-"""`hailo-whisper`: one command with a subcommand per job (export, pipeline, compare, caption, bench, soak).
+"""`hailo-whisper`: one command with a subcommand per job (export, pipeline, compare, caption, bench, soak, demo).
 
-Each subcommand lives in ``hailo_whisper_ros/commands/<name>.py`` with ``HELP``, ``add_arguments(parser)`` and
+Each subcommand lives in ``hailo_whisper_ros/cli/<name>.py`` with ``HELP``, ``add_arguments(parser)`` and
 ``run(args) -> int``; heavy imports happen inside ``run`` so ``--help`` stays fast.
 """
 
@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
 import sys
 
-from hailo_whisper_ros.core import HailoWhisperError
-import hailo_whisper_ros.commands as commands_package
+from hailo_whisper_ros.core.errors import HailoWhisperError
+
+SUBCOMMANDS = ("export", "pipeline", "compare", "caption", "bench", "soak", "demo")
 
 
 def _command_modules():
-    for info in sorted(pkgutil.iter_modules(commands_package.__path__), key=lambda m: m.name):
-        if not info.name.startswith("_"):
-            yield info.name, importlib.import_module(f"{commands_package.__name__}.{info.name}")
+    for name in SUBCOMMANDS:
+        yield name, importlib.import_module(f"hailo_whisper_ros.cli.{name}")
 
 
 def build_parser() -> argparse.ArgumentParser:

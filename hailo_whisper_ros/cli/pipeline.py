@@ -1,4 +1,4 @@
-"""`hailo-whisper pipeline`: the reference study's whisper_on_hailo_pipeline.py as a command.
+"""`hailo-whisper pipeline`: the Pi 5 Hailo-8L study's whisper_on_hailo_pipeline.py as a command.
 
 Its flags keep their names and meaning (``--encoder_hef_file``, ``--encoder_onnx_file`` (10 s),
 ``--encoder_orig_onnx_file`` (30 s), ``--decoder_onnx_dir``, ``--decoder_hef_file``, ``--audio_file``,
@@ -14,43 +14,22 @@ import json
 import sys
 from pathlib import Path
 
-from hailo_whisper_ros.core import HailoWhisperError
-from hailo_whisper_ros.core.model_store import resolve_model_dir
+from hailo_whisper_ros.cli.flags import (
+    add_decoder_hef_flags,
+    add_decoding_arguments,
+    add_flag,
+    add_model_dir_flag,
+    decoding_options,
+)
+from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.export.store import resolve_model_dir
 
 HELP = "transcribe a file (timing over N runs) or evaluate a folder (WER/CER) with one encoder/decoder set-up"
-
-def add_flag(parser, name: str, **kwargs) -> None:
-    """--name_with_underscores as the reference study spells it, and --name-with-dashes as the other commands do."""
-    dashed = name.replace("_", "-")
-    flags = [f"--{name}"] + ([f"--{dashed}"] if dashed != name else [])
-    parser.add_argument(*flags, dest=name, **kwargs)
-
-
-def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
-    """Decoding and runtime controls shared with `compare`; unset ones keep DecodingOptions' defaults."""
-    group = parser.add_argument_group("decoding")
-    add_flag(group, "pad_encoder_output_to", type=int, metavar="N",
-             help="zero-pad the encoder output to N positions, 500..1500 (default: 1500)")
-    add_flag(group, "repetition_penalty", type=float, metavar="P",
-             help="divide the logits of recent tokens by P >= 1 (default: 1.0, off)")
-    add_flag(group, "eos_boost_threshold", type=float, metavar="T",
-             help="end the transcript when EOT's logit is within T of the best (default: 0, off)")
-    add_flag(group, "language", metavar="CODE", help="spoken language of multilingual models (default: en)")
-    add_flag(group, "threads", type=int, default=2, metavar="N",
-             help="CPU threads per ONNX Runtime session / CTranslate2 model (default: 2)")
-
-
-def decoding_options(args: argparse.Namespace):
-    from hailo_whisper_ros.core.decoding import DecodingOptions
-
-    names = ("pad_encoder_output_to", "repetition_penalty", "eos_boost_threshold", "language")
-    return DecodingOptions(**{name: getattr(args, name) for name in names if getattr(args, name) is not None})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model (default: the embedded model's dynamic encoder and INT8 decoders)")
-    add_flag(model, "model_dir", type=Path, metavar="DIR",
-             help="exported model directory (default: the embedded tiny.en model, exported on first use)")
+    add_model_dir_flag(model)
     encoders = model.add_mutually_exclusive_group()
     add_flag(encoders, "encoder_hef_file", type=Path, metavar="HEF",
              help="encoder HEF on the Hailo NPU (10 s); falls back to the CPU 10 s ONNX encoder, saying why")
@@ -61,12 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(model, "decoder_onnx_dir", type=Path, metavar="DIR",
              help="folder with decoder_model.onnx and decoder_with_past_model.onnx (default: MODEL_DIR/default_int8); "
              "its tokenizer.json and hailo_whisper_model.json are looked up in it, then in its parent")
-    add_flag(model, "decoder_hef_file", type=Path, metavar="HEF",
-             help="Hailo's fixed-sequence decoder HEF; falls back to the ONNX decoders, saying why")
-    add_flag(model, "decoder_hef_token_embedding", type=Path, metavar="NPY",
-             help="token embedding matrix [n_vocab, d] for --decoder_hef_file")
-    add_flag(model, "decoder_hef_positional_embedding", type=Path, metavar="NPY",
-             help="positional add-input [sequence, d] that older decoder HEFs expect")
+    add_decoder_hef_flags(model)
     add_flag(model, "decoder_assets_path", type=Path, metavar="DIR",
              help="Hailo's decoder assets folder instead of the two .npy flags: "
              "VARIANT/decoder_tokenization/{token_embedding_weight,onnx_add_input}_VARIANT.npy")
@@ -87,9 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def recognizer_config(args: argparse.Namespace):
-    """The RecognizerConfig the reference study's flags describe."""
-    from hailo_whisper_ros.core.hailo import HailoDeviceOptions
-    from hailo_whisper_ros.core.recognizer import RecognizerConfig
+    """The RecognizerConfig the Pi 5 Hailo-8L study's flags describe."""
+    from hailo_whisper_ros.core.config import RecognizerConfig
 
     encoder, encoder_file = "dynamic", None
     for flag, kind in (("encoder_hef_file", "hef"), ("encoder_onnx_file", "10s"),
@@ -101,7 +74,6 @@ def recognizer_config(args: argparse.Namespace):
     # study's fully explicit command lines run without an exported default model.
     fully_explicit = encoder_file is not None and encoder != "hef" and args.decoder_onnx_dir is not None
     model_dir = args.model_dir or (encoder_file.parent if fully_explicit else resolve_model_dir(None))
-    device = HailoDeviceOptions(multi_process_service=True, group_id="SHARED") if args.multi_process_service else HailoDeviceOptions()
     return RecognizerConfig(
         model_dir,
         encoder=encoder,
@@ -111,7 +83,9 @@ def recognizer_config(args: argparse.Namespace):
         decoder_hef_token_embedding=token_embedding,
         decoder_hef_positional_embedding=positional_embedding,
         threads=args.threads,
-        hailo_device=device,
+        # The Pi 5 Hailo-8L study's flag: hailort_service, in the group its other models share.
+        hailo_multi_process_service=args.multi_process_service,
+        hailo_group_id="SHARED" if args.multi_process_service else "",
     )
 
 
@@ -130,8 +104,9 @@ def _decoder_hef_assets(args: argparse.Namespace) -> tuple[Path | None, Path | N
 
 def run(args: argparse.Namespace) -> int:
     from hailo_whisper_ros.core.audio import load_audio
-    from hailo_whisper_ros.core.benchmark import RecognizerSpec
-    from hailo_whisper_ros.core.datasets import list_clips
+    from hailo_whisper_ros.evaluation.datasets import list_clips
+    from hailo_whisper_ros.evaluation.engines import RecognizerEngine
+    from hailo_whisper_ros.evaluation.memory import load_recognizer
 
     if args.num_iterations < 1:
         raise HailoWhisperError(f"--num_iterations must be >= 1, not {args.num_iterations}")
@@ -143,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
     # The input is read before the model is loaded, so that a wrong path fails at once.
     audio = load_audio(args.audio_file) if args.audio_file is not None else None
     folder = list_clips(args.audio_folder) if args.audio_folder is not None else None
-    engine = RecognizerSpec("pipeline", "pipeline", recognizer_config(args), options).create()
-    recognizer = engine.recognizer
+    recognizer, memory = load_recognizer(recognizer_config(args))
+    engine = RecognizerEngine("pipeline", recognizer, options)
     config = recognizer.config
     device = {"hailo": "the Hailo NPU", "onnx": "the CPU"}
     decoder_folder = f" ({config.resolved_decoder_dir})" if recognizer.decoder_backend == "onnx" else ""
@@ -155,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"fallback: Hailo HEF not used ({recognizer.fallback_reason}); running on the CPU instead")
     print(f"decoding: greedy, encoder output padded to {options.pad_encoder_output_to}, repetition penalty "
           f"{options.repetition_penalty}, EOS boost {options.eos_boost_threshold}, {config.threads} threads\n")
-    report = _run_file(engine, audio, args) if audio is not None else _run_folder(engine, folder, args)
+    report = _run_file(engine, memory, audio, args) if audio is not None else _run_folder(engine, folder, args)
     report["summary"]["configuration"] = {
         "model": recognizer.info.name,
         "model_dir": str(config.model_dir),
@@ -180,9 +155,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_file(engine, audio, args: argparse.Namespace) -> dict:
-    from hailo_whisper_ros.core.audio import SAMPLE_RATE
-    from hailo_whisper_ros.core.benchmark import TimingStats, measure, progress
+def _run_file(engine, memory, audio, args: argparse.Namespace) -> dict:
+    from hailo_whisper_ros.core.constants import SAMPLE_RATE
+    from hailo_whisper_ros.evaluation.engines import measure, progress
+    from hailo_whisper_ros.evaluation.stats import TimingStats
 
     runs = [measure(engine, audio) for _ in progress(range(args.num_iterations), args.num_iterations, "iterations")]
     print("TRANSCRIPTION:")
@@ -195,11 +171,10 @@ def _run_file(engine, audio, args: argparse.Namespace) -> dict:
     for stage, stats in stage_stats.items():
         print(f"{stage.capitalize()} times (ms):")
         print("\n".join(stats.lines()))
-    memory = engine.recognizer.memory
     print("\nMEMORY (process resident set size)")
     print(f"  Encoder + decoder memory usage: {memory.load_mb:8.1f} MB (after load minus before load)")
     print(f"  Warm-up overhead:               {memory.warmup_mb:8.1f} MB")
-    print(f"  Total after warm-up:            {memory.load_mb + memory.warmup_mb:8.1f} MB "
+    print(f"  Total after warm-up:            {memory.model_mb:8.1f} MB "
           f"(whole process: {memory.after_warmup_mb:.1f} MB)")
     clip = {
         "id": args.audio_file.stem,
@@ -228,8 +203,9 @@ def _run_file(engine, audio, args: argparse.Namespace) -> dict:
 
 def _run_folder(engine, folder, args: argparse.Namespace) -> dict:
     from hailo_whisper_ros.core.audio import load_audio
-    from hailo_whisper_ros.core.benchmark import NORMALISATION, progress, run_clip, summarise
-    from hailo_whisper_ros.core.evaluation import normalise
+    from hailo_whisper_ros.evaluation.engines import progress, run_clip
+    from hailo_whisper_ros.evaluation.scoring import normalise
+    from hailo_whisper_ros.evaluation.stats import NORMALISATION, summarise
 
     clips = folder.clips[: args.limit]
     print(f"audio folder: {folder.root} ({folder.describe()})")

@@ -1,5 +1,5 @@
-"""The recognizer core: audio, features, encoders, decoder, streaming and evaluation. Imports no rclpy."""
+"""What a robot runs: audio in, Whisper features, encoder and decoder backends, decoding, VAD and streaming.
 
-
-class HailoWhisperError(Exception):
-    """An error the user can act on (missing file, bad parameter, bad input); printed as one line, no traceback."""
+Nothing here imports rclpy or another part of the package (``test/unit/test_import_directions.py`` checks it);
+``hailo_platform`` is imported only by ``backends/hailort.py``, and only when a HEF is configured.
+"""

@@ -13,8 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hailo_whisper_ros.core import HailoWhisperError
-from hailo_whisper_ros.core.audio import SAMPLE_RATE, StreamingResampler, pcm_format, pcm_sample_width, pcm_to_float
+from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.core.constants import SAMPLE_RATE
+from hailo_whisper_ros.core.audio import (
+    PCM_FORMATS,
+    StreamingResampler,
+    pcm_format,
+    pcm_sample_width,
+    pcm_to_float,
+)
+from hailo_whisper_ros.core.options import Options, option
 
 MAX_CHANNELS = 32
 MIN_SAMPLE_RATE = 4000
@@ -32,34 +40,20 @@ def bytes_per_second(sample_rate: int, channels: int, sample_format: str) -> flo
 
 
 @dataclass(frozen=True)
-class AudioFormat:
-    """The format of incoming audio until the driver declares another (the audio.* defaults of the node)."""
+class AudioFormat(Options):
+    """The format of incoming audio until the driver declares another on audio_info."""
 
-    sample_rate: int = 16000
-    """Samples per second per channel [Hz] (4000..384000)."""
+    PARAMETER_GROUP = "audio"
 
-    channels: int = 1
-    """Interleaved channels per frame (1..32); they are averaged to mono."""
+    sample_rate: int = option(16000, "Samples per second per channel, until an AudioInfo arrives on audio_info.",
+                              unit="Hz", range=(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE))
+    channels: int = option(1, "Interleaved channels per frame; they are averaged to mono.", range=(1, MAX_CHANNELS))
+    sample_format: str = option("S16LE", f"PCM sample format: {', '.join(PCM_FORMATS)}.")
+    coding_format: str = option(
+        "WAVE", "Audio coding: only uncompressed PCM (WAVE, PCM, RAW or empty) can be transcribed.")
 
-    sample_format: str = "S16LE"
-    """PCM sample format: S16LE, S32LE or F32LE."""
-
-    coding_format: str = "WAVE"
-    """Audio coding: only uncompressed PCM (WAVE, PCM, RAW or empty) can be transcribed."""
-
-    def __post_init__(self):
-        self.validate()
-
-    def validate(self) -> None:
-        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int) or not (
-            MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE
-        ):
-            raise HailoWhisperError(
-                f"sample rate {self.sample_rate!r} Hz is not supported (expected {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE})"
-            )
-        if isinstance(self.channels, bool) or not isinstance(self.channels, int) or not 1 <= self.channels <= MAX_CHANNELS:
-            raise HailoWhisperError(f"channel count {self.channels!r} is not supported (expected 1..{MAX_CHANNELS})")
-        pcm_format(self.sample_format)
+    def check(self) -> None:
+        pcm_format(self.sample_format)  # any spelling of the names (case, no LE suffix) that drivers send
         if str(self.coding_format).strip().upper() not in PCM_CODINGS:
             raise HailoWhisperError(
                 f"audio coding {self.coding_format!r} is not supported: only uncompressed PCM (WAVE) can be transcribed"

@@ -14,84 +14,64 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from hailo_whisper_ros.core import HailoWhisperError
-from hailo_whisper_ros.core.model_files import ModelInfo
+from hailo_whisper_ros.core.backends.base import DecoderSteps
+from hailo_whisper_ros.core.constants import ENCODER_POSITIONS, MAX_TEXT_POSITIONS
+from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.core.model_dir import ModelInfo
+from hailo_whisper_ros.core.options import Options, option
 
-# Whisper's n_text_ctx for every released size; a model's own figure bounds max_new_tokens at decode time.
-MAX_TEXT_POSITIONS = 448
+TASKS = ("transcribe", "translate")
 
 
 @dataclass(frozen=True)
-class DecodingOptions:
+class DecodingOptions(Options):
     """How one utterance is decoded. Validated on construction, so a bad value never reaches the loop."""
 
-    language: str | None = None
-    """Spoken language code for multilingual models; None means English. English-only models accept only en."""
+    PARAMETER_GROUP = "decoding"
 
-    task: str = "transcribe"
-    """'transcribe' or 'translate' (to English; multilingual models only)."""
+    language: str | None = option(
+        None, "Spoken language code for multilingual models (such as de); empty: English. English-only models "
+        "accept only en.", none_as="")
+    task: str = option("transcribe", "'transcribe', or 'translate' to English (multilingual models only).",
+                       choices=TASKS)
+    pad_encoder_output_to: int = option(
+        1500, "Zero-pad the encoder output to this many positions. The decoder was trained on the 1500 positions of "
+        "a 30 s window; fed the 500 of a 10 s encoder it loops instead of emitting EOT. The Pi 5 Hailo-8L study "
+        "(README, Sources) found >= 700 enough; for tiny.en on the dev set (10 s path, INT8 decoder) WER was 13.7 % at 500, 29.0 % at 700 "
+        "(loops), 7.8 % at 1000 and 8.1 % at 1500. Outputs already longer (the 30 s encoder) are left as they are.",
+        range=(500, ENCODER_POSITIONS))
+    repetition_penalty: float = option(
+        1.0, "Recently generated tokens get their logit divided by this when positive and multiplied by it when "
+        "negative (Hugging Face's sign-aware rule), so a repeated token always becomes less likely; 1.0 is off.",
+        range=(1.0, 3.0))
+    repetition_window: int = option(
+        64, "How many of the most recent generated tokens the repetition penalty looks at.",
+        range=(1, MAX_TEXT_POSITIONS))
+    eos_boost_threshold: float = option(
+        0.0, "Choose EOT whenever its logit is within this distance of the best logit; 0 is off.", range=(0.0, 50.0))
+    max_new_tokens: int = option(
+        224, "Tokens generated per segment at most (Whisper's default, half the text context); also bounded by the "
+        "decoder's positions minus the forced prefix (n_text_ctx for ONNX, the fixed sequence length of a HEF).",
+        range=(1, MAX_TEXT_POSITIONS))
+    suppress_blank: bool = option(
+        True, "Forbid a blank or EOT as the first generated token (the model's begin_suppress_tokens).")
+    suppress_tokens: tuple[int, ...] | None = option(
+        None, "Token ids never generated; none: the model's list (symbols that are not speech). Special and "
+        "timestamp tokens other than EOT are always suppressed, since decoding runs without timestamps.",
+        none_as=(-1,))
+    no_speech_threshold: float | None = option(
+        0.6, "A segment is silence when p(<|nospeech|>) at the start-of-transcript position exceeds this and its "
+        "average log-probability is below logprob_threshold (Whisper's rule); none disables the check.",
+        range=(0.0, 1.0))
+    logprob_threshold: float | None = option(
+        -1.0, "See no_speech_threshold; none: the no-speech probability alone decides.", range=(-20.0, 0.0))
 
-    pad_encoder_output_to: int = 1500
-    """Zero-pad the encoder output to this many positions (500..1500). The decoder was trained on the 1500
-    positions of a 30 s window; fed the 500 of a 10 s encoder it loops instead of emitting EOT. The reference study
-    found >= 700 enough; for tiny.en on the dev set (10 s path, INT8 decoder) WER was 13.7 % at 500, 29.0 % at 700
-    (loops), 7.8 % at 1000 and 8.1 % at 1500. Outputs already longer (the 30 s encoder) are left as they are."""
-
-    repetition_penalty: float = 1.0
-    """>= 1.0; 1.0 is off. Recently generated tokens get their logit divided by this when positive and multiplied
-    by it when negative (Hugging Face's sign-aware rule), so a repeated token always becomes less likely."""
-
-    repetition_window: int = 64
-    """How many of the most recent generated tokens the repetition penalty looks at."""
-
-    eos_boost_threshold: float = 0.0
-    """>= 0; 0 is off. Choose EOT whenever its logit is within this distance of the best logit."""
-
-    max_new_tokens: int = 224
-    """Tokens generated per segment at most (Whisper's default, half the text context); also bounded by the
-    decoder's positions minus the forced prefix (n_text_ctx for ONNX, the fixed sequence length of a HEF)."""
-
-    suppress_blank: bool = True
-    """Forbid a blank or EOT as the first generated token (the model's begin_suppress_tokens)."""
-
-    suppress_tokens: tuple[int, ...] | None = None
-    """Token ids never generated; None means the model's list (symbols that are not speech). Special and
-    timestamp tokens other than EOT are always suppressed, since decoding runs without timestamps."""
-
-    no_speech_threshold: float | None = 0.6
-    """A segment is silence when p(<|nospeech|>) at the start-of-transcript position exceeds this and its
-    average log-probability is below logprob_threshold (Whisper's rule). None disables the check."""
-
-    logprob_threshold: float | None = -1.0
-    """See no_speech_threshold; None means the no-speech probability alone decides."""
-
-    def __post_init__(self):
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise HailoWhisperError naming the first invalid field and why."""
-        if self.language is not None and not (isinstance(self.language, str) and self.language):
-            raise HailoWhisperError(f"language must be a language code such as 'en' or None, not {self.language!r}")
-        if self.task not in ("transcribe", "translate"):
-            raise HailoWhisperError(f"task must be 'transcribe' or 'translate', not {self.task!r}")
-        _check_int("pad_encoder_output_to", self.pad_encoder_output_to, 500, 1500)
-        _check_number("repetition_penalty", self.repetition_penalty, minimum=1.0)
-        _check_int("repetition_window", self.repetition_window, 1, MAX_TEXT_POSITIONS)
-        _check_number("eos_boost_threshold", self.eos_boost_threshold, minimum=0.0)
-        _check_int("max_new_tokens", self.max_new_tokens, 1, MAX_TEXT_POSITIONS)
-        if not isinstance(self.suppress_blank, bool):
-            raise HailoWhisperError(f"suppress_blank must be true or false, not {self.suppress_blank!r}")
-        if self.suppress_tokens is not None and not (
-            isinstance(self.suppress_tokens, tuple)
-            and all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in self.suppress_tokens)
-        ):
-            raise HailoWhisperError(
-                f"suppress_tokens must be a tuple of token ids or None, not {self.suppress_tokens!r}"
-            )
-        if self.no_speech_threshold is not None:
-            _check_number("no_speech_threshold", self.no_speech_threshold, minimum=0.0, maximum=1.0)
-        if self.logprob_threshold is not None:
-            _check_number("logprob_threshold", self.logprob_threshold)
+    def check(self) -> None:
+        if self.language is not None and not self.language:
+            raise HailoWhisperError("DecodingOptions option language must be a language code such as 'en' or None")
+        if self.suppress_tokens is not None and any(t < 0 for t in self.suppress_tokens):
+            raise HailoWhisperError(f"DecodingOptions option suppress_tokens must hold token ids >= 0, "
+                                    f"not {self.suppress_tokens!r}")
 
     def is_no_speech(self, no_speech_prob: float, avg_logprob: float) -> bool:
         """Whisper's rule: likely no speech, and the decoded text not confident enough to overrule that."""
@@ -111,19 +91,6 @@ class DecodingOptions:
             return info.forced_prefix(self.language, self.task)
         except ValueError as error:
             raise HailoWhisperError(str(error)) from error
-
-
-def _check_number(name: str, value, minimum: float | None = None, maximum: float | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise HailoWhisperError(f"{name} must be a finite number, not {value!r}")
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise HailoWhisperError(f"{name} must be {bounds}, not {value!r}")
-
-
-def _check_int(name: str, value, minimum: int, maximum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-        raise HailoWhisperError(f"{name} must be an integer in [{minimum}, {maximum}], not {value!r}")
 
 
 class LogitFilter(Protocol):
@@ -186,23 +153,6 @@ def choose_token(logits: np.ndarray, eot: int, eos_boost_threshold: float) -> in
     if eos_boost_threshold > 0.0 and best != eot and logits[eot] >= logits[best] - eos_boost_threshold:
         return eot
     return best
-
-
-class DecoderSteps(Protocol):
-    """What a decoder backend provides to the shared loop."""
-
-    max_positions: int
-    """Token positions the backend can hold, forced prefix included."""
-
-    fixed_encoder_positions: int | None
-    """Encoder positions the backend requires (a HEF's input shape), or None when it takes any count."""
-
-    def start(self, encoder_states: np.ndarray, prefix: Sequence[int], padded_positions: int) -> np.ndarray:
-        """Begin an utterance: return the logits [len(prefix), n_vocab] of the prefix positions. The decoder attends
-        over the encoder states [1, T, d] zero-padded to ``padded_positions`` (or to its fixed count, if it has one)."""
-
-    def step(self, token: int) -> np.ndarray:
-        """Append one token and return the logits [n_vocab] for the position after it."""
 
 
 @dataclass(frozen=True)

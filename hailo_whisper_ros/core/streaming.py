@@ -28,20 +28,17 @@ aligned with the source's clock.
 
 from __future__ import annotations
 
-import logging
-import math
-import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hailo_whisper_ros.core import HailoWhisperError
-from hailo_whisper_ros.core.audio import SAMPLE_RATE
+from hailo_whisper_ros.core.constants import HOP_LENGTH, SAMPLE_RATE
 from hailo_whisper_ros.core.decoding import DecodingOptions
-from hailo_whisper_ros.core.features import HOP_LENGTH
+from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.core.transcriber_queue import QueuedTranscriber
+from hailo_whisper_ros.core.transcripts import StreamingOptions, TranscriptEvent
 from hailo_whisper_ros.core.vad import (
     WINDOW_SAMPLES,
     Segmenter,
@@ -54,18 +51,14 @@ from hailo_whisper_ros.core.vad import (
 )
 
 if TYPE_CHECKING:
-    from hailo_whisper_ros.core.recognizer import Recognizer, TranscriptionResult
-
-logger = logging.getLogger(__name__)
+    from hailo_whisper_ros.core.recognizer import Recognizer
 
 # The worker takes this much queued audio at a time: partials and the reaction to a reset fall on these steps.
 # 128 ms, whole VAD windows, keeps the per-step overhead (one VAD call, one lock) small.
 STEP_SAMPLES = 4 * WINDOW_SAMPLES
-FINAL_LATENCY_HISTORY = 1000  # finals whose latency the statistics keep
 # A final's decode starts in the pause that may end the utterance when the pause is this many recent decode times
-# (a moving average with this smoothing factor) short of min_silence_ms.
+# (utterance_recognition.DECODE_TIME_SMOOTHING's moving average) short of min_silence_ms.
 DECODE_TIME_MARGIN = 1.5
-DECODE_TIME_SMOOTHING = 0.2
 # ... but no earlier than this fraction of the pause that the segmenter waits through before it ends an utterance
 # (beyond the pad): on a slow machine, earlier starts would mostly decode pauses inside sentences.
 MAX_LOOKAHEAD_FRACTION = 0.5
@@ -99,137 +92,7 @@ def final_decode_pause(options: VadOptions, decode_s: float | None) -> int:
     return min_silence - lookahead
 
 
-PARTIAL = "partial"
-FINAL = "final"
-
-
-def _option(default, description: str, unit: str, value_range: tuple[float, float]):
-    return field(default=default, metadata={"description": description, "unit": unit, "range": value_range})
-
-
-@dataclass(frozen=True)
-class StreamingOptions:
-    """How the stream is worked through. Validated on construction; the metadata of each field (description, unit,
-    range) is what the ROS layer declares its parameters from."""
-
-    partial_interval_ms: int = _option(
-        1000,
-        "Audio an open utterance must gain before its next partial transcript, in ms; 0 turns partials off "
-        "(otherwise 200..10000).",
-        "ms",
-        (0, 10000),
-    )
-    max_queue_s: float = _option(
-        30.0,
-        "Audio waiting for the worker that is kept, in seconds (1..600); beyond it the oldest audio is dropped and "
-        "counted.",
-        "s",
-        (1.0, 600.0),
-    )
-
-    def __post_init__(self):
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise HailoWhisperError naming the first invalid field and why."""
-        interval = self.partial_interval_ms
-        whole = isinstance(interval, int) and not isinstance(interval, bool)
-        if not (whole and (interval == 0 or 200 <= interval <= 10000)):
-            raise HailoWhisperError(
-                f"partial_interval_ms must be 0 (no partials) or an integer in [200, 10000], not {interval!r}"
-            )
-        queue_s = self.max_queue_s
-        if isinstance(queue_s, bool) or not isinstance(queue_s, (int, float)) or not math.isfinite(queue_s):
-            raise HailoWhisperError(f"max_queue_s must be a finite number, not {queue_s!r}")
-        if not 1.0 <= queue_s <= 600.0:
-            raise HailoWhisperError(f"max_queue_s must be in [1, 600] seconds, not {queue_s!r}")
-
-
-@dataclass(frozen=True)
-class TranscriptEvent:
-    kind: str
-    """PARTIAL or FINAL."""
-    utterance_id: int
-    """The same for the partials and the final of one utterance, and increasing: StreamingTranscriber counts from 1,
-    UtteranceTranscriber keeps the sender's ids. Utterances that get no final (an inference error, a reset) leave
-    gaps."""
-    text: str
-    """The transcript; empty for a final in which the recognizer found no speech."""
-    stable_text: str
-    """Partial: the words this partial shares with the previous partial of the utterance, from the start (compared
-    without case and punctuation; empty for the first partial), for displays that should not flicker. Final: text."""
-    start_sample: int
-    """First sample of the audio transcribed (the VAD's pads included), in the input stream counted from the first
-    sample fed. The utterances' [start_sample, end_sample) and the silences between them tile the stream."""
-    end_sample: int
-    """After the last sample transcribed: the utterance end for a final, the audio so far for a partial."""
-    speech_start_sample: int
-    """Where the VAD heard speech begin: the first window at or above its threshold (pads excluded)."""
-    speech_end_sample: int
-    """Where the VAD last heard speech: the end of the last window at or above its threshold."""
-    latency_ms: float
-    """Final: from the segmenter's end-of-utterance decision to the result. Partial: the inference time."""
-    result: "TranscriptionResult"
-
-    @property
-    def speech_start_s(self) -> float:
-        return self.speech_start_sample / SAMPLE_RATE
-
-    @property
-    def speech_end_s(self) -> float:
-        return self.speech_end_sample / SAMPLE_RATE
-
-
-@dataclass(frozen=True)
-class StreamingStats:
-    """A snapshot of the counters, cumulative since construction (reset() does not clear them)."""
-
-    audio_in_s: float  # fed
-    audio_dropped_s: float  # removed from the queue unprocessed: beyond max_queue_s, or by reset()
-    queue_depth_s: float  # waiting for the worker now
-    max_queue_depth_s: float
-    audio_processed_s: float  # taken by the worker; audio_in_s = processed + dropped + queue depth
-    utterances: int  # finals with text
-    partials: int  # partials emitted
-    partials_skipped: int  # partials due while the worker was more than one interval behind
-    no_speech_rejections: int  # finals with empty text: the recognizer found no speech in the utterance
-    inference_calls: int  # recognizer calls, partial and final, failed ones included
-    inference_s: float  # their wall time
-    speech_s_transcribed: float  # audio passed to the recognizer, summed over the successful calls
-    frames_transcribed: int  # mel frames the encoder ran on, over the successful calls
-    errors: int  # inference calls that raised; their utterances were skipped
-    finals_precomputed: int  # finals and no-speech rejections decoded during the pause that ended the utterance
-    final_latencies_ms: tuple[float, ...]  # of the last FINAL_LATENCY_HISTORY finals, oldest first
-
-    @property
-    def real_time_factor(self) -> float:
-        """Inference time per second of audio processed (below 1 keeps up with real time)."""
-        return self.inference_s / self.audio_processed_s if self.audio_processed_s else 0.0
-
-    @property
-    def final_latency_p50_ms(self) -> float | None:
-        return float(np.percentile(self.final_latencies_ms, 50)) if self.final_latencies_ms else None
-
-    @property
-    def final_latency_p95_ms(self) -> float | None:
-        return float(np.percentile(self.final_latencies_ms, 95)) if self.final_latencies_ms else None
-
-
-def stable_prefix(previous: str, current: str) -> str:
-    """The leading words of ``current`` that ``previous`` has too, compared without case and edge punctuation."""
-    def key(word: str) -> str:
-        return word.strip(".,!?;:\"'()").lower()
-
-    current_words = current.split()
-    shared = 0
-    for before, now in zip(previous.split(), current_words):
-        if key(before) != key(now):
-            break
-        shared += 1
-    return " ".join(current_words[:shared])
-
-
-class _ProbabilityLog:
+class SpeechProbabilityLog:
     """The segmenter's VAD, recording the speech probability of the recent windows with their stream positions, so
     that an utterance can report where speech was heard inside its padded audio."""
 
@@ -271,269 +134,7 @@ class _ProbabilityLog:
         return max(int(self._starts[speech[0]]), start), min(int(self._starts[speech[-1]]) + self.window_samples, end)
 
 
-@dataclass
-class _Utterance:
-    """The open utterance: its audio so far and the options it started with."""
-
-    utterance_id: int
-    start: int
-    decoding: DecodingOptions
-    partial_interval: int  # samples; 0: no partials
-    next_partial_at: int  # utterance length (samples) at which the next partial is due
-    pieces: list[np.ndarray] = field(default_factory=list)
-    length: int = 0
-    previous_partial: str = ""
-    decoded: "TranscriptionResult | None" = None  # the latest decode, of the first decoded_length samples
-    decoded_length: int = -1
-    failed: bool = False  # an inference error: no more partials, no final
-
-    @property
-    def end(self) -> int:
-        return self.start + self.length
-
-    def append(self, audio: np.ndarray) -> None:
-        self.pieces.append(audio)
-        self.length += len(audio)
-
-    def audio(self) -> np.ndarray:
-        if len(self.pieces) != 1:
-            self.pieces = [np.concatenate(self.pieces) if self.pieces else np.zeros(0, dtype=np.float32)]
-        return self.pieces[0]
-
-
-class _Recognition:
-    """Transcribes the open utterance for both transcribers: partials, the final, errors, and their counters."""
-
-    def __init__(self, recognizer: "Recognizer", speech_span: Callable[[int, int], tuple[int, int]]):
-        self.recognizer = recognizer
-        self.speech_span = speech_span  # stream span [start, end) -> where speech was heard in it
-        self.utterance: _Utterance | None = None
-        self.utterances = self.partials = self.partials_skipped = self.no_speech_rejections = 0
-        self.finals_precomputed = 0
-        self.inference_calls = self.frames_transcribed = self.errors = 0
-        self.inference_s = self.speech_s_transcribed = 0.0
-        self.final_latencies_ms: deque[float] = deque(maxlen=FINAL_LATENCY_HISTORY)
-        self.recent_decode_s = 0.0  # moving average of the inference time
-        self._logged_error_kinds: set[str] = set()
-
-    def start(self, utterance_id: int, start: int, decoding: DecodingOptions, streaming: StreamingOptions) -> None:
-        interval = int(round(streaming.partial_interval_ms * SAMPLE_RATE / 1000))
-        self.utterance = _Utterance(utterance_id, start, decoding, interval, next_partial_at=interval)
-
-    def finish(self, decided_at: float) -> TranscriptEvent | None:
-        """Close the open utterance: its final (empty text: no speech), or None after an inference error."""
-        utterance, self.utterance = self.utterance, None
-        if utterance.failed or utterance.length == 0:
-            return None
-        if utterance.decoded_length == utterance.length:
-            result = utterance.decoded  # decoded during the pause that ended it: the final costs nothing more
-            self.finals_precomputed += 1
-        else:
-            result = self._transcribe(utterance)
-            if result is None:
-                return None
-        latency_ms = (time.perf_counter() - decided_at) * 1e3
-        self.final_latencies_ms.append(latency_ms)
-        if result.text:
-            self.utterances += 1
-        else:
-            self.no_speech_rejections += 1
-        return self._event(FINAL, utterance, result.text, latency_ms, result)
-
-    def decode_if_due(self, backlog: int, in_pause: bool) -> TranscriptEvent | None:
-        """Decode the open utterance if a partial is due or, ``in_pause``, as its possible final; the partial event
-        when partials are on. ``backlog``: samples of input waiting behind this point."""
-        utterance = self.utterance
-        if utterance is None or utterance.failed or utterance.decoded_length == utterance.length:
-            return None
-        if not in_pause:
-            if not utterance.partial_interval or utterance.length < utterance.next_partial_at:
-                return None
-            utterance.next_partial_at = utterance.length + utterance.partial_interval
-            if backlog > utterance.partial_interval:
-                self.partials_skipped += 1  # behind the input: leave the time to the finals
-                return None
-        started = time.perf_counter()
-        result = self._transcribe(utterance)
-        if result is None or not utterance.partial_interval:
-            return None
-        utterance.next_partial_at = utterance.length + utterance.partial_interval
-        stable = stable_prefix(utterance.previous_partial, result.text)
-        utterance.previous_partial = result.text
-        self.partials += 1
-        return self._event(PARTIAL, utterance, stable, (time.perf_counter() - started) * 1e3, result)
-
-    def _event(
-        self, kind: str, utterance: _Utterance, stable_text: str, latency_ms: float, result: "TranscriptionResult"
-    ) -> TranscriptEvent:
-        speech_start, speech_end = self.speech_span(utterance.start, utterance.end)
-        return TranscriptEvent(
-            kind=kind,
-            utterance_id=utterance.utterance_id,
-            text=result.text,
-            stable_text=stable_text,
-            start_sample=utterance.start,
-            end_sample=utterance.end,
-            speech_start_sample=speech_start,
-            speech_end_sample=speech_end,
-            latency_ms=latency_ms,
-            result=result,
-        )
-
-    def _transcribe(self, utterance: _Utterance) -> "TranscriptionResult | None":
-        """The utterance's audio so far, transcribed; None after an inference error (counted, logged once per kind,
-        the utterance marked failed)."""
-        audio = utterance.audio()
-        started = time.perf_counter()
-        try:
-            result = self.recognizer.transcribe(audio, utterance.decoding)
-        except Exception as error:  # any backend failure must cost one utterance, not the stream
-            self.errors += 1
-            utterance.failed = True
-            kind = type(error).__name__
-            if kind not in self._logged_error_kinds:
-                self._logged_error_kinds.add(kind)
-                logger.error(
-                    "inference failed on utterance %d (%s: %s); it is skipped. Later %s errors are only counted.",
-                    utterance.utterance_id, kind, error, kind,
-                )
-            return None
-        finally:
-            elapsed = time.perf_counter() - started
-            self.inference_calls += 1
-            self.inference_s += elapsed
-            self.recent_decode_s += DECODE_TIME_SMOOTHING * (elapsed - self.recent_decode_s)
-        self.speech_s_transcribed += len(audio) / SAMPLE_RATE
-        self.frames_transcribed += self._encoded_frames(result)
-        utterance.decoded, utterance.decoded_length = result, len(audio)
-        return result
-
-    def _encoded_frames(self, result: "TranscriptionResult") -> int:
-        """Mel frames the encoder ran on for a result, one encoder pass per segment. The recognizer's own rule
-        (fixed window, or the audio's frames for a dynamic encoder) is asked, as its results do not report it."""
-        return sum(
-            self.recognizer._frames_for(int(round((segment.end_s - segment.start_s) * SAMPLE_RATE)))
-            for segment in result.segments
-        )
-
-
-class _QueuedTranscriber:
-    """What both transcribers share: the options, the input queue bounded in audio (filled from any thread), the
-    worker lock, the recognition and the statistics. A subclass says what its queue items are."""
-
-    def __init__(
-        self,
-        recognizer: "Recognizer",
-        decoding: DecodingOptions,
-        streaming: StreamingOptions,
-        speech_span: Callable[[int, int], tuple[int, int]],
-    ):
-        self._recognizer = recognizer
-        self._check_options(decoding, streaming)
-        self._decoding, self._streaming = decoding, streaming  # the latest; utterances take them when they start
-        self._lock = threading.Lock()  # the queue, its accounting, the options, the reset generation
-        self._worker_lock = threading.Lock()
-        self._queue: deque = deque()
-        self._queued = 0  # samples in the queue
-        self._fed = self._dropped = self._processed = self._max_queued = 0
-        self._generation = 0  # reset() increments it; the worker notices at its next step
-        self._recognition = _Recognition(recognizer, speech_span)
-
-    @property
-    def options(self) -> StreamingOptions:
-        return self._streaming
-
-    def reset(self) -> None:
-        """Pause/resume: drop the queued input (its audio counted in audio_dropped_s) and, at the worker's next
-        step, the open utterance (its audio was taken by the worker, so it is not counted as dropped; it gets no
-        final). An event being computed when reset() is called is still returned. Stream positions go on."""
-        with self._lock:
-            self._dropped += self._queued
-            self._queue.clear()
-            self._queued = 0
-            self._generation += 1
-
-    def stats(self) -> StreamingStats:
-        with self._lock:
-            queue = (self._fed, self._dropped, self._queued, self._max_queued, self._processed)
-        fed, dropped, queued, max_queued, processed = (samples / SAMPLE_RATE for samples in queue)
-        recognition = self._recognition
-        return StreamingStats(
-            audio_in_s=fed,
-            audio_dropped_s=dropped,
-            queue_depth_s=queued,
-            max_queue_depth_s=max_queued,
-            audio_processed_s=processed,
-            utterances=recognition.utterances,
-            partials=recognition.partials,
-            partials_skipped=recognition.partials_skipped,
-            no_speech_rejections=recognition.no_speech_rejections,
-            inference_calls=recognition.inference_calls,
-            inference_s=recognition.inference_s,
-            speech_s_transcribed=recognition.speech_s_transcribed,
-            frames_transcribed=recognition.frames_transcribed,
-            errors=recognition.errors,
-            finals_precomputed=recognition.finals_precomputed,
-            final_latencies_ms=tuple(recognition.final_latencies_ms),
-        )
-
-    def _set_options(self, decoding: DecodingOptions | None, streaming: StreamingOptions | None) -> None:
-        """Validate and adopt new options (None keeps the current ones); call with the lock held."""
-        decoding, streaming = decoding or self._decoding, streaming or self._streaming
-        self._check_options(decoding, streaming)
-        self._decoding, self._streaming = decoding, streaming
-        self._drop_oldest_beyond(streaming.max_queue_s)
-
-    def _check_options(self, decoding: DecodingOptions, streaming: StreamingOptions) -> None:
-        for name, value, expected in (
-            ("decoding", decoding, DecodingOptions), ("streaming", streaming, StreamingOptions)
-        ):
-            if not isinstance(value, expected):
-                raise HailoWhisperError(f"{name} options must be a {expected.__name__}, not {type(value).__name__}")
-            value.validate()
-        decoding.forced_prefix(self._recognizer.info)  # e.g. a language an English-only model cannot honour
-
-    def _enqueue(self, item, samples: int) -> None:
-        """Append an item carrying ``samples`` of audio; call with the lock held."""
-        self._queue.append(item)
-        self._queued += samples
-        self._fed += samples
-        self._drop_oldest_beyond(self._streaming.max_queue_s)
-        self._max_queued = max(self._max_queued, self._queued)
-
-    def _drop_oldest_beyond(self, max_queue_s: float) -> None:
-        """Drop the oldest queued audio beyond max_queue_s, exactly (the oldest item with audio is cut); items
-        without audio (utterance starts and ends) are kept. Call with the lock held."""
-        excess = self._queued - int(round(max_queue_s * SAMPLE_RATE))
-        kept = []
-        while excess > 0:
-            item = self._queue.popleft()
-            samples = self._item_samples(item)
-            if samples == 0:
-                kept.append(item)
-                continue
-            dropped = min(samples, excess)
-            if dropped < samples:
-                self._queue.appendleft(self._without_first(item, dropped))
-            excess -= dropped
-            self._queued -= dropped
-            self._dropped += dropped
-        self._queue.extendleft(reversed(kept))
-
-    @staticmethod
-    def _append(event: TranscriptEvent | None, events: list) -> None:
-        if event is not None:
-            events.append(event)
-
-    def _item_samples(self, item) -> int:
-        raise NotImplementedError
-
-    def _without_first(self, item, samples: int):
-        """The item without its first ``samples`` of audio."""
-        raise NotImplementedError
-
-
-class StreamingTranscriber(_QueuedTranscriber):
+class StreamingTranscriber(QueuedTranscriber):
     """Turns a 16 kHz float32 mono stream into TranscriptEvents (see the module docstring); utterance ids count
     from 1. Ids of utterances that get no final (an inference error, a reset) are not reused.
 
@@ -549,7 +150,7 @@ class StreamingTranscriber(_QueuedTranscriber):
         streaming: StreamingOptions = StreamingOptions(),
     ):
         self._window_s = recognizer.encoder.max_frames * HOP_LENGTH / SAMPLE_RATE
-        self._vad = _ProbabilityLog(SileroVad())
+        self._vad = SpeechProbabilityLog(SileroVad())
         super().__init__(recognizer, decoding, streaming, self._speech_span)
         self._vad_options = vad
         self._segmenter = Segmenter(self._segment_options(vad), self._vad)  # validates vad
@@ -702,7 +303,7 @@ class _SubmittedEvent:
     submitted_at: float  # time.perf_counter() at submit()
 
 
-class UtteranceTranscriber(_QueuedTranscriber):
+class UtteranceTranscriber(QueuedTranscriber):
     """Transcribes utterances that a Segmenter cut elsewhere (the ROS audio_subscriber node), given as its events
     with the segmenter's stream positions and the sender's utterance ids, which the TranscriptEvents keep.
 

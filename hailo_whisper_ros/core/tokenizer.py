@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from hailo_whisper_ros.core import HailoWhisperError
+from hailo_whisper_ros.core.errors import HailoWhisperError
 
 
 class WhisperTokenizer:

@@ -9,17 +9,19 @@ probability per window plus the new state. So a chunk's complete windows go thro
 
 from __future__ import annotations
 
-import math
 from collections import deque
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from hailo_whisper_ros.core import HailoWhisperError
-from hailo_whisper_ros.core.audio import SAMPLE_RATE
+from hailo_whisper_ros.core.audio import short_time_energy
+from hailo_whisper_ros.core.backends.onnx import create_ort_session
+from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.core.options import Options, option
+from hailo_whisper_ros.core.constants import SAMPLE_RATE
 
 WINDOW_SAMPLES = 512
 CONTEXT_SAMPLES = 64
@@ -44,22 +46,11 @@ class SileroVad:
     window_samples = WINDOW_SAMPLES
 
     def __init__(self, model_path: str | Path | None = None):
-        import onnxruntime
-
         path = Path(model_path) if model_path is not None else silero_model_path()
         if not path.is_file():
             raise HailoWhisperError(f"Silero VAD model not found: {path}")
-        options = onnxruntime.SessionOptions()
         # The model is tiny: more threads only add synchronisation and steal cores from the encoder and decoder.
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        try:
-            self._session = onnxruntime.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as error:  # onnxruntime raises its own exception types for unreadable models
-            raise HailoWhisperError(f"cannot load Silero VAD model {path}: {error}") from error
+        self._session = create_ort_session(path, threads=1)
         self.reset()
 
     def reset(self) -> None:
@@ -89,65 +80,48 @@ class SileroVad:
 
 
 @dataclass(frozen=True)
-class VadOptions:
+class VadOptions(Options):
     """How the segmenter turns speech probabilities into utterances; validated on construction (and so by
-    ``dataclasses.replace``), and each field documented by the string under it."""
+    ``dataclasses.replace``)."""
 
-    threshold: float = 0.5
-    """Speech probability (0..1, exclusive) at or above which a 32 ms window is speech and starts an utterance."""
+    PARAMETER_GROUP = "vad"
 
-    neg_threshold: float | None = None
-    """Probability below which a window is silence once speech started (hysteresis; 0 < neg_threshold <= threshold);
-    windows between the two thresholds continue the current state. None: max(threshold - 0.15, 0.01), as Silero."""
+    threshold: float = option(
+        0.5, "Speech probability at or above which a 32 ms window is speech and starts an utterance.",
+        range=(0.01, 0.99))
+    neg_threshold: float | None = option(
+        None, "Probability below which a window is silence once speech started (hysteresis; at most threshold); "
+        "windows between the two thresholds continue the current state. None: max(threshold - 0.15, 0.01), as "
+        "Silero.", range=(0.01, 0.99), none_as=0.0)
+    min_silence_ms: float = option(600.0, "Silence that ends an utterance.", unit="ms", range=(0.0, 10000.0))
+    speech_pad_ms: float = option(
+        200.0, "Audio kept before the first and after the last speech window; at most min_silence_ms, since the "
+        "trailing pad is taken from the silence that ended the utterance.", unit="ms", range=(0.0, 2000.0))
+    min_speech_ms: float = option(
+        250.0, "Speech an utterance needs: shorter bursts (clicks, bumps) are dropped, and the start of an utterance "
+        "is announced once this much speech was heard.", unit="ms", range=(0.0, 10000.0))
+    pre_roll_ms: float = option(
+        100.0, "Audio kept before the start on top of speech_pad_ms: Silero reacts a window or two after a soft "
+        "onset (an unvoiced consonant), which Whisper still needs to hear.", unit="ms", range=(0.0, 2000.0))
+    max_speech_s: float = option(
+        10.0, "Longest utterance including pads, at most the encoder window; at least pre_roll_ms + speech_pad_ms + "
+        "min_speech_ms. 10 s fits every encoder window (the HEFs' too) and keeps partials and finals quick; longer "
+        "speech is cut at the quietest point of its last 1.5 s and goes on as the next utterance.",
+        unit="s", range=(1.0, 30.0))
 
-    min_silence_ms: float = 600.0
-    """Silence that ends an utterance [ms]."""
-
-    speech_pad_ms: float = 200.0
-    """Audio kept before the first and after the last speech window [ms]; at most min_silence_ms, since the
-    trailing pad is taken from the silence that ended the utterance."""
-
-    min_speech_ms: float = 250.0
-    """Speech an utterance needs [ms]: shorter bursts (clicks, bumps) are dropped, and the start of an utterance is
-    announced once this much speech was heard."""
-
-    pre_roll_ms: float = 100.0
-    """Audio kept before the start on top of speech_pad_ms [ms]: Silero reacts a window or two after a soft onset
-    (an unvoiced consonant), which Whisper still needs to hear."""
-
-    max_speech_s: float = 30.0
-    """Longest utterance including pads [s] (the encoder's window: 30, or 10 for the 10 s encoder); at least 1 and
-    at least pre_roll_ms + speech_pad_ms + min_speech_ms. Longer speech is cut at the quietest point of its last
-    1.5 s and goes on as the next utterance."""
-
-    def __post_init__(self):
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise HailoWhisperError naming the first option that is out of range."""
-        for option in fields(self):
-            value = getattr(self, option.name)
-            if value is None and option.name == "neg_threshold":
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise HailoWhisperError(f"VAD option {option.name}={value!r} must be a finite number")
-        if not 0.0 < self.threshold < 1.0:
-            raise HailoWhisperError(f"VAD option threshold={self.threshold} must be between 0 and 1 (exclusive)")
-        if self.neg_threshold is not None and not 0.0 < self.neg_threshold <= self.threshold:
+    def check(self) -> None:
+        if self.neg_threshold is not None and self.neg_threshold > self.threshold:
             raise HailoWhisperError(
-                f"VAD option neg_threshold={self.neg_threshold} must be > 0 and <= threshold ({self.threshold})"
+                f"VadOptions option neg_threshold={self.neg_threshold} must be <= threshold ({self.threshold})"
             )
-        for name in ("min_silence_ms", "speech_pad_ms", "min_speech_ms", "pre_roll_ms"):
-            if getattr(self, name) < 0:
-                raise HailoWhisperError(f"VAD option {name}={getattr(self, name)} must be >= 0")
         if self.speech_pad_ms > self.min_silence_ms:
             raise HailoWhisperError(
-                f"VAD option speech_pad_ms={self.speech_pad_ms} must be <= min_silence_ms={self.min_silence_ms}"
+                f"VadOptions option speech_pad_ms={self.speech_pad_ms} must be <= min_silence_ms={self.min_silence_ms}"
             )
-        shortest_ms = max(1000.0, self.pre_roll_ms + self.speech_pad_ms + self.min_speech_ms)
+        shortest_ms = self.pre_roll_ms + self.speech_pad_ms + self.min_speech_ms
         if self.max_speech_s * 1000.0 < shortest_ms:
             raise HailoWhisperError(
-                f"VAD option max_speech_s={self.max_speech_s} must be >= 1 s and >= pre_roll_ms + speech_pad_ms + "
+                f"VadOptions option max_speech_s={self.max_speech_s} must be >= pre_roll_ms + speech_pad_ms + "
                 f"min_speech_ms ({shortest_ms / 1000.0:g} s)"
             )
 
@@ -251,11 +225,13 @@ class Segmenter:
         self._received += len(audio)
         events: list[SegmenterEvent] = []
         window = self.vad.window_samples
-        for probability in self.vad.process(audio):
+        probabilities = self.vad.process(audio)
+        first = self._windows_done * window
+        _, energies = short_time_energy(self._slice(first, first + len(probabilities) * window), window, window)
+        for probability, energy in zip(probabilities, energies):
             window_start = self._windows_done * window
             self._windows_done += 1
-            samples = self._slice(window_start, window_start + window)
-            self._on_window(window_start, float(probability), float(np.dot(samples, samples)) / window, events)
+            self._on_window(window_start, float(probability), float(energy) / window, events)
         self._release(events)
         self._forget_old_audio()
         return events

@@ -1,5 +1,5 @@
 """Live captioning of a recording: the audio fed chunk by chunk to a StreamingTranscriber, as a microphone would,
-and the reference study's captioning figures (inference calls, segments, frames, speech time, RTFx...).
+and the Pi 5 Hailo-8L study's captioning figures (inference calls, segments, frames, speech time, RTFx...).
 
 Shared by the ``caption`` command, which prints the events as they come, and ``bench``, which reads the figures.
 """
@@ -7,28 +7,65 @@ Shared by the ``caption`` command, which prints the events as they come, and ``b
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 
-from hailo_whisper_ros.core import HailoWhisperError
-from hailo_whisper_ros.core.audio import SAMPLE_RATE
-from hailo_whisper_ros.core.streaming import FINAL, StreamingOptions, StreamingStats, StreamingTranscriber, TranscriptEvent
+from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.core.constants import SAMPLE_RATE
+from hailo_whisper_ros.core.transcripts import FINAL, StreamingOptions, StreamingStats, TranscriptEvent
+from hailo_whisper_ros.core.recognizer import Recognizer
+from hailo_whisper_ros.core.streaming import StreamingTranscriber
+from hailo_whisper_ros.evaluation.memory import MemoryFigures
 
-if TYPE_CHECKING:
-    from hailo_whisper_ros.core.recognizer import Recognizer
+
+@dataclass(frozen=True)
+class CaptionFigures:
+    """The figures of one captioning run, in the order the caption command prints them."""
+
+    audio_s: float
+    model_memory_mb: float  # the recognizer's load and warm-up (MemoryFigures.model_mb)
+    inference_calls: int
+    partial_segments: int  # decodes of part of an utterance: a partial, or a pause that went on
+    full_segments: int  # decodes of a whole utterance: one per final
+    finals_decoded_in_pause: int  # of the full segments: decoded in the pause before the utterance ended
+    frames_transcribed: int
+    speech_s_transcribed: float
+    inference_s: float
+    processing_s: float
+    rtfx: float  # audio / processing wall time
+    final_latency_p50_ms: float | None
+    final_latency_p95_ms: float | None
+    partial_events: int
+    partials_skipped: int
+    no_speech_rejections: int
+    errors: int
+    audio_dropped_s: float
+    # Fed in real time only (None otherwise): what a listener waits for, the VAD's min_silence_ms then the latency.
+    final_delay_after_speech_p50_ms: float | None = None
+    final_delay_after_speech_p95_ms: float | None = None
+
+    def as_json(self) -> dict:
+        """The figures by name, the real-time ones only where measured."""
+        return {
+            name: value for name, value in asdict(self).items() if value is not None or name not in REAL_TIME_ONLY
+        }
+
+
+REAL_TIME_ONLY = ("final_delay_after_speech_p50_ms", "final_delay_after_speech_p95_ms")
 
 
 @dataclass(frozen=True)
 class CaptionRun:
     finals: tuple[TranscriptEvent, ...]  # with text, in order
     stats: StreamingStats
-    figures: dict  # name -> number, in the order the caption command prints them
+    figures: CaptionFigures
 
 
 def caption_stream(
-    recognizer: "Recognizer",
+    recognizer: Recognizer,
+    memory: MemoryFigures,
     audio: np.ndarray,
     streaming: StreamingOptions = StreamingOptions(),
     chunk_ms: int = 100,
@@ -36,7 +73,8 @@ def caption_stream(
     on_event: Callable[[TranscriptEvent], None] | None = None,
 ) -> CaptionRun:
     """Feed 16 kHz mono ``audio`` in ``chunk_ms`` chunks, at real-time pace or as fast as it is processed, and
-    transcribe it as it comes; ``on_event`` sees every partial and final."""
+    transcribe it as it comes; ``on_event`` sees every partial and final. ``memory``: the recognizer's, from
+    evaluation.memory.load_recognizer."""
     if not 5 <= chunk_ms <= 10000:
         raise HailoWhisperError(f"chunk_ms must be in [5, 10000], not {chunk_ms}")
     transcriber = StreamingTranscriber(recognizer, streaming=streaming)
@@ -70,31 +108,29 @@ def caption_stream(
 
     stats = transcriber.stats()
     audio_s = len(audio) / SAMPLE_RATE
-    memory = recognizer.memory
     full_segments = stats.utterances + stats.no_speech_rejections  # one decode per final
-    figures = {
-        "audio_s": audio_s,
-        "model_memory_mb": memory.after_warmup_mb - memory.before_load_mb,
-        "inference_calls": stats.inference_calls,
+    delays = realtime and bool(finals)
+    figures = CaptionFigures(
+        audio_s=audio_s,
+        model_memory_mb=memory.model_mb,
+        inference_calls=stats.inference_calls,
         # Every other successful decode was of a part of an utterance (a partial, or a pause that went on).
-        "partial_segments": stats.inference_calls - stats.errors - full_segments,
-        "full_segments": full_segments,
-        "finals_decoded_in_pause": stats.finals_precomputed,
-        "frames_transcribed": stats.frames_transcribed,
-        "speech_s_transcribed": stats.speech_s_transcribed,
-        "inference_s": stats.inference_s,
-        "processing_s": processing_s,
-        "rtfx": audio_s / processing_s if processing_s else 0.0,
-        "final_latency_p50_ms": stats.final_latency_p50_ms,
-        "final_latency_p95_ms": stats.final_latency_p95_ms,
-        "partial_events": stats.partials,
-        "partials_skipped": stats.partials_skipped,
-        "no_speech_rejections": stats.no_speech_rejections,
-        "errors": stats.errors,
-        "audio_dropped_s": stats.audio_dropped_s,
-    }
-    if realtime and finals:
-        # What a listener waits for: the VAD's min_silence_ms, then the latency above.
-        figures["final_delay_after_speech_p50_ms"] = float(np.percentile(delays_after_speech_ms, 50))
-        figures["final_delay_after_speech_p95_ms"] = float(np.percentile(delays_after_speech_ms, 95))
+        partial_segments=stats.inference_calls - stats.errors - full_segments,
+        full_segments=full_segments,
+        finals_decoded_in_pause=stats.finals_precomputed,
+        frames_transcribed=stats.frames_transcribed,
+        speech_s_transcribed=stats.speech_s_transcribed,
+        inference_s=stats.inference_s,
+        processing_s=processing_s,
+        rtfx=audio_s / processing_s if processing_s else 0.0,
+        final_latency_p50_ms=stats.final_latency_p50_ms,
+        final_latency_p95_ms=stats.final_latency_p95_ms,
+        partial_events=stats.partials,
+        partials_skipped=stats.partials_skipped,
+        no_speech_rejections=stats.no_speech_rejections,
+        errors=stats.errors,
+        audio_dropped_s=stats.audio_dropped_s,
+        final_delay_after_speech_p50_ms=float(np.percentile(delays_after_speech_ms, 50)) if delays else None,
+        final_delay_after_speech_p95_ms=float(np.percentile(delays_after_speech_ms, 95)) if delays else None,
+    )
     return CaptionRun(tuple(finals), stats, figures)

@@ -7,8 +7,8 @@ Supported layouts, tried in this order for a folder:
 ``transcripts.tsv``
     ``id<TAB>reference``, no header; the audio is ``id.wav`` or ``id.flac`` beside it (a speech_dev set).
 ``txt-pairs``
-    ``<id>.wav|flac`` with ``<id>.txt`` holding the reference (the reference study's layout). Audio without a
-    ``.txt`` is listed as unreferenced and skipped.
+    ``<id>.wav|flac`` with ``<id>.txt`` holding the reference (the Pi 5 Hailo-8L study's layout, README, Sources).
+    Audio without a ``.txt`` is listed as unreferenced and skipped.
 ``librispeech``
     ``*.trans.txt`` files whose lines are ``<id> <REFERENCE>``, the audio ``<id>.flac|wav`` beside each.
 ``set-folders``
@@ -21,23 +21,56 @@ An empty reference marks a non-speech clip: the right transcript for it is an em
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from hailo_whisper_ros.core import HailoWhisperError
-from hailo_whisper_ros.core.evaluation import AUDIO_SUFFIXES, load_dataset
+from hailo_whisper_ros.core.errors import HailoWhisperError
 
 LAYOUTS = ("ALL.tsv", "transcripts.tsv", "txt-pairs", "librispeech", "set-folders")
-# The shared dev set (real speech with references) sits beside the source checkout: the commands' default folder.
-SPEECH_DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "speech_dev"
 LIBRISPEECH_SUFFIX = ".trans.txt"
+AUDIO_SUFFIXES = (".wav", ".flac")
+# Real speech shipped with the package (short public-domain and CC BY clips, see its SOURCES.md): the demo's audio,
+# the commands' default folder and the core tests' input, wherever the package is installed.
+SPEECH_SAMPLES = Path(__file__).resolve().parents[1] / "speech_samples"
 
 
 @dataclass(frozen=True)
 class Clip:
+    """One speech clip with its reference transcript: the one record type of every speech folder."""
+
     id: str  # unique within the listing: the path below the listed folder, without the audio suffix
     audio_path: Path
     reference: str  # "" for a non-speech clip
+    duration_s: float | None = None  # as listed in ALL.tsv; None where the folder does not say
+
+
+def load_dataset(folder: str | Path) -> list[Clip]:
+    """The clips of one set folder, from its ALL.tsv or else its transcripts.tsv, in listing order."""
+    folder = Path(folder)
+    if (folder / "ALL.tsv").is_file():
+        rows = _read_tsv(folder / "ALL.tsv")
+        if rows and rows[0][:1] == ["path"]:
+            rows = rows[1:]
+        return [_clip(folder, folder / path, reference, float(duration)) for path, duration, reference in rows]
+    if (folder / "transcripts.tsv").is_file():
+        clips = []
+        for utterance_id, reference in _read_tsv(folder / "transcripts.tsv"):
+            audio = _audio_for(folder, utterance_id)
+            if audio is None:
+                raise HailoWhisperError(f"no audio file {utterance_id}{{{','.join(AUDIO_SUFFIXES)}}} in {folder}")
+            clips.append(_clip(folder, audio, reference))
+        return clips
+    raise HailoWhisperError(f"speech set {folder} has neither ALL.tsv nor transcripts.tsv")
+
+
+def _read_tsv(path: Path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = [row for row in csv.reader(file, delimiter="\t", quoting=csv.QUOTE_NONE) if row]
+    for number, row in enumerate(rows, start=1):
+        if len(row) not in (2, 3):
+            raise HailoWhisperError(f"{path} line {number}: expected 2 or 3 tab-separated fields, got {len(row)}")
+    return rows
 
 
 @dataclass(frozen=True)
@@ -114,7 +147,7 @@ def _collect_sets(root: Path, folder: Path, clips: list, set_layouts: list, unre
 
 def _set_clips(root: Path, folder: Path, layout: str, unreferenced: list) -> list[Clip]:
     if layout in ("ALL.tsv", "transcripts.tsv"):
-        return [_clip(root, u.audio_path, u.reference) for u in load_dataset(folder)]
+        return [_clip(root, clip.audio_path, clip.reference, clip.duration_s) for clip in load_dataset(folder)]
     if layout == "txt-pairs":
         pairs, lonely_audio = _txt_pairs(folder)
         unreferenced.extend(lonely_audio)
@@ -152,6 +185,6 @@ def _subfolders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _clip(root: Path, audio: Path, reference: str) -> Clip:
+def _clip(root: Path, audio: Path, reference: str, duration_s: float | None = None) -> Clip:
     relative = audio.relative_to(root) if audio.is_relative_to(root) else Path(audio.name)
-    return Clip(relative.with_suffix("").as_posix(), audio, reference)
+    return Clip(relative.with_suffix("").as_posix(), audio, reference, duration_s)

@@ -1,48 +1,31 @@
-"""Measuring recognizers on speech clips: engines, per-clip runs, scores, timing statistics and memory.
+"""Engines that turn speech clips into text, timed: our recognizer (any encoder/decoder set-up) and faster-whisper
+as the baseline, how to build each (picklable specs, so a memory-measuring child process can build them too), and the
+runs of one or several engines over clips.
 
 Shared by the ``pipeline``, ``compare`` and ``bench`` commands, so that every figure they print is computed one
-way. An engine is anything that turns 16 kHz mono audio into text: our recognizer (any encoder/decoder set-up) or
-faster-whisper as the baseline. Each clip's ``total_ms`` is the wall time of the engine's whole transcription call
-(features + encoder + decoder for ours; ``model.transcribe`` plus reading its segments for faster-whisper).
-
-Scores: word and character error rates after ``evaluation.normalise`` (lower case, punctuation removed, whitespace
-folded), counted with jiwer over the whole corpus and per clip. A clip whose normalised reference is empty is
-non-speech: it is correct when the transcript is empty too and a hallucination otherwise, and it is left out of
-WER and CER (which have no denominator for it). Error rates are fractions (0.08 is 8 %).
-
-Peak memory is measured in a fresh process per engine (``measure_peak_memory``): its peak resident set size while it
-imports the engine, loads and warms it up and transcribes the given clips. Run in the measuring process instead,
-every engine's figure would include the ones loaded before it.
+way. Each clip's ``total_ms`` is the wall time of the engine's whole transcription call (features + encoder +
+decoder for ours; ``model.transcribe`` plus reading its segments for faster-whisper). Scores: evaluation.scoring;
+statistics: evaluation.stats; memory: evaluation.memory.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import pickle
-import platform
-import resource
-import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
-from hailo_whisper_ros.core import HailoWhisperError
-from hailo_whisper_ros.core.audio import SAMPLE_RATE
-from hailo_whisper_ros.core.datasets import Clip
+from hailo_whisper_ros.core.config import RecognizerConfig
+from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.decoding import DecodingOptions
-from hailo_whisper_ros.core.evaluation import WordErrors, normalise, word_errors
-from hailo_whisper_ros.core.recognizer import Recognizer, RecognizerConfig, rss_mb
-
-NORMALISATION = "lower case, punctuation removed, whitespace folded"
-
-
-# ---------------------------------------------------------------------------------------------------- engines
+from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.core.recognizer import Recognizer
+from hailo_whisper_ros.evaluation.datasets import Clip
+from hailo_whisper_ros.evaluation.scoring import character_errors, normalise, word_errors
+from hailo_whisper_ros.evaluation.stats import ClipRun
 
 
 @dataclass(frozen=True)
@@ -64,10 +47,12 @@ class Engine(Protocol):
 
 
 class RecognizerEngine:
-    def __init__(self, label: str, config: RecognizerConfig, options: DecodingOptions):
+    """A loaded Recognizer decoding with the given options; counts its one-token decoder steps (bench target 2)."""
+
+    def __init__(self, label: str, recognizer: Recognizer, options: DecodingOptions):
         self.label = label
         self.options = options
-        self.recognizer = Recognizer(config)
+        self.recognizer = recognizer
         self.fallback_reason = self.recognizer.fallback_reason
         self.decoder_steps = 0  # one-token decoder steps over every transcription so far ...
         self.decoder_steps_ms = 0.0  # ... and their time
@@ -117,7 +102,7 @@ class RecognizerSpec:
     options: DecodingOptions
 
     def create(self) -> RecognizerEngine:
-        return RecognizerEngine(self.label, self.config, self.options)
+        return RecognizerEngine(self.label, Recognizer(self.config), self.options)
 
 
 @dataclass(frozen=True)
@@ -138,7 +123,7 @@ def ct2_model_dir(override: Path | None, info) -> tuple[Path | None, str | None]
     the packaged one), or why the faster-whisper baselines cannot run."""
     import importlib.util
 
-    from hailo_whisper_ros.core.ct2_weights import PACKAGED_SOURCES, resolve_source
+    from hailo_whisper_ros.export.weights import PACKAGED_SOURCES, resolve_source
 
     if importlib.util.find_spec("faster_whisper") is None:
         return None, "faster-whisper is not installed"
@@ -161,70 +146,6 @@ def measure(engine: Engine, audio: np.ndarray) -> Measurement:
     started = time.perf_counter()
     text, encoder_ms, decoder_ms = engine.transcribe(audio)
     return Measurement(text, encoder_ms, decoder_ms, (time.perf_counter() - started) * 1e3)
-
-
-# ---------------------------------------------------------------------------------------------------- scoring
-
-
-@dataclass(frozen=True)
-class CharacterErrors:
-    substitutions: int
-    deletions: int
-    insertions: int
-    reference_characters: int  # of the normalised references, the spaces between words included
-
-    @property
-    def cer(self) -> float:
-        return (self.substitutions + self.deletions + self.insertions) / max(self.reference_characters, 1)
-
-
-def character_errors(references: Sequence[str], hypotheses: Sequence[str]) -> CharacterErrors:
-    """Corpus-level character errors after normalising both sides; references must not normalise to empty."""
-    import jiwer
-
-    pairs = [(normalise(r), normalise(h)) for r, h in zip(references, hypotheses, strict=True)]
-    if not pairs:
-        return CharacterErrors(0, 0, 0, 0)
-    counts = jiwer.process_characters([r for r, _ in pairs], [h for _, h in pairs])
-    return CharacterErrors(
-        counts.substitutions, counts.deletions, counts.insertions, counts.hits + counts.substitutions + counts.deletions
-    )
-
-
-@dataclass(frozen=True)
-class ClipRun:
-    """A clip, its transcription and its scores (None for a non-speech clip)."""
-
-    clip: Clip
-    duration_s: float
-    measurement: Measurement
-    wer: float | None
-    cer: float | None
-
-    @property
-    def non_speech(self) -> bool:
-        return not normalise(self.clip.reference)
-
-    @property
-    def hallucination(self) -> bool:
-        """Words transcribed for a non-speech clip."""
-        return self.non_speech and bool(normalise(self.measurement.hypothesis))
-
-    def as_json(self) -> dict:
-        return {
-            "id": self.clip.id,
-            "duration_s": round(self.duration_s, 3),
-            "reference": self.clip.reference,
-            "hypothesis": self.measurement.hypothesis,
-            "encoder_ms": _round(self.measurement.encoder_ms),
-            "decoder_ms": _round(self.measurement.decoder_ms),
-            "total_ms": _round(self.measurement.total_ms),
-            "wer": self.wer,
-            "cer": self.cer,
-            "non_speech": self.non_speech,
-            "hallucination": self.hallucination,
-            "audio_path": str(self.clip.audio_path),
-        }
 
 
 def run_clip(engine: Engine, clip: Clip, audio: np.ndarray) -> ClipRun:
@@ -256,229 +177,6 @@ def run_interleaved(engines: Sequence[Engine], clips: Sequence[Clip], audio: Seq
     return runs
 
 
-# ---------------------------------------------------------------------------------------------------- statistics
-
-
-@dataclass(frozen=True)
-class TimingStats:
-    count: int
-    mean: float
-    std: float  # population standard deviation, as numpy's default (the reference study's figure)
-    min: float
-    max: float
-    median: float
-
-    @classmethod
-    def of(cls, values: Iterable[float | None]) -> "TimingStats | None":
-        """Statistics of the values, or None when there are none (an engine that does not report a stage)."""
-        array = np.asarray([v for v in values if v is not None], dtype=np.float64)
-        if not len(array):
-            return None
-        return cls(len(array), float(array.mean()), float(array.std()), float(array.min()), float(array.max()),
-                   float(np.median(array)))
-
-    def lines(self) -> list[str]:
-        return [
-            f"  Mean: {self.mean:.1f} ± {self.std:.1f}",
-            f"  Min/Max: {self.min:.1f} / {self.max:.1f}",
-            f"  Median: {self.median:.1f}",
-        ]
-
-    def as_json(self) -> dict:
-        return {name: round(value, 3) if isinstance(value, float) else value for name, value in asdict(self).items()}
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """Every figure of one engine over a list of clips."""
-
-    clips: int
-    audio_s: float
-    speech_clips: int
-    non_speech_clips: int
-    non_speech_correct: int  # empty transcript for an empty reference
-    hallucinations: int  # words for an empty reference
-    words: WordErrors
-    characters: CharacterErrors
-    mean_clip_wer: float | None
-    mean_clip_cer: float | None
-    encoder_ms: TimingStats | None
-    decoder_ms: TimingStats | None
-    total_ms: TimingStats | None
-    rtfx: float | None  # audio duration over the summed transcription times (higher is faster)
-
-    @property
-    def wer(self) -> float | None:
-        return self.words.wer if self.speech_clips else None
-
-    @property
-    def cer(self) -> float | None:
-        return self.characters.cer if self.speech_clips else None
-
-    def as_json(self) -> dict:
-        return {
-            "clips": self.clips,
-            "audio_s": round(self.audio_s, 3),
-            "speech_clips": self.speech_clips,
-            "non_speech_clips": self.non_speech_clips,
-            "non_speech_correct": self.non_speech_correct,
-            "hallucinations": self.hallucinations,
-            "normalisation": NORMALISATION,
-            "wer": self.wer,
-            "cer": self.cer,
-            "word_errors": asdict(self.words),
-            "character_errors": asdict(self.characters),
-            "mean_clip_wer": self.mean_clip_wer,
-            "mean_clip_cer": self.mean_clip_cer,
-            "encoder_ms": self.encoder_ms and self.encoder_ms.as_json(),
-            "decoder_ms": self.decoder_ms and self.decoder_ms.as_json(),
-            "total_ms": self.total_ms and self.total_ms.as_json(),
-            "rtfx": self.rtfx,
-        }
-
-
-def summarise(runs: Sequence[ClipRun]) -> RunSummary:
-    speech = [run for run in runs if not run.non_speech]
-    non_speech = [run for run in runs if run.non_speech]
-    audio_s = sum(run.duration_s for run in runs)
-    busy_s = sum(run.measurement.total_ms for run in runs) / 1e3
-    references = [run.clip.reference for run in speech]
-    hypotheses = [run.measurement.hypothesis for run in speech]
-    return RunSummary(
-        clips=len(runs),
-        audio_s=audio_s,
-        speech_clips=len(speech),
-        non_speech_clips=len(non_speech),
-        non_speech_correct=sum(not run.hallucination for run in non_speech),
-        hallucinations=sum(run.hallucination for run in non_speech),
-        words=word_errors(references, hypotheses),
-        characters=character_errors(references, hypotheses),
-        mean_clip_wer=float(np.mean([run.wer for run in speech])) if speech else None,
-        mean_clip_cer=float(np.mean([run.cer for run in speech])) if speech else None,
-        encoder_ms=TimingStats.of(run.measurement.encoder_ms for run in runs),
-        decoder_ms=TimingStats.of(run.measurement.decoder_ms for run in runs),
-        total_ms=TimingStats.of(run.measurement.total_ms for run in runs),
-        rtfx=audio_s / busy_s if busy_s else None,
-    )
-
-
-def _round(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-# ---------------------------------------------------------------------------------------------------- memory
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set size so far (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-@dataclass(frozen=True)
-class PeakMemory:
-    base_rss_mb: float  # the fresh process before the engine is created (interpreter, numpy, this module)
-    loaded_rss_mb: float  # after creating the engine (our recognizer warms up at load)
-    peak_rss_mb: float  # highest resident set size of the process, transcriptions included
-    fallback_reason: str | None
-
-
-def measure_peak_memory(spec: RecognizerSpec | FasterWhisperSpec, audio_paths: Sequence[Path]) -> PeakMemory:
-    """Peak RSS of a fresh process that creates only this engine and transcribes the given files once each."""
-    child = subprocess.run(
-        [sys.executable, "-m", __name__],
-        input=pickle.dumps((spec, [str(p) for p in audio_paths])),
-        capture_output=True,
-    )
-    if child.returncode != 0:
-        last_line = (child.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
-        raise HailoWhisperError(f"memory measurement of {spec.label} failed: {last_line}")
-    return PeakMemory(**json.loads(child.stdout.decode().strip().splitlines()[-1]))
-
-
-def _peak_memory_child() -> None:
-    """The child of measure_peak_memory: reads (spec, audio paths) as a pickle on stdin, prints PeakMemory JSON."""
-    from hailo_whisper_ros.core.audio import load_audio
-
-    spec, audio_paths = pickle.loads(sys.stdin.buffer.read())
-    clips = [load_audio(path) for path in audio_paths]
-    base = rss_mb()
-    engine = spec.create()
-    loaded = rss_mb()
-    for audio in clips:
-        engine.transcribe(audio)
-    print(json.dumps(asdict(PeakMemory(base, loaded, peak_rss_mb(), engine.fallback_reason))))
-
-
-# ---------------------------------------------------------------------------------------------------- context
-
-
-def encoder_flops(info, frames: int) -> float:
-    """Floating-point operations (multiply and add counted apart) of one Whisper encoder call on ``frames`` mel
-    frames: the two convolutions, then per layer the projections (QKV, output: 4 d^2 per position), the MLP (8 d^2)
-    and attention (2 T^2 d for scores and for the weighted sum)."""
-    d, positions = info.n_audio_state, frames // 2
-    convolutions = 2 * 3 * info.n_mels * d * frames + 2 * 3 * d * d * positions
-    per_layer = 2 * positions * 12 * d * d + 2 * 2 * positions * positions * d
-    return float(convolutions + info.n_audio_layer * per_layer)
-
-
-def gemm_seconds(size: int, threads: int, repeats: int = 20) -> float:
-    """Median time of a size x size FP32 matrix product in ONNX Runtime with ``threads`` threads: the yardstick
-    of what this machine's cores reach, measured in the same run as the figures it is compared with."""
-    import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    weight = numpy_helper.from_array(rng.standard_normal((size, size)).astype(np.float32), "b")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["a", "b"], ["c"])], "gemm",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [size, size])],
-        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])], [weight],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 9
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    a = rng.standard_normal((size, size)).astype(np.float32)
-    session.run(None, {"a": a})
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        session.run(None, {"a": a})
-        times.append(time.perf_counter() - started)
-    return float(np.median(times))
-
-
-def machine_info(threads: int) -> dict:
-    """What the figures were measured on: CPU, libraries, thread count, date, load."""
-    import importlib.metadata
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    versions = {}
-    for package in ("onnxruntime", "ctranslate2", "faster-whisper", "numpy", "jiwer"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "threads": threads,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "versions": versions,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "load_average_1min": os.getloadavg()[0],
-    }
-
-
 def progress(iterable: Iterable, total: int, description: str) -> Iterable:
     """A tqdm progress bar on stderr when it is a terminal; the plain iterable otherwise (logs, pipes, tests)."""
     if not sys.stderr.isatty():
@@ -486,7 +184,3 @@ def progress(iterable: Iterable, total: int, description: str) -> Iterable:
     from tqdm import tqdm
 
     return tqdm(iterable, total=total, desc=description, unit="clip", leave=False)
-
-
-if __name__ == "__main__":
-    _peak_memory_child()

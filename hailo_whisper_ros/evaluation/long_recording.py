@@ -14,11 +14,12 @@ from typing import Sequence
 
 import numpy as np
 
-from hailo_whisper_ros.core import HailoWhisperError
-from hailo_whisper_ros.core.audio import SAMPLE_RATE, load_audio
-from hailo_whisper_ros.core.evaluation import Utterance
+from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.core.constants import SAMPLE_RATE
+from hailo_whisper_ros.core.audio import load_audio, short_time_energy
+from hailo_whisper_ros.evaluation.datasets import Clip
 
-ENERGY_FRAME_SAMPLES = 160  # 10 ms
+ENERGY_FRAME_SAMPLES = SAMPLE_RATE // 100  # 10 ms frames, side by side
 # The energy is averaged over this many frames (50 ms), so that a click or a breath in the background is not speech.
 SMOOTHING_FRAMES = 5
 # A frame is speech when its energy is within SPEECH_RANGE_DB of the loud frames (95th percentile) and at least
@@ -67,11 +68,10 @@ class LongRecording:
 
 def speech_bounds(audio: np.ndarray) -> tuple[int, int]:
     """[start, end) samples from the first to the last 10 ms frame of speech energy (see SPEECH_RANGE_DB)."""
-    frames = len(audio) // ENERGY_FRAME_SAMPLES
-    if frames == 0:
+    _, energies = short_time_energy(audio, ENERGY_FRAME_SAMPLES, ENERGY_FRAME_SAMPLES)
+    if len(energies) == 0:
         raise HailoWhisperError(f"a clip of {len(audio)} samples is too short to find its speech in")
-    framed = np.asarray(audio[: frames * ENERGY_FRAME_SAMPLES], dtype=np.float64).reshape(frames, -1)
-    power = np.convolve(np.mean(framed**2, axis=1), np.ones(SMOOTHING_FRAMES) / SMOOTHING_FRAMES, mode="same")
+    power = np.convolve(energies / ENERGY_FRAME_SAMPLES, np.ones(SMOOTHING_FRAMES) / SMOOTHING_FRAMES, mode="same")
     level_db = 10.0 * np.log10(power + 1e-12)
     threshold = max(np.percentile(level_db, 95) - SPEECH_RANGE_DB, np.percentile(level_db, 10) + ABOVE_FLOOR_DB)
     loud = np.flatnonzero(level_db > threshold)
@@ -79,7 +79,7 @@ def speech_bounds(audio: np.ndarray) -> tuple[int, int]:
 
 
 def build_long_recording(
-    utterances: Sequence[Utterance],
+    utterances: Sequence[Clip],
     gaps_s: Sequence[float] = (1.0, 1.5, 2.0),
     edge_silence_s: float = 1.0,
     margin_s: float = 0.1,

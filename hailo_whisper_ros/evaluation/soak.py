@@ -12,7 +12,7 @@ is matched to the clip whose speech it overlaps most, and each clip of the input
 
 ``run_soak`` drives a StreamingTranscriber the way a live source does, from two threads: a feeder pushing 16 kHz
 chunks (at a multiple of real time, or as fast as the worker takes them) and a worker transcribing. The ROS variant
-lives in the soak command; it reuses the input and the accounting.
+(evaluation.ros_soak) reuses the input, the accounting and the report.
 """
 
 from __future__ import annotations
@@ -27,13 +27,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from hailo_whisper_ros.core import HailoWhisperError
-from hailo_whisper_ros.core.audio import SAMPLE_RATE
+from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.decoding import DecodingOptions
-from hailo_whisper_ros.core.evaluation import Utterance, word_errors
-from hailo_whisper_ros.core.long_recording import build_long_recording
-from hailo_whisper_ros.core.recognizer import Recognizer, rss_mb
-from hailo_whisper_ros.core.streaming import FINAL, StreamingOptions, StreamingTranscriber
+from hailo_whisper_ros.evaluation.datasets import Clip
+from hailo_whisper_ros.evaluation.scoring import word_errors
+from hailo_whisper_ros.evaluation.long_recording import build_long_recording
+from hailo_whisper_ros.core.recognizer import Recognizer
+from hailo_whisper_ros.core.resources import resident_mb
+from hailo_whisper_ros.core.transcripts import FINAL, StreamingOptions
+from hailo_whisper_ros.core.streaming import StreamingTranscriber
 
 # Silences after the clips, cycled: mostly the pauses between sentences, sometimes a stretch with nobody talking.
 GAPS_S = (1.0, 1.5, 2.0, 1.0, 3.0, 12.0)
@@ -59,7 +62,7 @@ class SoakClip:
 class SoakInput:
     """The clips' recording repeated until at least ``minutes`` of audio, ended in the silence after a clip."""
 
-    def __init__(self, utterances: Sequence[Utterance], minutes: float):
+    def __init__(self, utterances: Sequence[Clip], minutes: float):
         if not math.isfinite(minutes) or minutes <= 0:
             raise HailoWhisperError(f"the soak needs a positive number of minutes, not {minutes!r}")
         speech = [u for u in utterances if u.reference.strip()]
@@ -273,7 +276,7 @@ def run_soak(
     finals: list[FinalSpan] = []
     token_limit = [0]  # finals whose decode ran into max_new_tokens: repetition loops, mostly
     dropped_ranges: list[tuple[int, int]] = []
-    rss = {"start": rss_mb(), "middle": None, "end": None}
+    rss = {"start": resident_mb(), "middle": None, "end": None}
     fed = [0]  # samples fed so far, read by the progress loop
     fed_until: list[int] = []  # stream position after each feed ...
     fed_at: list[float] = []  # ... and when that feed happened
@@ -306,7 +309,7 @@ def run_soak(
                 failures.record("feeder", error)
             fed[0] = start + len(audio)
             if rss["middle"] is None and fed[0] >= soak_input.total_samples // 2:
-                rss["middle"] = rss_mb()
+                rss["middle"] = resident_mb()
         feeding_done.set()
 
     def collect(events) -> None:
@@ -354,7 +357,7 @@ def run_soak(
             progress(fed[0] / SAMPLE_RATE, transcriber.stats())
     threads[0].join()
     wall_s = time.perf_counter() - started
-    rss["end"] = rss_mb()
+    rss["end"] = resident_mb()
 
     stats = transcriber.stats()
     return SoakReport(
@@ -419,7 +422,7 @@ def format_report(report: SoakReport) -> str:
         f"  WER of the transcribed            {percent(accounting.wer)}"
         f" (per pass: {' '.join(percent(w) for w in accounting.wer_per_pass) or '-'})",
         f"  final latency p50 / p95 (ms)      {ms(report.final_latency_p50_ms)} / {ms(report.final_latency_p95_ms)}",
-        f"  audio fed -> final p50/p95/max (s) "
+        "  audio fed -> final p50/p95/max (s) "
         + " / ".join("-" if v is None else f"{v:.2f}" for v in report.result_delay_s.values()),
         f"  resident memory start (MB)        {mb(rss['start'])}",
         f"  resident memory middle (MB)       {mb(rss['middle'])}",

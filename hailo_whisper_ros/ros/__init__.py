@@ -1,1 +1,2 @@
-"""rclpy node shells over hailo_whisper_ros.core: they adapt ROS topics, parameters and services to the core."""
+"""rclpy node shells over the core: the nodes, the topics and their message contracts, parameters made from the
+core's option declarations, diagnostics, and the shared main of the executables."""

@@ -1,4 +1,6 @@
-"""Each node's status on /diagnostics (diagnostic_msgs/DiagnosticArray), about once a second.
+"""Each node's status on /diagnostics (diagnostic_msgs/DiagnosticArray) about once a second, the names of the
+values it reports (the contract that monitors, the soak command and the tests read), and logging that says each
+kind of problem once, then at most once a minute with a count.
 
 A node supplies a function returning (level, message, values); this module turns it into a DiagnosticStatus named
 after the node, like diagnostic_updater does for C++ and Python nodes on a full ROS install.
@@ -6,14 +8,53 @@ after the node, like diagnostic_updater does for C++ and Python nodes on a full 
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
+from hailo_whisper_ros.ros.topics import DIAGNOSTICS
+
 OK = DiagnosticStatus.OK
 WARN = DiagnosticStatus.WARN
 ERROR = DiagnosticStatus.ERROR
+REPEAT_AFTER_S = 60.0  # a kind of problem logged again at most this often
+
+# Values of the audio_subscriber's status.
+LISTENING = "listening"
+AUDIO_INPUT = "audio input"
+AUDIO_MESSAGES = "audio messages"
+AUDIO_RECEIVED_S = "audio received (s)"
+AUDIO_FORMAT_CHANGES = "audio format changes"
+UTTERANCES_SEGMENTED = "utterances segmented"
+INPUT_QUEUE_S = "input queue (s)"
+DROPPED_AUDIO_S = "dropped audio (s)"  # the recognizer reports its own drops under the same name
+TIMESTAMPS_BACKWARDS = "timestamps going backwards"
+SECONDS_SINCE_AUDIO = "seconds since last audio"
+REJECTED_PREFIX = "rejected "  # + the front end's kind of problem, e.g. "rejected partial_frame"
+
+# Values of the recognizer's status.
+ENCODER_BACKEND = "encoder backend"
+DECODER_BACKEND = "decoder backend"
+FALLBACK_REASON = "fallback reason"
+MODEL = "model"
+UTTERANCES = "utterances"  # the transcript_publisher counts its finals under the same name
+PARTIALS = "partials"
+PARTIALS_SKIPPED = "partials skipped"
+NO_SPEECH_REJECTIONS = "no-speech rejections"
+INFERENCE_ERRORS = "inference errors"
+REAL_TIME_FACTOR = "real-time factor"
+LATENCY_P50_MS = "latency p50 (ms)"
+LATENCY_P95_MS = "latency p95 (ms)"
+QUEUE_DEPTH_S = "queue depth (s)"
+AUDIO_TRANSCRIBED_S = "audio transcribed (s)"
+RESIDENT_MEMORY_MB = "resident memory (MB)"
+MALFORMED_SPEECH = "malformed speech messages"
+
+# Values of the transcript_publisher's status.
+EMPTY_FINALS = "empty finals"
+MALFORMED_EVENTS = "malformed events"
 
 StatusFunction = Callable[[], tuple[bytes, str, dict[str, Any]]]
 
@@ -24,14 +65,23 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def status_values(status: DiagnosticStatus) -> dict[str, str]:
+    """A received status's values by name (the names above)."""
+    return {kv.key: kv.value for kv in status.values}
+
+
+def level_of(status: DiagnosticStatus) -> int:
+    """The level as an int: rclpy gives the byte field as bytes."""
+    return ord(status.level) if isinstance(status.level, bytes) else int(status.level)
+
+
 class DiagnosticsPublisher:
     """Publishes one DiagnosticStatus for its node on /diagnostics every `period_s`."""
 
     def __init__(self, node: Node, status: StatusFunction, period_s: float = 1.0):
         self.node = node
         self.status = status
-        # Absolute: diagnostics aggregate per robot, whatever namespace the node runs in.
-        self.publisher = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.publisher = node.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
         self.timer = node.create_timer(period_s, self.publish)
 
     def publish(self) -> None:
@@ -46,3 +96,38 @@ class DiagnosticsPublisher:
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.node.get_clock().now().to_msg()
         self.publisher.publish(array)
+
+
+class RateLimitedLog:
+    """Logs each kind of problem once, then at most once every ``repeat_after_s`` with the count held back."""
+
+    def __init__(self, logger, repeat_after_s: float = REPEAT_AFTER_S):
+        self.logger = logger
+        self.repeat_after_s = repeat_after_s
+        self.last_logged: dict[str, float] = {}
+        self.suppressed: dict[str, int] = {}
+
+    def _due(self, kind: str, message: str) -> str | None:
+        """The line to log now for this kind (with the count of those held back since), or None to hold it back."""
+        now = time.monotonic()
+        last = self.last_logged.get(kind)
+        if last is not None and now - last < self.repeat_after_s:
+            self.suppressed[kind] = self.suppressed.get(kind, 0) + 1
+            return None
+        repeats = self.suppressed.pop(kind, 0)
+        self.last_logged[kind] = now
+        return message + (f" (and {repeats} more like it since)" if repeats else "")
+
+    # rclpy fixes the severity of each line that calls its logger (a ValueError on any other severity from that
+    # line), so each severity is logged from a line of its own.
+    def info(self, kind: str, message: str) -> None:
+        if (line := self._due(kind, message)) is not None:
+            self.logger.info(line)
+
+    def warn(self, kind: str, message: str) -> None:
+        if (line := self._due(kind, message)) is not None:
+            self.logger.warning(line)
+
+    def error(self, kind: str, message: str) -> None:
+        if (line := self._due(kind, message)) is not None:
+            self.logger.error(line)

@@ -1,106 +1,77 @@
-"""ROS parameters declared from the core's option dataclasses, validated by the core's own rules.
+"""ROS parameters declared from the core's options dataclasses (``core/options.py``), validated by their own rules.
 
-Each parameter maps one field of a frozen options dataclass of the core (``vad.min_silence_ms`` ->
-``VadOptions.min_silence_ms``). Its description is the field's docstring, so the text lives in one place; the
-range in the descriptor lets ``ros2 param describe`` show it; a new value is accepted only if the core builds a
-valid options object with it (``dataclasses.replace`` runs the dataclass's validation), so the node and the core
-can never disagree on what is valid. Read-only parameters need a model reload and are refused at run time.
+Each declared field of an options object is one parameter (``vad.min_silence_ms`` -> ``VadOptions.min_silence_ms``):
+its description, unit, range and read-only flag come from the field's declaration, so ``ros2 param describe`` shows
+what the code checks. A change is validated in the on-set callback, which only builds the options object the new
+values would give (``dataclasses.replace`` runs the core's validation) and answers yes or no; it is applied in the
+post-set callback, once every parameter of the request has been accepted (the pattern of ros2/demos'
+demo_nodes_py). Read-only parameters need a model reload and are refused at run time by rclpy itself.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
-import textwrap
-from dataclasses import dataclass
-from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 
-from hailo_whisper_ros.core import HailoWhisperError
+from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.core.options import OptionSpec, declared
 
 
-@dataclass(frozen=True)
-class ParameterSpec:
-    """One ROS parameter bound to one field of an options dataclass."""
-
-    name: str  # dotted ROS name, e.g. "vad.min_silence_ms"
-    field: str  # the dataclass field it sets
-    range: tuple[float, float] | None = None  # shown by `ros2 param describe`; the core validates anyway
-    read_only: bool = False  # changing it needs a model reload
-    none_as: Any = None  # ROS has no None: this value of the parameter stands for the field's None
-
-    def to_ros(self, value: Any) -> Any:
-        return self.none_as if value is None else value
-
-    def from_ros(self, value: Any) -> Any:
-        if self.none_as is not None and value == self.none_as:
-            return None
-        if isinstance(value, list):  # string/int arrays arrive as lists; the core keeps tuples
-            return tuple(value)
-        return value
+def to_parameter_value(value: Any, spec: OptionSpec) -> Any:
+    """A field's value as ROS can hold it: None as the declared stand-in, paths as strings, tuples as lists."""
+    if value is None:
+        value = spec.none_as
+    if isinstance(value, Path):
+        return str(value)
+    return list(value) if isinstance(value, tuple) else value
 
 
-@lru_cache(maxsize=None)
-def field_docstrings(options_type: type) -> dict[str, str]:
-    """The string literal under each field of a dataclass (the attribute docstring convention)."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(options_type)))
-    body = tree.body[0].body
-    docs = {}
-    for statement, following in zip(body, body[1:]):
-        if (
-            isinstance(statement, ast.AnnAssign)
-            and isinstance(statement.target, ast.Name)
-            and isinstance(following, ast.Expr)
-            and isinstance(following.value, ast.Constant)
-            and isinstance(following.value.value, str)
-        ):
-            docs[statement.target.id] = " ".join(following.value.value.split())
-    return docs
+def from_parameter_value(value: Any, spec: OptionSpec) -> Any:
+    """A parameter's value as the field holds it (the inverse of to_parameter_value)."""
+    if isinstance(value, list):
+        value = tuple(value)
+    if spec.none_as is not None and value == spec.none_as:
+        return None
+    return value
+
+
+def descriptor(spec: OptionSpec, kind_value: Any) -> ParameterDescriptor:
+    """The descriptor of one option. The range it shows rclpy includes the declared off and none values, which the
+    core accepts besides its range."""
+    result = ParameterDescriptor(description=spec.help_text(), read_only=spec.read_only)
+    if spec.range is None:
+        return result
+    low, high = spec.range
+    for special in (spec.off, spec.none_as):
+        if isinstance(special, (int, float)) and not isinstance(special, bool):
+            low, high = min(low, special), max(high, special)
+    if isinstance(kind_value, int) and not isinstance(kind_value, bool):
+        result.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
+    else:
+        result.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)]
+    return result
 
 
 class OptionsGroup:
-    """The parameters of one options dataclass, and the current validated options object."""
+    """The parameters of one options object, and the current validated options."""
 
-    def __init__(self, options: Any, specs: list[ParameterSpec]):
-        fields = {f.name for f in dataclasses.fields(options)}
-        unknown = [spec.field for spec in specs if spec.field not in fields]
-        if unknown:
-            raise ValueError(f"{type(options).__name__} has no field(s) {unknown}")
+    def __init__(self, options: Any):
         self.options = options
-        self.specs = {spec.name: spec for spec in specs}
+        self.fields = {type(options).parameter_name(f.name): (f.name, spec) for f, spec in declared(options)}
         # Extra rules that need run-time knowledge (e.g. the loaded model's languages); raises HailoWhisperError.
         self.check: Callable[[Any], None] | None = None
 
-    def descriptor(self, spec: ParameterSpec, value: Any) -> ParameterDescriptor:
-        # The field's docstring, else its metadata description (the two conventions of the core's dataclasses).
-        metadata = {f.name: f.metadata for f in dataclasses.fields(self.options)}[spec.field]
-        description = field_docstrings(type(self.options)).get(spec.field) or metadata.get("description", spec.field)
-        if spec.none_as is not None:
-            description += f" ({spec.none_as!r} stands for none.)"
-        descriptor = ParameterDescriptor(description=description, read_only=spec.read_only)
-        if spec.range is not None and isinstance(value, bool):
-            raise ValueError(f"{spec.name}: a boolean has no range")
-        if spec.range is not None and isinstance(value, int):
-            descriptor.integer_range = [IntegerRange(from_value=int(spec.range[0]), to_value=int(spec.range[1]), step=1)]
-        elif spec.range is not None:
-            descriptor.floating_point_range = [
-                FloatingPointRange(from_value=float(spec.range[0]), to_value=float(spec.range[1]), step=0.0)
-            ]
-        return descriptor
-
-    def declare(self, node: Node, overrides: dict[str, Any] | None = None) -> None:
-        """Declares every parameter (defaults from the options object) and adopts the values set at launch."""
+    def declare(self, node: Node) -> None:
+        """Declare every parameter (defaults from the options object) and adopt the values set at launch."""
         changes = {}
-        for name, spec in self.specs.items():
-            default = spec.to_ros(getattr(self.options, spec.field))
-            if isinstance(default, tuple):
-                default = list(default)
-            declared = node.declare_parameter(name, default, self.descriptor(spec, default)).value
-            changes[spec.field] = spec.from_ros(declared)
+        for name, (field, spec) in self.fields.items():
+            default = to_parameter_value(getattr(self.options, field), spec)
+            declared_value = node.declare_parameter(name, default, descriptor(spec, default)).value
+            changes[field] = from_parameter_value(declared_value, spec)
         try:
             self.options = dataclasses.replace(self.options, **changes)
         except HailoWhisperError as error:
@@ -111,7 +82,9 @@ class OptionsGroup:
 
         Raises HailoWhisperError with the core's reason when the combination is invalid."""
         changes = {
-            self.specs[p.name].field: self.specs[p.name].from_ros(p.value) for p in parameters if p.name in self.specs
+            self.fields[p.name][0]: from_parameter_value(p.value, self.fields[p.name][1])
+            for p in parameters
+            if p.name in self.fields
         }
         if not changes:
             return None
@@ -122,36 +95,55 @@ class OptionsGroup:
 
 
 class ParameterBinder:
-    """Binds option groups to a node: declares them, validates changes, and reports accepted options."""
+    """Binds options objects to a node: declares them, validates changes, and applies the accepted ones."""
 
     def __init__(self, node: Node):
         self.node = node
         self.groups: dict[str, OptionsGroup] = {}
         self.listeners: list[Callable[[str, Any], None]] = []
-        node.add_on_set_parameters_callback(self._on_set_parameters)
+        node.add_on_set_parameters_callback(self._validate)
+        # rclpy before Iron has no post-set callback: there the on-set callback applies what it accepted.
+        self._applies_after_set = hasattr(node, "add_post_set_parameters_callback")
+        if self._applies_after_set:
+            node.add_post_set_parameters_callback(self._apply)
 
-    def add(self, key: str, options: Any, specs: list[ParameterSpec]) -> Any:
-        """Declares a group; returns its options with the launch-time values applied."""
-        group = OptionsGroup(options, specs)
-        group.declare(self.node)
-        self.groups[key] = group
-        return group.options
+    def declare(self, groups: dict[str, type]) -> list[Any]:
+        """Declares the parameters of each options type (key -> type, as a node's PARAMETER_GROUPS); returns the
+        options objects, in that order, with the launch-time values applied."""
+        declared_options = []
+        for key, options_type in groups.items():
+            group = OptionsGroup(options_type())
+            group.declare(self.node)
+            self.groups[key] = group
+            declared_options.append(group.options)
+        return declared_options
 
     def on_change(self, listener: Callable[[str, Any], None]) -> None:
-        """listener(key, new_options) runs after a change is accepted."""
+        """listener(key, new_options) runs after a change was accepted."""
         self.listeners.append(listener)
 
-    def _on_set_parameters(self, parameters: list) -> SetParametersResult:
+    def _proposals(self, parameters: list) -> dict[str, Any]:
         proposed = {}
+        for key, group in self.groups.items():
+            options = group.propose(parameters)
+            if options is not None:
+                proposed[key] = options
+        return proposed
+
+    def _validate(self, parameters: list) -> SetParametersResult:
         try:
-            for key, group in self.groups.items():
-                options = group.propose(parameters)
-                if options is not None:
-                    proposed[key] = options
+            proposed = self._proposals(parameters)
         except (HailoWhisperError, TypeError, ValueError) as error:
             return SetParametersResult(successful=False, reason=str(error))
+        if not self._applies_after_set:
+            self._adopt(proposed)
+        return SetParametersResult(successful=True)
+
+    def _apply(self, parameters: list) -> None:
+        self._adopt(self._proposals(parameters))
+
+    def _adopt(self, proposed: dict[str, Any]) -> None:
         for key, options in proposed.items():
             self.groups[key].options = options
             for listener in self.listeners:
                 listener(key, options)
-        return SetParametersResult(successful=True)

@@ -1,7 +1,9 @@
-"""The `speech` topic between the audio subscriber and the recognizer: segmented utterances as audio_common_msgs.
+"""The names, QoS profiles and message contracts of every topic and service of the package, each written and
+read here and nowhere else.
 
-Each message is an AudioDataStamped holding 16 kHz mono F32LE samples. Its ``header.frame_id`` says what the
-message is, in the words of the core's segmenter events (hailo_whisper_ros.core.vad):
+``speech`` (between the audio subscriber and the recognizer): AudioDataStamped messages holding 16 kHz mono F32LE
+samples; ``header.frame_id`` says what a message is, in the words of the core's segmenter events
+(hailo_whisper_ros.core.vad)::
 
     start/<utterance>/<start sample>          an utterance begins (no audio)
     audio/<utterance>/<first sample>          the next audio of the utterance
@@ -11,17 +13,48 @@ message is, in the words of the core's segmenter events (hailo_whisper_ros.core.
 
 Sample positions count from the first sample of the 16 kHz stream the audio subscriber produced, so the
 recognizer can report start and end times; ``header.stamp`` is when the message was sent.
+
+``transcript/events``: every result of the recognizer as JSON in a std_msgs/String (``TranscriptRecord``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 from audio_common_msgs.msg import AudioData, AudioDataStamped
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
 
+from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.streaming import SpeechPaused
+from hailo_whisper_ros.core.transcripts import TranscriptEvent
 from hailo_whisper_ros.core.vad import SegmenterEvent, SpeechAudio, SpeechEnded, SpeechStarted
+
+AUDIO = "audio"  # audio_common_msgs/AudioData from the microphone driver
+AUDIO_STAMPED = "audio_stamped"  # audio_common_msgs/AudioDataStamped, with audio.stamped: true
+AUDIO_INFO = "audio_info"  # audio_common_msgs/AudioInfo, latched by the driver
+SPEECH = "speech"  # the segmented utterances (above)
+TRANSCRIPT = "transcript"  # std_msgs/String: one message per final utterance
+TRANSCRIPT_PARTIAL = "transcript/partial"  # std_msgs/String: growing text while a person speaks
+TRANSCRIPT_EVENTS = "transcript/events"  # std_msgs/String: TranscriptRecord as JSON
+DIAGNOSTICS = "/diagnostics"  # absolute: diagnostics aggregate per robot, whatever namespace a node runs in
+LISTEN = "listen"  # std_srvs/SetBool: pause (false) and resume (true) listening
+
+# Best effort accepts reliable and best-effort publishers alike; a deep history rides out a busy executor.
+AUDIO_QOS = QoSProfile(depth=200, reliability=ReliabilityPolicy.BEST_EFFORT)
+# How drivers publish audio (ros-drivers' audio_capture: reliable), and so do wav_source and the test drivers.
+AUDIO_PUBLISHER_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+# Drivers latch AudioInfo (transient local) so late subscribers still learn the format.
+AUDIO_INFO_QOS = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+SPEECH_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+# Results are few and each matters: reliable, with room for a burst of finals.
+RESULTS_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+# A partial is superseded by the next one: a short history is enough.
+PARTIAL_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
 @dataclass(frozen=True)
@@ -60,3 +93,52 @@ def from_message(message: AudioDataStamped, utterance_starts: dict[int, int]) ->
         start = utterance_starts.pop(utterance_id, position)
         return UtteranceEvent(utterance_id, SpeechEnded(start, position, rest[0] == "1"))
     raise ValueError(f"not a speech segment message: frame_id {message.header.frame_id!r}")
+
+
+@dataclass(frozen=True)
+class TranscriptRecord:
+    """One result on ``transcript/events``: what the recognizer knew of it, in seconds of the audio stream."""
+
+    kind: str  # "partial" or "final"
+    utterance_id: int
+    text: str
+    stable_text: str  # the leading words a partial shares with the previous one; a final's whole text
+    start_s: float
+    end_s: float
+    latency_ms: float  # final: end-of-utterance decision -> result; partial: its inference time
+    encoder_backend: str  # "hailo" or "onnx"
+    avg_logprob: float
+    no_speech_prob: float
+    encoder_ms: float
+    decoder_ms: float
+
+
+def transcript_record(event: TranscriptEvent) -> TranscriptRecord:
+    result = event.result
+    return TranscriptRecord(
+        kind=event.kind,
+        utterance_id=event.utterance_id,
+        text=event.text,
+        stable_text=event.stable_text,
+        start_s=event.start_sample / SAMPLE_RATE,
+        end_s=event.end_sample / SAMPLE_RATE,
+        latency_ms=round(event.latency_ms, 3),
+        encoder_backend=result.encoder_backend,
+        avg_logprob=round(result.avg_logprob, 4),
+        no_speech_prob=round(result.no_speech_prob, 4),
+        encoder_ms=round(result.timings.encoder_ms, 3),
+        decoder_ms=round(result.timings.decoder_ms, 3),
+    )
+
+
+def to_event_message(record: TranscriptRecord) -> String:
+    return String(data=json.dumps(asdict(record)))
+
+
+def from_event_message(message: String) -> TranscriptRecord:
+    """Raises ValueError when the message is not a TranscriptRecord."""
+    try:
+        data = json.loads(message.data)
+        return TranscriptRecord(**{f.name: data[f.name] for f in fields(TranscriptRecord)})
+    except (TypeError, KeyError, json.JSONDecodeError) as error:
+        raise ValueError(f"not a transcript event: {message.data[:80]!r} ({error!r})") from None

@@ -4,7 +4,7 @@ here: they are timings of a shared machine)."""
 import json
 import math
 
-from hailo_whisper_ros.cli import main as cli_main
+from hailo_whisper_ros.cli.main import main as cli_main
 
 
 def test_bench_prints_each_offline_and_streaming_target_with_its_figure(model_dir, tmp_path, capsys):

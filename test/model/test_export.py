@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import struct
 from pathlib import Path
@@ -12,10 +13,13 @@ import numpy as np
 import onnx
 import pytest
 
-from hailo_whisper_ros.cli import main
-from hailo_whisper_ros.core import model_files as mf
-from hailo_whisper_ros.core.ct2_weights import load_weights, non_speech_tokens, read_safetensors, resolve_source
-from hailo_whisper_ros.core.onnx_export import EMBEDDING_T, STAMP
+from hailo_whisper_ros.cli.main import main
+from hailo_whisper_ros.core import model_dir as mf
+from hailo_whisper_ros.core.backends.onnx import create_ort_session
+from hailo_whisper_ros.export.graphs import EMBEDDING_T
+from hailo_whisper_ros.export.store import MODEL_DIR_ENV, default_model_dir, resolve_model_dir
+from hailo_whisper_ros.export.weights import load_weights, non_speech_tokens, read_safetensors, resolve_source
+from hailo_whisper_ros.export.writer import STAMP
 
 
 @pytest.fixture(scope="session")
@@ -40,9 +44,7 @@ def _model_files(directory: Path) -> list[str]:
 
 
 def _session(path: Path):
-    import onnxruntime as ort
-
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return create_ort_session(path, threads=2)
 
 
 def test_every_file_of_the_layout_is_written_and_valid(exported):
@@ -97,14 +99,14 @@ def test_model_info_matches_faster_whisper(exported, tiny_source):
     assert set(non_speech_tokens(tiny_source.tokenizer)) | specials == set(info.suppress_tokens)
 
 
-def test_encoders_match_ctranslate2(exported, tiny_source, speech_dev):
+def test_encoders_match_ctranslate2(exported, tiny_source, speech_samples):
     from faster_whisper import WhisperModel
     from faster_whisper.audio import decode_audio
     from faster_whisper.feature_extractor import FeatureExtractor
 
-    from hailo_whisper_ros.core.export_verify import encoder_differences
+    from hailo_whisper_ros.export.verify import encoder_differences
 
-    features = FeatureExtractor()(decode_audio(str(speech_dev / "jfk" / "jfk.flac")))[:, :-1]
+    features = FeatureExtractor()(decode_audio(str(speech_samples / "jfk" / "jfk.flac")))[:, :-1]
     reference = WhisperModel(str(tiny_source.ct2_directory), device="cpu", compute_type="float32")
     differences = encoder_differences(exported, reference.model, features)
     assert set(differences) == {mf.ENCODER_30S, mf.ENCODER_10S, mf.ENCODER_DYNAMIC, mf.ENCODER_10S_HAILO}
@@ -139,26 +141,47 @@ def test_decoder_with_past_continues_the_decoder(exported):
         assert float(np.abs(value - full[names.index(name)]).max()) < 1e-4, name
 
 
-def test_greedy_transcripts_match_faster_whisper(exported, tiny_source, speech_dev):
-    from hailo_whisper_ros.core.export_verify import dev_clips, verify
+def test_greedy_transcripts_match_faster_whisper(exported, tiny_source):
+    from hailo_whisper_ros.cli.export import SUBSET_STRIDE, verification_clips
+    from hailo_whisper_ros.evaluation.datasets import SPEECH_SAMPLES
+    from hailo_whisper_ros.export.verify import verify
 
-    clips = dev_clips(speech_dev, every=13)  # 5 clips across the sets
-    result = verify(exported, tiny_source.ct2_directory, clips)
+    clips = verification_clips(SPEECH_SAMPLES, every=SUBSET_STRIDE)  # `export --verify`'s 9 clips across the sets
+    result = verify(exported, tiny_source.ct2_directory, [clip.audio_path for clip in clips])
     assert result["transcripts"]["fp32"].identical_tokens == len(clips)
     assert result["transcripts"]["int8"].agreement >= 0.8
 
 
-def test_export_is_deterministic_and_reused(exported, tmp_path, capsys):
+def test_export_is_deterministic_and_reused(exported, tmp_path, capsys, monkeypatch):
     again = tmp_path / "again"
+    capsys.readouterr()
     assert main(["export", "tiny.en", "--out", str(again), "--hailo"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("exporting tiny.en (ct2, sha256 ") and printed[0].endswith(f" to {again}")
+    assert re.fullmatch(rf"exported tiny\.en to {re.escape(str(again))} in \d+\.\d s", printed[-1]), printed[-1]
     assert _model_files(again) == _model_files(exported)
     for name in _model_files(exported):
         assert _sha256(again / name) == _sha256(exported / name), name
     modified = (again / mf.DECODER).stat().st_mtime_ns
-    capsys.readouterr()
     assert main(["export", "tiny.en", "--out", str(again)]) == 0
     assert "up to date" in capsys.readouterr().out
+    monkeypatch.setenv(MODEL_DIR_ENV, str(again))  # as the default model directory: found, not exported again
+    lines = []
+    assert resolve_model_dir(None, log=lines.append) == again
+    assert len(lines) == 1 and "is up to date" in lines[0], lines
     assert (again / mf.DECODER).stat().st_mtime_ns == modified
+
+
+def test_default_model_dir_is_the_environment_or_the_user_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(MODEL_DIR_ENV, str(tmp_path / "model"))
+    assert default_model_dir() == tmp_path / "model"
+    monkeypatch.delenv(MODEL_DIR_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert default_model_dir() == tmp_path / "cache" / "hailo_whisper_ros" / "tiny.en"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for invalid in ("", "relative/cache"):  # the XDG spec: empty or relative means ~/.cache
+        monkeypatch.setenv("XDG_CACHE_HOME", invalid)
+        assert default_model_dir() == tmp_path / "home" / ".cache" / "hailo_whisper_ros" / "tiny.en"
 
 
 def _write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:

@@ -1,4 +1,5 @@
-"""API-contract tests of the Hailo adapter (core/hailo.py) against a test double of ``hailo_platform``.
+"""API-contract tests of the Hailo adapter (core/backends/hailort.py) and the HEF backends (core/backends/hailo.py)
+against a test double of ``hailo_platform``.
 
 There is no NPU here and HailoRT is not on PyPI, so a fake ``hailo_platform`` module is injected through
 sys.modules. It implements only the InferModel calls the adapter makes (HailoRT 4.18+: VDevice.create_params,
@@ -19,14 +20,14 @@ import types
 import numpy as np
 import pytest
 
-from hailo_whisper_ros.core import HailoWhisperError, hailo
-from hailo_whisper_ros.core.decoder import create_ort_session
+from hailo_whisper_ros.core.backends import hailo, hailort
+from hailo_whisper_ros.core.backends.onnx import OnnxEncoder, create_ort_session
+from hailo_whisper_ros.core.config import RecognizerConfig
 from hailo_whisper_ros.core.decoding import DecodingOptions
-from hailo_whisper_ros.core.encoders import OnnxEncoder
+from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.features import LogMelExtractor
-from hailo_whisper_ros.core.hailo import HailoDeviceOptions
-from hailo_whisper_ros.core.model_files import DECODER, ENCODER_10S, ModelInfo
-from hailo_whisper_ros.core.recognizer import Recognizer, RecognizerConfig
+from hailo_whisper_ros.core.model_dir import DECODER, ENCODER_10S, ModelInfo
+from hailo_whisper_ros.core.recognizer import Recognizer
 
 SEQUENCE = 32  # Hailo's tiny decoder HEF: a fixed sequence of 32 tokens
 EMBEDDING_DIM = 8  # the fake decoder only needs to read token ids back, so small embeddings keep the test light
@@ -94,6 +95,7 @@ class FakeConfiguredInferModel:
 
     def run(self, bindings_list, timeout_ms):
         assert isinstance(timeout_ms, int) and timeout_ms > 0
+        self.model.run_timeouts_ms.append(timeout_ms)
         for bindings in bindings_list:
             inputs = {name: b.get_buffer() for name, b in bindings._inputs.items()}
             assert all(buffer is not None for buffer in inputs.values()), "every input needs a buffer"
@@ -102,8 +104,8 @@ class FakeConfiguredInferModel:
 
 
 class FakeInferModel:
-    def __init__(self, network):
-        self.network = network
+    def __init__(self, network, run_timeouts_ms):
+        self.network, self.run_timeouts_ms = network, run_timeouts_ms
         self.inputs = {name: FakeStream(name, shape) for name, shape in network.input_shapes.items()}
         self.outputs = {name: FakeStream(name, shape) for name, shape in network.output_shapes.items()}
 
@@ -150,6 +152,7 @@ def make_hailo_platform(networks, vdevice_error=None, configure_error=None):
     module.FormatType = FakeFormatType
     module.HailoSchedulingAlgorithm = FakeSchedulingAlgorithm
     module.vdevices = []
+    module.run_timeouts_ms = []  # the timeout of every run() call, in order
 
     class VDevice:
         def __init__(self, params):
@@ -167,7 +170,7 @@ def make_hailo_platform(networks, vdevice_error=None, configure_error=None):
             if configure_error:
                 raise FakeHailoRTException(configure_error)
             self.models.append(hef_path)
-            return FakeInferModel(networks[hef_path])
+            return FakeInferModel(networks[hef_path], module.run_timeouts_ms)
 
         def release(self):
             self.released = True
@@ -261,12 +264,12 @@ def install_hailo_platform(monkeypatch):
         return module
 
     yield install
-    hailo.release_shared_vdevices()
+    hailort.release_shared_vdevices()
 
 
 @pytest.fixture(scope="module")
-def jfk_mel(dev_audio, info):
-    return LogMelExtractor(info.n_mels).log_mel(dev_audio("jfk/jfk.flac")[: 9 * 16000], n_frames=1000)
+def jfk_mel(sample_audio, info):
+    return LogMelExtractor(info.n_mels).log_mel(sample_audio("jfk/jfk.flac")[: 9 * 16000], n_frames=1000)
 
 
 def hef_config(model_dir, folder, **overrides):
@@ -308,11 +311,11 @@ def test_encoder_output_through_the_adapter_equals_the_onnx_encoder(
 
 
 def test_recognizer_on_the_hef_encoder_matches_the_cpu_10s_path(
-    model_dir, hailo_assets, install_hailo_platform, dev_audio
+    model_dir, hailo_assets, install_hailo_platform, sample_audio
 ):
     install_hailo_platform(make_hailo_platform(hailo_assets.networks))
     on_npu = Recognizer(hef_config(model_dir, hailo_assets.folder))
-    audio = dev_audio("jfk/jfk.flac")
+    audio = sample_audio("jfk/jfk.flac")
     result = on_npu.transcribe(audio)
     assert (result.encoder_backend, result.fallback_reason) == ("hailo", None)
     assert result.text == Recognizer(RecognizerConfig(model_dir, encoder="10s")).transcribe(audio).text
@@ -320,17 +323,18 @@ def test_recognizer_on_the_hef_encoder_matches_the_cpu_10s_path(
 
 
 def test_sequence_decoder_hef_decodes_like_the_onnx_decoder(
-    model_dir, info, hailo_assets, install_hailo_platform, dev_audio
+    model_dir, info, hailo_assets, install_hailo_platform, sample_audio
 ):
     platform = install_hailo_platform(make_hailo_platform(hailo_assets.networks))
     folder = hailo_assets.folder
-    shared_device = HailoDeviceOptions(multi_process_service=True, group_id="SHARED")
-    all_on_npu = Recognizer(sequence_decoder_config(model_dir, folder, hailo_device=shared_device))
+    shared_device = {"hailo_multi_process_service": True, "hailo_group_id": "SHARED", "hailo_timeout_ms": 2500}
+    all_on_npu = Recognizer(sequence_decoder_config(model_dir, folder, **shared_device))
     assert (all_on_npu.decoder.max_positions, all_on_npu.decoder.fixed_encoder_positions) == (SEQUENCE, 500)
     cpu_decoder = Recognizer(hef_config(model_dir, folder, decoder_dir=model_dir))  # FP32 ONNX decoders
-    audio = dev_audio("ljspeech_coqui/LJ001-0002.wav")  # "in being comparatively modern."
+    audio = sample_audio("ljspeech_coqui/LJ001-0002.flac")  # "in being comparatively modern."
     # The HEF takes the 500 positions of the 10 s encoder as they are, so the CPU decoder is compared unpadded.
     on_npu = all_on_npu.transcribe(audio)
+    assert platform.run_timeouts_ms and set(platform.run_timeouts_ms) == {2500}  # hailo_timeout_ms, on every call
     on_cpu = cpu_decoder.transcribe(audio, DecodingOptions(pad_encoder_output_to=500))
     assert (on_npu.encoder_backend, on_npu.decoder_backend) == ("hailo", "hailo")
     assert on_npu.tokens == on_cpu.tokens and on_npu.text == "in being comparatively modern."
@@ -342,10 +346,10 @@ def test_sequence_decoder_hef_decodes_like_the_onnx_decoder(
     assert shared[0].released
 
 
-def test_sequence_decoder_stops_at_its_fixed_length(model_dir, hailo_assets, install_hailo_platform, dev_audio):
+def test_sequence_decoder_stops_at_its_fixed_length(model_dir, hailo_assets, install_hailo_platform, sample_audio):
     install_hailo_platform(make_hailo_platform(hailo_assets.networks))
     config = sequence_decoder_config(model_dir, hailo_assets.folder)
-    result = Recognizer(config).transcribe(dev_audio("lhotse_fixtures/2412-153948-0000.flac")[: 9 * 16000])
+    result = Recognizer(config).transcribe(sample_audio("lhotse_fixtures/2412-153948-0000.flac")[: 9 * 16000])
     assert len(result.tokens) == SEQUENCE - 2  # the forced prefix takes two of the 32 positions
 
 
@@ -367,13 +371,13 @@ WRONG_ARCHITECTURE = "HEF file is not compatible with device (HAILO_HEF_NOT_COMP
     ids=["hailo_platform missing", "no free device", "HEF for another architecture"],
 )
 def test_unusable_npu_falls_back_to_the_cpu_encoder_with_the_reason(
-    model_dir, hailo_assets, install_hailo_platform, caplog, dev_audio, platform_factory, reason_part
+    model_dir, hailo_assets, install_hailo_platform, caplog, sample_audio, platform_factory, reason_part
 ):
     install_hailo_platform(platform_factory(hailo_assets.networks))
     with caplog.at_level(logging.WARNING, logger="hailo_whisper_ros"):
         fallen_back = Recognizer(hef_config(model_dir, hailo_assets.folder))
-        result = fallen_back.transcribe(dev_audio("ljspeech_coqui/LJ001-0002.wav"))
-        fallen_back.transcribe(dev_audio("ljspeech_coqui/LJ001-0002.wav"))
+        result = fallen_back.transcribe(sample_audio("ljspeech_coqui/LJ001-0002.flac"))
+        fallen_back.transcribe(sample_audio("ljspeech_coqui/LJ001-0002.flac"))
     assert result.encoder_backend == "onnx" and reason_part in result.fallback_reason
     assert fallen_back.encoder.name == f"onnx:{ENCODER_10S}"
     assert result.text == "in being comparatively modern."

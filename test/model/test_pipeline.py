@@ -1,4 +1,5 @@
-"""`pipeline` and `compare` on small folders built from real speech_dev clips, and the folder layouts they read."""
+"""`pipeline` and `compare` on small folders built from the shipped speech samples, and the folder layouts they
+read."""
 
 import json
 import re
@@ -10,15 +11,15 @@ import numpy as np
 import pytest
 import soundfile
 
-from hailo_whisper_ros import cli
-from hailo_whisper_ros.core.datasets import detect_layout, list_clips
-from hailo_whisper_ros.core.evaluation import normalise
+from hailo_whisper_ros.cli import main as cli
+from hailo_whisper_ros.evaluation.datasets import detect_layout, list_clips
+from hailo_whisper_ros.evaluation.scoring import normalise
 
-# Two short speech_dev clips that the default set-up (dynamic encoder, INT8 decoders) transcribes word for word; the
+# Two short shipped clips that the default set-up (dynamic encoder, INT8 decoders) transcribes word for word; the
 # tests check that first, so a model change shows up as such and not as a scoring bug.
 WAIT = "librispeech_testclean_kw/1089-134691-0000.flac"
 WAIT_TEXT = "He could wait no longer."  # 5 words, 23 characters normalised
-MODERN = "ljspeech_coqui/LJ001-0002.wav"
+MODERN = "ljspeech_coqui/LJ001-0002.flac"
 MODERN_TEXT = "in being comparatively modern"
 # The reference written for MODERN with one word deliberately wrong: 4 words, 30 characters normalised.
 MODERN_WRONG_REFERENCE = "In being comparatively ancient."
@@ -31,56 +32,56 @@ CLIP_FIELDS = {"id", "duration_s", "reference", "hypothesis", "encoder_ms", "dec
 
 
 @pytest.fixture
-def dev(speech_dev: Path) -> SimpleNamespace:
+def samples(speech_samples: Path) -> SimpleNamespace:
     """The two speech clips."""
-    return SimpleNamespace(wait=speech_dev / WAIT, modern=speech_dev / MODERN)
+    return SimpleNamespace(wait=speech_samples / WAIT, modern=speech_samples / MODERN)
 
 
 def write_silence(path: Path, seconds: float = 3.0) -> None:
     soundfile.write(path, np.zeros(int(seconds * 16000), dtype=np.float32), 16000)
 
 
-def build_txt_pairs(folder: Path, dev: SimpleNamespace) -> Path:
-    """The reference study's layout: <id>.wav|flac with <id>.txt; one wrong reference word, one silent clip."""
+def build_txt_pairs(folder: Path, samples: SimpleNamespace) -> Path:
+    """The Pi 5 Hailo-8L study's layout: <id>.wav|flac with <id>.txt; one wrong reference word, one silent clip."""
     folder.mkdir(parents=True)
-    shutil.copy(dev.wait, folder / "wait.flac")
+    shutil.copy(samples.wait, folder / "wait.flac")
     (folder / "wait.txt").write_text(WAIT_TEXT + "\n")
-    shutil.copy(dev.modern, folder / "modern.wav")
+    shutil.copy(samples.modern, folder / "modern.flac")
     (folder / "modern.txt").write_text(MODERN_WRONG_REFERENCE + "\n")
     write_silence(folder / "silence.wav")
     (folder / "silence.txt").write_text("")
     return folder
 
 
-def build_transcripts_tsv(folder: Path, dev: SimpleNamespace) -> Path:
+def build_transcripts_tsv(folder: Path, samples: SimpleNamespace) -> Path:
     folder.mkdir(parents=True)
-    shutil.copy(dev.wait, folder / "wait.flac")
+    shutil.copy(samples.wait, folder / "wait.flac")
     write_silence(folder / "silence.wav")
     (folder / "transcripts.tsv").write_text(f"wait\t{WAIT_TEXT}\nsilence\t\n")
     return folder
 
 
-def build_all_tsv(folder: Path, dev: SimpleNamespace) -> Path:
+def build_all_tsv(folder: Path, samples: SimpleNamespace) -> Path:
     (folder / "set").mkdir(parents=True)
-    shutil.copy(dev.wait, folder / "set" / "wait.flac")
-    shutil.copy(dev.modern, folder / "set" / "modern.wav")
+    shutil.copy(samples.wait, folder / "set" / "wait.flac")
+    shutil.copy(samples.modern, folder / "set" / "modern.flac")
     (folder / "ALL.tsv").write_text(
-        f"path\tduration_s\treference\nset/wait.flac\t2.085\t{WAIT_TEXT}\nset/modern.wav\t1.900\t{MODERN_TEXT}\n"
+        f"path\tduration_s\treference\nset/wait.flac\t2.085\t{WAIT_TEXT}\nset/modern.flac\t1.900\t{MODERN_TEXT}\n"
     )
     return folder
 
 
-def build_librispeech(folder: Path, dev: SimpleNamespace) -> Path:
+def build_librispeech(folder: Path, samples: SimpleNamespace) -> Path:
     chapter = folder / "test-clean" / "1089" / "134691"
     chapter.mkdir(parents=True)
-    shutil.copy(dev.wait, chapter / dev.wait.name)
+    shutil.copy(samples.wait, chapter / samples.wait.name)
     (chapter / "1089-134691.trans.txt").write_text("1089-134691-0000 HE COULD WAIT NO LONGER\n")
     return folder
 
 
-def build_set_folders(folder: Path, dev: SimpleNamespace) -> Path:
-    build_transcripts_tsv(folder / "a_tsv", dev)
-    build_txt_pairs(folder / "b_pairs", dev)
+def build_set_folders(folder: Path, samples: SimpleNamespace) -> Path:
+    build_transcripts_tsv(folder / "a_tsv", samples)
+    build_txt_pairs(folder / "b_pairs", samples)
     return folder
 
 
@@ -103,8 +104,8 @@ def run_pipeline(capsys, *argv) -> str:
           "b_pairs/silence": "", "b_pairs/wait": WAIT_TEXT}),
     ],
 )
-def test_each_folder_layout_is_detected_and_listed(tmp_path, dev, build, layout, expected):
-    folder = build(tmp_path / "clips", dev)
+def test_each_folder_layout_is_detected_and_listed(tmp_path, samples, build, layout, expected):
+    folder = build(tmp_path / "clips", samples)
     assert detect_layout(folder) == layout
     listing = list_clips(folder)
     assert listing.layout == layout
@@ -112,15 +113,15 @@ def test_each_folder_layout_is_detected_and_listed(tmp_path, dev, build, layout,
     assert all(clip.audio_path.is_file() for clip in listing.clips)
 
 
-def test_librispeech_chapters_are_found_recursively(tmp_path, dev):
-    root = build_librispeech(tmp_path / "LibriSpeech", dev)
+def test_librispeech_chapters_are_found_recursively(tmp_path, samples):
+    root = build_librispeech(tmp_path / "LibriSpeech", samples)
     chapter = root / "test-clean" / "1089" / "134691"
     assert detect_layout(chapter) == "librispeech"
     assert list_clips(root).set_layouts == ("librispeech",)
 
 
-def test_audio_without_a_reference_is_reported_not_scored(tmp_path, dev):
-    folder = build_txt_pairs(tmp_path / "clips", dev)
+def test_audio_without_a_reference_is_reported_not_scored(tmp_path, samples):
+    folder = build_txt_pairs(tmp_path / "clips", samples)
     write_silence(folder / "stray.wav")
     listing = list_clips(folder)
     assert "stray" not in {clip.id for clip in listing.clips}
@@ -135,8 +136,8 @@ def test_a_folder_without_references_is_a_one_line_error(tmp_path, capsys):
 
 
 @pytest.mark.usefixtures("model_dir")  # transcribes with the default model
-def test_pipeline_folder_scores_a_known_wrong_word_and_a_silent_clip(tmp_path, dev, capsys):
-    folder = build_txt_pairs(tmp_path / "clips", dev)
+def test_pipeline_folder_scores_a_known_wrong_word_and_a_silent_clip(tmp_path, samples, capsys):
+    folder = build_txt_pairs(tmp_path / "clips", samples)
     report_path = tmp_path / "report.json"
     out = run_pipeline(capsys, "--audio_folder", str(folder), "--json", str(report_path))
 
@@ -170,9 +171,9 @@ def test_pipeline_folder_scores_a_known_wrong_word_and_a_silent_clip(tmp_path, d
 
 
 @pytest.mark.usefixtures("model_dir")  # transcribes with the default model
-def test_pipeline_audio_file_prints_timing_statistics_and_memory(tmp_path, dev, capsys):
+def test_pipeline_audio_file_prints_timing_statistics_and_memory(tmp_path, samples, capsys):
     report_path = tmp_path / "file.json"
-    out = run_pipeline(capsys, "--audio_file", str(dev.wait), "--num_iterations", "3", "--json", str(report_path))
+    out = run_pipeline(capsys, "--audio_file", str(samples.wait), "--num_iterations", "3", "--json", str(report_path))
 
     transcript = out.split("TRANSCRIPTION:\n", 1)[1].splitlines()[0]
     assert normalise(transcript) == normalise(WAIT_TEXT)
@@ -193,8 +194,11 @@ def test_pipeline_audio_file_prints_timing_statistics_and_memory(tmp_path, dev, 
     assert report["summary"]["total_ms"]["count"] == 3
 
 
-def test_reference_study_flags_map_to_the_recognizer_config(model_dir):
-    from hailo_whisper_ros.commands.pipeline import recognizer_config
+def test_reference_study_flags_map_to_the_recognizer_config(model_dir, monkeypatch):
+    from hailo_whisper_ros.cli.pipeline import recognizer_config
+    from hailo_whisper_ros.export.store import MODEL_DIR_ENV
+
+    monkeypatch.setenv(MODEL_DIR_ENV, str(model_dir))  # the default model, wherever the run's environment puts it
 
     def config(*flags):
         return recognizer_config(cli.build_parser().parse_args(["pipeline", "--audio_file", "x.wav", *flags]))
@@ -211,26 +215,26 @@ def test_reference_study_flags_map_to_the_recognizer_config(model_dir):
     assert hef.decoder_hef_token_embedding == Path("assets/tiny/decoder_tokenization/token_embedding_weight_tiny.npy")
 
 
-def test_decoder_hef_without_its_embedding_is_a_one_line_error(dev, capsys):
-    assert cli.main(["pipeline", "--audio_file", str(dev.wait), "--decoder_hef_file", "dec.hef"]) == 2
+def test_decoder_hef_without_its_embedding_is_a_one_line_error(samples, capsys):
+    assert cli.main(["pipeline", "--audio_file", str(samples.wait), "--decoder_hef_file", "dec.hef"]) == 2
     assert capsys.readouterr().err.strip() == (
         "hailo-whisper pipeline: error: --decoder_hef_file needs --decoder_hef_token_embedding or --decoder_assets_path"
     )
 
 
 @pytest.mark.usefixtures("model_dir")  # transcribes with the default model
-def test_encoder_hef_without_a_device_falls_back_to_the_cpu_and_says_why(tmp_path, dev, capsys):
+def test_encoder_hef_without_a_device_falls_back_to_the_cpu_and_says_why(tmp_path, samples, capsys):
     hef = tmp_path / "encoder.hef"
     hef.write_bytes(b"not a real HEF")
-    out = run_pipeline(capsys, "--encoder_hef_file", str(hef), "--audio_file", str(dev.wait))
+    out = run_pipeline(capsys, "--encoder_hef_file", str(hef), "--audio_file", str(samples.wait))
     assert re.search(r"^fallback: Hailo HEF not used \(.+\); running on the CPU instead$", out, re.M)
     assert "encoder:  onnx:encoder_10s.onnx on the CPU" in out
     assert normalise(out.split("TRANSCRIPTION:\n", 1)[1].splitlines()[0]) == normalise(WAIT_TEXT)
 
 
 @pytest.mark.usefixtures("model_dir")  # transcribes with the default model
-def test_compare_smoke_writes_table_json_and_plot_with_speed_ratios(tmp_path, dev, capsys):
-    folder = build_txt_pairs(tmp_path / "clips", dev)
+def test_compare_smoke_writes_table_json_and_plot_with_speed_ratios(tmp_path, samples, capsys):
+    folder = build_txt_pairs(tmp_path / "clips", samples)
     out_dir = tmp_path / "compare"
     assert cli.main(["compare", "--audio_folder", str(folder), "--limit", "2", "--configs", "10s-int8,fw-int8",
                      "--out", str(out_dir)]) == 0
@@ -256,8 +260,8 @@ def test_compare_smoke_writes_table_json_and_plot_with_speed_ratios(tmp_path, de
     assert (out_dir / "compare.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_compare_rejects_an_unknown_configuration(tmp_path, dev, capsys):
-    folder = build_txt_pairs(tmp_path / "clips", dev)
+def test_compare_rejects_an_unknown_configuration(tmp_path, samples, capsys):
+    folder = build_txt_pairs(tmp_path / "clips", samples)
     assert cli.main(["compare", "--audio_folder", str(folder), "--configs", "10s-int8,nope", "--out", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert "unknown configuration(s) nope" in error and "fw-int8" in error

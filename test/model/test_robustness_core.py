@@ -10,10 +10,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hailo_whisper_ros.cli import main as cli_main
+from hailo_whisper_ros.cli.main import main as cli_main
 from hailo_whisper_ros.core.audio_input import AudioFrontEnd
-from hailo_whisper_ros.core.soak import FinalSpan, SoakClip, SoakInput, account, run_soak
-from hailo_whisper_ros.core.streaming import StreamingOptions
+from hailo_whisper_ros.evaluation.soak import FinalSpan, SoakClip, SoakInput, account, run_soak
+from hailo_whisper_ros.core.transcripts import StreamingOptions
 
 # Rates a driver may declare: the usual ones, any multiple of 50 Hz (bounded so that a filter design stays cheap; an
 # arbitrary prime rate costs a second), and invalid ones.
@@ -81,12 +81,13 @@ def test_accounting_puts_every_clip_in_one_category():
     assert accounting.wer == 0.25
 
 
-def test_overload_keeps_queue_and_result_delay_bounded_counts_drops_and_memory_flat(recognizer, dev_utterances):
+def test_overload_keeps_queue_and_result_delay_bounded_counts_drops_and_memory_flat(recognizer, sample_clips):
     # Two passes over the same clips, fed about twice as fast as this machine transcribes: the second pass meets
     # nothing new, so its memory must not grow.
-    soak_input = SoakInput(dev_utterances[:10], minutes=1.0)
+    clips = list(sample_clips.values())[:10]
+    soak_input = SoakInput(clips, minutes=1.0)
     pass_s = len(soak_input.recording.audio) / 16000
-    soak_input = SoakInput(dev_utterances[:10], minutes=2 * pass_s / 60 - 0.01)
+    soak_input = SoakInput(clips, minutes=2 * pass_s / 60 - 0.01)
     report = run_soak(recognizer, soak_input, speed=20.0, streaming=StreamingOptions(max_queue_s=2.0))
     assert report.exception_count == 0 and report.inference_errors == 0, report.exceptions
     assert report.audio_dropped_s > 5.0

@@ -3,7 +3,7 @@ it over DDS (this machine only, the test run's domain)."""
 
 import json
 
-from hailo_whisper_ros.cli import main as cli_main
+from hailo_whisper_ros.cli.main import main as cli_main
 
 
 def test_bench_reads_the_peak_memory_of_the_composed_process(model_dir, tmp_path, capsys):

@@ -26,7 +26,8 @@ NODE_EXECUTABLES = {  # executable -> the nodes it runs
     "wav_source": ["wav_source"],
 }
 LAUNCH_FILE = REPO / "launch" / "speech_recognition.launch.py"
-PARAMETER_FILES = ["cpu.yaml", "hailo_whisper.yaml"]
+PARAMETER_FILES = ["speech_recognition.yaml", "hailo.yaml"]  # the base file, then the overlay
+ROS_OWN_PARAMETERS = {"use_sim_time", "start_type_description_service"}  # declared by rclpy for every node
 
 
 def console_scripts() -> set[str]:
@@ -50,7 +51,7 @@ def test_setup_py_and_launch_file_name_the_same_known_executables():
     # The launch file's default parameter file and the installed data files exist.
     for name in PARAMETER_FILES:
         assert (REPO / "config" / name).is_file()
-    assert '"config", "hailo_whisper.yaml"' in LAUNCH_FILE.read_text()
+    assert 'config, "hailo.yaml"' in LAUNCH_FILE.read_text()
 
 
 def test_hailo_whisper_command_starts():
@@ -61,13 +62,10 @@ def test_hailo_whisper_command_starts():
 
 
 @pytest.fixture
-def graph_probe():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("executables_probe", context=context)
+def graph_probe(ros_context):
+    node = rclpy.create_node("executables_probe", context=ros_context)
     yield node
     node.destroy_node()
-    rclpy.try_shutdown(context=context)
 
 
 def wait_for_nodes(probe, names: list[str], timeout: float = 90.0) -> bool:
@@ -92,10 +90,10 @@ def declared_parameters(probe, node_name: str) -> set[str]:
 
 
 @pytest.mark.parametrize("name", sorted(NODE_EXECUTABLES))
-def test_each_node_executable_starts_and_stops_cleanly(name, graph_probe, dev_utterances):
-    args = ["--params-file", str(REPO / "config" / "cpu.yaml")]
+def test_each_node_executable_starts_and_stops_cleanly(name, graph_probe, speech_samples):
+    args = ["--params-file", str(REPO / "config" / "speech_recognition.yaml")]
     if name == "wav_source":
-        args = ["-p", f"files:=['{dev_utterances[0].audio_path}']", "-p", "loop:=true"]
+        args = ["-p", f"files:=['{speech_samples / 'jfk' / 'jfk.flac'}']", "-p", "loop:=true"]
     process = NodeProcess(name, *args)
     try:
         assert wait_for_nodes(graph_probe, NODE_EXECUTABLES[name]), process.log
@@ -109,8 +107,9 @@ def test_each_node_executable_starts_and_stops_cleanly(name, graph_probe, dev_ut
 @pytest.mark.parametrize("parameter_file", PARAMETER_FILES)
 def test_every_parameter_in_the_yaml_files_is_declared(parameter_file, graph_probe, tmp_path):
     path = REPO / "config" / parameter_file
-    args = ["--params-file", str(path)]
-    if parameter_file == "hailo_whisper.yaml":
+    # As the launch file loads them: the base file, then the overlay (the base file alone is the CPU set-up).
+    args = ["--params-file", str(REPO / "config" / PARAMETER_FILES[0]), "--params-file", str(path)]
+    if parameter_file == "hailo.yaml":
         # No NPU and no hailo_platform here: a HEF file that exists makes the node take the CPU fallback path.
         hef = tmp_path / "encoder.hef"
         hef.write_bytes(b"not a real HEF")
@@ -124,9 +123,13 @@ def test_every_parameter_in_the_yaml_files_is_declared(parameter_file, graph_pro
         for section, content in sections.items():
             node_name = section.rsplit("/", 1)[-1]
             in_file = set(content["ros__parameters"])
-            undeclared = in_file - declared_parameters(graph_probe, node_name)
+            declared = declared_parameters(graph_probe, node_name)
+            undeclared = in_file - declared
             assert not undeclared, f"{parameter_file}: {node_name} does not declare {sorted(undeclared)}"
-        if parameter_file == "hailo_whisper.yaml":
+            if parameter_file == PARAMETER_FILES[0]:  # the base file lists every parameter the node declares
+                missing = declared - in_file - ROS_OWN_PARAMETERS
+                assert not missing, f"{parameter_file}: {node_name} declares {sorted(missing)}, not in the file"
+        if parameter_file == "hailo.yaml":
             assert "hailo_platform" in process.log and "running on the CPU" in process.log, process.log
     finally:
         assert process.stop() == 0, process.log

@@ -17,24 +17,24 @@ import psutil
 import pytest
 import rclpy
 from audio_common_msgs.msg import AudioDataStamped
-from ros_harness import REPO, AudioDriver, Listener, NodeProcess, executable, status_named
-from test_speech_recognition import set_parameter
+from ros_harness import AudioDriver, Listener, NodeProcess, executable, status_named
 
-from hailo_whisper_ros.core.audio import load_audio, resample
-from hailo_whisper_ros.core.evaluation import normalise
+from hailo_whisper_ros.core.audio import resample
+from hailo_whisper_ros.core.text import normalise
+from hailo_whisper_ros.core.transcripts import FINAL
 from hailo_whisper_ros.core.vad import SpeechAudio, SpeechEnded, SpeechStarted
-from hailo_whisper_ros.ros.audio_subscriber import SPEECH_QOS
-from hailo_whisper_ros.ros.speech_topic import to_message
+from hailo_whisper_ros.ros import diagnostics
+from hailo_whisper_ros.ros.topics import SPEECH, SPEECH_QOS, to_message
 
 # Short real clips that tiny.en gets (nearly) right, so that hearing one is unmistakable.
 CLIPS = [
-    "librispeech_testclean_fakebob61/61-70968-0060.wav",  # no thanks i am glad to give you such easy happiness
-    "pocketsphinx_librivox/sense_and_sensibility_01_austen_64kb-0930.wav",  # he might even have been made amiable
-    "pocketsphinx_misc/forever_input_2_16k.wav",  # feels like these days go on forever
-    "librispeech_testclean_fakebob61/61-70968-0016.wav",  # and then they became vexed and would have snatched...
-    "librispeech_testclean_fakebob61/61-70968-0040.wav",  # right willingly for between us we have won the battle...
-    "librispeech_testclean_fakebob61/61-70968-0004.wav",  # also there was a stripling page who turned into a maid
-    "ljspeech_coqui/LJ001-0013.wav",  # than in the same operations with ugly ones
+    "librispeech_testclean_fakebob61/61-70968-0060.flac",  # no thanks i am glad to give you such easy happiness
+    "pocketsphinx_librivox/sense_and_sensibility_01_austen_64kb-0930.flac",  # he might even have been made amiable
+    "misc_clips/fw_stereo_right_260-123286-0001.flac",  # the horizon seems extremely distant
+    "librispeech_testclean_fakebob61/61-70968-0016.flac",  # and then they became vexed and would have snatched...
+    "librispeech_testclean_fakebob61/61-70968-0040.flac",  # right willingly for between us we have won the battle...
+    "librispeech_testclean_fakebob61/61-70968-0004.flac",  # also there was a stripling page who turned into a maid
+    "ljspeech_coqui/LJ001-0013.flac",  # than in the same operations with ugly ones
 ]
 HEARD_RECALL = 0.6  # a final holding this share of a clip's reference words has heard the clip
 UNHEARD_RECALL = 0.3  # no final may hold this share of the words of speech that had to be dropped
@@ -46,25 +46,8 @@ F32_RATE = 4 * 16000
 
 
 @pytest.fixture(scope="module")
-def speech_recognition():
-    process = NodeProcess("speech_recognition", "--params-file", str(REPO / "config" / "cpu.yaml"))
-    assert process.wait_for_output("ready: encoder", timeout=120), process.log
-    yield process
-    assert process.stop() == 0, process.log
-
-
-@pytest.fixture(scope="module")
-def context():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.try_shutdown(context=context)
-
-
-@pytest.fixture(scope="module")
-def clips(speech_dev, dev_utterances):
-    by_path = {str(u.audio_path.relative_to(speech_dev)): u for u in dev_utterances}
-    return [Clip(load_audio(by_path[c].audio_path), by_path[c].reference) for c in CLIPS]
+def clips(sample_clips, sample_audio):
+    return [Clip(sample_audio(c), sample_clips[c].reference) for c in CLIPS]
 
 
 class Clip:
@@ -97,11 +80,11 @@ class Session:
         self.driver = AudioDriver(context, namespace, stamped)
         self.driver.wait_for_subscriber()
         assert self.listener.wait_for(lambda: self.values("audio_subscriber") is not None, 10)
-        self.messages_before = int(self.values("audio_subscriber")["audio messages"])
+        self.messages_before = int(self.values("audio_subscriber")[diagnostics.AUDIO_MESSAGES])
 
     def values(self, node: str) -> dict | None:
         status = status_named(self.listener, self.prefix + node)
-        return None if status is None else status[2]
+        return None if status is None else status.values
 
     def counters(self, node: str, prefix: str) -> dict[str, float]:
         return {k: float(v) for k, v in (self.values(node) or {}).items() if k.startswith(prefix)}
@@ -109,14 +92,14 @@ class Session:
     def mark(self) -> dict:
         with self.listener.lock:
             finals = len(self.listener.finals)
-        return {"finals": finals, "rejected": self.counters("audio_subscriber", "rejected ")}
+        return {"finals": finals, "rejected": self.counters("audio_subscriber", diagnostics.REJECTED_PREFIX)}
 
     def declare(self, *audio_info) -> None:
         """A new AudioInfo once the node has converted all audio sent before it: the two topics are not ordered,
         so audio still waiting in the node would otherwise be converted in the new format."""
 
         def converted() -> int:
-            return int(self.values("audio_subscriber")["audio messages"]) - self.messages_before
+            return int(self.values("audio_subscriber")[diagnostics.AUDIO_MESSAGES]) - self.messages_before
 
         assert self.listener.wait_for(lambda: converted() == self.driver.sent, 20), (
             f"the node converted {converted()} of the {self.driver.sent} audio messages sent"
@@ -147,10 +130,10 @@ class Session:
         """The audio subscriber's `rejected <kind>` counters moved by exactly ``expected`` (the others not at all)."""
 
         def moved():
-            now = self.counters("audio_subscriber", "rejected ")
+            now = self.counters("audio_subscriber", diagnostics.REJECTED_PREFIX)
             return {k: int(v - mark["rejected"].get(k, 0)) for k, v in now.items() if v != mark["rejected"].get(k, 0)}
 
-        wanted = {f"rejected {kind}": count for kind, count in expected.items()}
+        wanted = {diagnostics.REJECTED_PREFIX + kind: count for kind, count in expected.items()}
         self.listener.wait_for(lambda: moved() == wanted, 10)
         assert moved() == wanted
 
@@ -165,8 +148,8 @@ class Session:
 
 
 @pytest.fixture(scope="module")
-def session(speech_recognition, context):
-    session = Session(speech_recognition, context)
+def session(speech_recognition, ros_context):
+    session = Session(speech_recognition, ros_context)
     session.declare(16000)
     yield session
     session.close()
@@ -202,14 +185,17 @@ def test_invalid_audio_info_stops_conversion_until_a_valid_one(session, clips):
         mark, {"invalid_format": 3, "unsupported_coding": 1, "unusable_format": spoken_in_bad_formats}
     )
     # Three invalid formats are one kind of problem: the first is logged, the other two only counted.
-    session.expect_logged_once("AudioInfo rejected: channel count 0", "AudioInfo rejected: audio coding 'MP3'",
-                               "audio dropped: the declared format is not usable")
-    assert "AudioInfo rejected: sample rate" not in session.process.log
+    session.expect_logged_once(
+        "AudioInfo rejected: AudioFormat option channels must be in [1, 32], not 0",
+        "AudioInfo rejected: audio coding 'MP3'",
+        "audio dropped: the declared format is not usable",
+    )
+    assert "AudioInfo rejected: AudioFormat option sample_rate" not in session.process.log
 
 
 def test_sample_rate_change_mid_stream(session, clips):
     mark = session.mark()
-    changes = float(session.values("audio_subscriber")["audio format changes"])
+    changes = float(session.values("audio_subscriber")[diagnostics.AUDIO_FORMAT_CHANGES])
     session.say(clips[5])
     session.declare(48000)
     at_48k = s16(with_silence(resample(clips[6].audio, 16000, 48000), 48000))
@@ -219,7 +205,7 @@ def test_sample_rate_change_mid_stream(session, clips):
     session.expect_heard(mark, clips[5], clips[6], clips[0])
     session.expect_rejected(mark, {})
     assert session.listener.wait_for(
-        lambda: float(session.values("audio_subscriber")["audio format changes"]) == changes + 2, 5
+        lambda: float(session.values("audio_subscriber")[diagnostics.AUDIO_FORMAT_CHANGES]) == changes + 2, 5
     )
 
 
@@ -249,20 +235,22 @@ def test_nan_inf_and_full_scale_clipping_in_f32(session, clips):
 
 def test_a_burst_at_ten_times_real_time_is_transcribed_whole(session, clips):
     mark = session.mark()
-    dropped = {node: float(session.values(node)["dropped audio (s)"]) for node in ("audio_subscriber", "recognizer")}
+    dropped = {
+        node: float(session.values(node)[diagnostics.DROPPED_AUDIO_S]) for node in ("audio_subscriber", "recognizer")
+    }
     burst = s16(np.concatenate([with_silence(clip.audio) for clip in clips[:6]]))  # 30 s of audio in 3 s
     session.driver.stream(burst, S16_RATE, speed=10.0)
     session.say(clips[6])
     session.expect_heard(mark, *clips)
     session.expect_rejected(mark, {})
     for node, before in dropped.items():
-        assert float(session.values(node)["dropped audio (s)"]) == before, f"{node} dropped audio"
+        assert float(session.values(node)[diagnostics.DROPPED_AUDIO_S]) == before, f"{node} dropped audio"
 
 
-def test_overload_drops_the_oldest_audio_keeps_latency_bounded_and_memory_flat(session, clips):
+def test_overload_drops_the_oldest_audio_keeps_latency_bounded_and_memory_flat(session, clips, set_parameter):
     process = psutil.Process(session.process.process.pid)
     rss_before = process.memory_info().rss
-    dropped_before = float(session.values("recognizer")["dropped audio (s)"])
+    dropped_before = float(session.values("recognizer")[diagnostics.DROPPED_AUDIO_S])
     with session.listener.lock:
         events_before = len(session.listener.events)
         diagnostics_before = len(session.listener.diagnostics)
@@ -271,32 +259,34 @@ def test_overload_drops_the_oldest_audio_keeps_latency_bounded_and_memory_flat(s
         burst = s16(np.concatenate([with_silence(clip.audio) for clip in clips[:6]]))
         session.driver.stream(burst, S16_RATE, speed=40.0, chunk_s=0.2)
         assert session.listener.wait_for(
-            lambda: float(session.values("recognizer")["dropped audio (s)"]) > dropped_before, 20
+            lambda: float(session.values("recognizer")[diagnostics.DROPPED_AUDIO_S]) > dropped_before, 20
         ), session.values("recognizer")
-        assert session.listener.wait_for(lambda: float(session.values("recognizer")["queue depth (s)"]) == 0, 30)
+        assert session.listener.wait_for(
+            lambda: float(session.values("recognizer")[diagnostics.QUEUE_DEPTH_S]) == 0, 30
+        )
     finally:
         assert set_parameter(session.listener, "recognizer", "queue.max_audio_s", 30.0)[0]
     with session.listener.lock:
-        finals = [e for e in session.listener.events[events_before:] if e["kind"] == "final"]
+        finals = [e for e in session.listener.events[events_before:] if e.kind == FINAL]
         depths = [
-            float(statuses["recognizer"][2]["queue depth (s)"])
+            float(statuses["recognizer"].values[diagnostics.QUEUE_DEPTH_S])
             for _, statuses in session.listener.diagnostics[diagnostics_before:]
             if "recognizer" in statuses
         ]
     # The queue never held more than its limit, so no result waited on more than a second of audio before it.
     assert depths and max(depths) <= 1.0, depths
-    assert finals and max(e["latency_ms"] for e in finals) < 5000, [e["latency_ms"] for e in finals]
+    assert finals and max(e.latency_ms for e in finals) < 5000, [e.latency_ms for e in finals]
     assert process.memory_info().rss < rss_before * 1.05, (rss_before, process.memory_info().rss)
     mark = session.mark()
     session.say(clips[6])
     session.expect_heard(mark, clips[6])
 
 
-def test_an_inference_error_skips_that_utterance_only(session, clips, context):
+def test_an_inference_error_skips_that_utterance_only(session, clips, ros_context):
     # A fault the recognizer really meets: utterances of NaN audio on `speech` make the encoder input invalid.
-    node = rclpy.create_node("test_speech_injector", context=context)
-    speech_pub = node.create_publisher(AudioDataStamped, "speech", SPEECH_QOS)
-    errors_before = float(session.values("recognizer")["inference errors"])
+    node = rclpy.create_node("test_speech_injector", context=ros_context)
+    speech_pub = node.create_publisher(AudioDataStamped, SPEECH, SPEECH_QOS)
+    errors_before = float(session.values("recognizer")[diagnostics.INFERENCE_ERRORS])
     with session.listener.lock:
         diagnostics_before = len(session.listener.diagnostics)
     try:
@@ -305,13 +295,13 @@ def test_an_inference_error_skips_that_utterance_only(session, clips, context):
                           SpeechEnded(0, 16000, False)):
                 speech_pub.publish(to_message(utterance_id, event))
         assert session.listener.wait_for(
-            lambda: float(session.values("recognizer")["inference errors"]) == errors_before + 2, 20
+            lambda: float(session.values("recognizer")[diagnostics.INFERENCE_ERRORS]) == errors_before + 2, 20
         ), session.values("recognizer")
     finally:
         node.destroy_node()
     with session.listener.lock:
-        levels = [s["recognizer"][:2] for _, s in session.listener.diagnostics[diagnostics_before:] if "recognizer" in s]
-    assert any(level == 2 and "inference error" in message for level, message in levels), levels
+        statuses = [s["recognizer"] for _, s in session.listener.diagnostics[diagnostics_before:] if "recognizer" in s]
+    assert any(s.level == ord(diagnostics.ERROR) and "inference error" in s.message for s in statuses), statuses
     session.expect_logged_once("inference failed on utterance 1000001")
     assert "utterance 1000002" not in session.process.log
     mark = session.mark()
@@ -319,12 +309,13 @@ def test_an_inference_error_skips_that_utterance_only(session, clips, context):
     session.expect_heard(mark, clips[5])
 
 
-def test_timestamps_jumping_backwards(context, clips):
-    # The defaults (cpu.yaml's values): its /**/audio_subscriber entry would override a node-prefixed -p here.
+def test_timestamps_jumping_backwards(ros_context, clips):
+    # The defaults (speech_recognition.yaml's values): its /**/audio_subscriber entry would override a node-prefixed
+    # -p here.
     process = NodeProcess("speech_recognition", "-r", "__ns:=/stamped", "-p", "audio.stamped:=true")
     try:
         assert process.wait_for_output("ready: encoder", timeout=120), process.log
-        session = Session(process, context, namespace="stamped", stamped=True)
+        session = Session(process, ros_context, namespace="stamped", stamped=True)
         try:
             mark = session.mark()
             session.say(clips[0])
@@ -335,7 +326,7 @@ def test_timestamps_jumping_backwards(context, clips):
             session.expect_heard(mark, clips[0], clips[1], clips[2])
             session.expect_rejected(mark, {})
             assert session.listener.wait_for(
-                lambda: session.values("audio_subscriber")["timestamps going backwards"] == "2", 5
+                lambda: session.values("audio_subscriber")[diagnostics.TIMESTAMPS_BACKWARDS] == "2", 5
             ), session.values("audio_subscriber")
             session.expect_logged_once("header stamp went back")
         finally:
@@ -349,7 +340,9 @@ def damaged_model_dir(model_dir: Path, tmp_path: Path, damage: str) -> tuple[Pat
     copying 350 MB."""
     if damage == "no directory":
         return Path("/nonexistent/tiny.en"), "/nonexistent/tiny.en"
-    damaged = {"missing file": "encoder_dynamic.onnx", "truncated file": "default_int8/decoder_with_past_model.onnx"}[damage]
+    damaged = {
+        "missing file": "encoder_dynamic.onnx", "truncated file": "default_int8/decoder_with_past_model.onnx"
+    }[damage]
     copy = tmp_path / "model"
     for source in model_dir.rglob("*"):
         target = copy / source.relative_to(model_dir)
@@ -376,11 +369,11 @@ STARTUP_COMMANDS = {  # name -> (command line for a model directory and a sound 
 
 @pytest.mark.parametrize("damage", ["no directory", "missing file", "truncated file"])
 @pytest.mark.parametrize("command", list(STARTUP_COMMANDS))
-def test_a_bad_model_gives_one_line_naming_the_file_and_exit_2(command, damage, model_dir, dev_utterances, tmp_path):
+def test_a_bad_model_gives_one_line_naming_the_file_and_exit_2(command, damage, model_dir, speech_samples, tmp_path):
     bad_dir, named = damaged_model_dir(model_dir, tmp_path, damage)
     command_line, error_prefix = STARTUP_COMMANDS[command]
-    result = subprocess.run(command_line(bad_dir, dev_utterances[0].audio_path), capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(command_line(bad_dir, speech_samples / "jfk" / "jfk.flac"), capture_output=True,
+                            text=True, timeout=60)
     output = result.stdout + result.stderr
     errors = [line for line in output.splitlines() if line.startswith(error_prefix)]
     assert result.returncode == 2, output
@@ -388,19 +381,20 @@ def test_a_bad_model_gives_one_line_naming_the_file_and_exit_2(command, damage, 
     assert len(errors) == 1 and named in errors[0], output
 
 
-def test_hef_without_hailo_platform_falls_back_to_the_cpu_with_a_warning(context, tmp_path):
+def test_hef_without_hailo_platform_falls_back_to_the_cpu_with_a_warning(ros_context, tmp_path):
     hef = tmp_path / "encoder_10s.hef"
     hef.write_bytes(b"not a real HEF: hailo_platform is missing anyway")
     process = NodeProcess(
         "recognizer", "-r", "__ns:=/fallback", "-p", "model.encoder:=hef", "-p", f"model.encoder_file:={hef}",
     )
-    listener = Listener(context, "fallback")
+    listener = Listener(ros_context, "fallback")
     try:
         assert process.wait_for_output("ready: encoder onnx", timeout=120), process.log
         assert listener.wait_for(lambda: status_named(listener, "fallback/recognizer") is not None, 10)
         level, message, values = status_named(listener, "fallback/recognizer")
-        assert level == 1 and "CPU fallback" in message and "hailo_platform" in message, (level, message)
-        assert "hailo_platform" in values["fallback reason"] and values["encoder backend"] == "onnx"
+        assert level == ord(diagnostics.WARN), (level, message)
+        assert "CPU fallback" in message and "hailo_platform" in message, message
+        assert "hailo_platform" in values[diagnostics.FALLBACK_REASON] and values[diagnostics.ENCODER_BACKEND] == "onnx"
         assert "running on the CPU: encoder: hailo_platform" in process.log
     finally:
         listener.close()

@@ -8,63 +8,47 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import rclpy
 import soundfile
-from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
-from ros_harness import REPO, Listener, NodeProcess, wav_source
+from ros_harness import Listener, wav_source
 
-from hailo_whisper_ros.core.audio import load_audio, resample
-from hailo_whisper_ros.core.evaluation import word_errors
+from hailo_whisper_ros.core.audio import resample
+from hailo_whisper_ros.evaluation.scoring import word_errors
+from hailo_whisper_ros.ros import diagnostics
 
 # Real read speech of several speakers, about 220 reference words, so that one word is under half a WER point.
 CLIPS = [
-    "librispeech_testclean_fakebob61/61-70968-0004.wav",
-    "ljspeech_coqui/LJ001-0005.wav",
+    "librispeech_testclean_fakebob61/61-70968-0004.flac",
+    "ljspeech_coqui/LJ001-0005.flac",
     "librispeech_testclean_kw/1089-134691-0001.flac",
-    "ljspeech_coqui/LJ001-0014.wav",
-    "pocketsphinx_librivox/sense_and_sensibility_01_austen_64kb-0870.wav",
-    "ljspeech_coqui/LJ001-0015.wav",
-    "ljspeech_coqui/LJ001-0017.wav",
-    "pocketsphinx_librivox/sense_and_sensibility_01_austen_64kb-0920.wav",
-    "ljspeech_coqui/LJ001-0023.wav",
-    "ljspeech_coqui/LJ001-0018.wav",
+    "ljspeech_coqui/LJ001-0014.flac",
+    "pocketsphinx_librivox/sense_and_sensibility_01_austen_64kb-0870.flac",
+    "ljspeech_coqui/LJ001-0015.flac",
+    "ljspeech_coqui/LJ001-0017.flac",
+    "pocketsphinx_librivox/sense_and_sensibility_01_austen_64kb-0920.flac",
+    "ljspeech_coqui/LJ001-0023.flac",
+    "ljspeech_coqui/LJ001-0018.flac",
 ]
 SHORT_CLIP = 0  # 3.9 s: shorter than the encoder window, so one decode per utterance
 MAX_WER_GAP_POINTS = 2.0
+# The `speech_recognition` fixture's process: the audio subscriber warns after 1 s without audio instead of 2.
+SPEECH_RECOGNITION_ARGS = ("-p", "audio_subscriber:audio.timeout_s:=1.0")
 
 
 @pytest.fixture(scope="module")
-def speech_recognition():
-    process = NodeProcess(
-        "speech_recognition",
-        "--params-file", str(REPO / "config" / "cpu.yaml"),
-        "-p", "audio_subscriber:audio.timeout_s:=1.0",
-    )
-    assert process.wait_for_output("ready: encoder", timeout=120), process.log
-    yield process
-    assert process.stop() == 0, process.log
-
-
-@pytest.fixture(scope="module")
-def listener(speech_recognition):
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    listener = Listener(context)
+def listener(speech_recognition, ros_context):
+    listener = Listener(ros_context)
     yield listener
     listener.close()
-    rclpy.try_shutdown(context=context)
 
 
 @pytest.fixture(scope="module")
-def clips(speech_dev, dev_utterances):
-    by_path = {str(u.audio_path.relative_to(speech_dev)): u for u in dev_utterances}
-    return [by_path[c] for c in CLIPS]
+def clips(sample_clips):
+    return [sample_clips[c] for c in CLIPS]
 
 
 @pytest.fixture(scope="module")
-def offline_wer(recognizer, clips):
-    hypotheses = [recognizer.transcribe(load_audio(c.audio_path)).text for c in clips]
+def offline_wer(recognizer, clips, sample_audio):
+    hypotheses = [recognizer.transcribe(sample_audio(c)).text for c in CLIPS]
     return word_errors([c.reference for c in clips], hypotheses).wer
 
 
@@ -90,10 +74,10 @@ def test_16k_mono_s16le_speech_is_transcribed_as_well_as_offline(listener, clips
     assert 100 * (streamed - offline_wer) <= MAX_WER_GAP_POINTS
 
 
-def test_48k_stereo_speech_is_transcribed_as_well_as_offline(listener, clips, offline_wer, tmp_path):
+def test_48k_stereo_speech_is_transcribed_as_well_as_offline(listener, clips, offline_wer, sample_audio, tmp_path):
     files = []
-    for clip in clips:
-        mono = load_audio(clip.audio_path)
+    for name, clip in zip(CLIPS, clips):
+        mono = sample_audio(name)
         at_48k = resample(mono, 16000, 48000)
         stereo = np.stack([at_48k, 0.8 * at_48k], axis=1)
         path = tmp_path / f"{clip.audio_path.stem}_48k_stereo.wav"
@@ -105,26 +89,7 @@ def test_48k_stereo_speech_is_transcribed_as_well_as_offline(listener, clips, of
     assert 100 * (streamed - offline_wer) <= MAX_WER_GAP_POINTS
 
 
-def set_parameter(listener: Listener, node: str, name: str, value) -> tuple[bool, str]:
-    """What `ros2 param set` does: a SetParameters call on the node's parameter service."""
-    client = listener.node.create_client(SetParameters, f"/{node}/set_parameters")
-    assert client.wait_for_service(timeout_sec=10)
-    if isinstance(value, bool):
-        parameter_value = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
-    elif isinstance(value, int):
-        parameter_value = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
-    elif isinstance(value, float):
-        parameter_value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
-    else:
-        parameter_value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
-    future = client.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=parameter_value)]))
-    assert listener.wait_for(future.done, timeout=10)
-    result = future.result().results[0]
-    listener.node.destroy_client(client)
-    return result.successful, result.reason
-
-
-def test_runtime_parameters_valid_invalid_and_read_only(listener, clips):
+def test_runtime_parameters_valid_invalid_and_read_only(listener, clips, set_parameter):
     one_clip = [str(clips[SHORT_CLIP].audio_path)]
     # Valid: the next utterance decodes at most 3 tokens.
     assert set_parameter(listener, "recognizer", "decoding.max_new_tokens", 3) == (True, "")
@@ -143,43 +108,55 @@ def test_runtime_parameters_valid_invalid_and_read_only(listener, clips):
     assert not ok and "min_silence_ms" in reason, reason
     ok, reason = set_parameter(listener, "recognizer", "decoding.pad_encoder_output_to", 100)
     assert not ok and reason, reason
-    # Read-only: changing the encoder needs a model reload.
-    ok, reason = set_parameter(listener, "recognizer", "model.encoder", "30s")
-    assert not ok and "read-only" in reason, reason
+    # Read-only: changing the encoder or how it reaches the NPU needs a model reload.
+    for name, value in (("model.encoder", "30s"), ("model.hailo_timeout_ms", 5000)):
+        ok, reason = set_parameter(listener, "recognizer", name, value)
+        assert not ok and "read-only" in reason, (name, reason)
 
 
 def test_diagnostics_report_every_key_move_with_audio_and_warn_when_it_stops(listener, clips):
+    def audio_subscriber():
+        return listener.latest_status("audio_subscriber")
+
     assert listener.wait_for(lambda: listener.latest_status("recognizer") is not None, timeout=10)
-    before = float(listener.latest_status("audio_subscriber")[2]["audio received (s)"])
+    before = float(audio_subscriber().values[diagnostics.AUDIO_RECEIVED_S])
     source = wav_source([str(clips[SHORT_CLIP].audio_path)], 1.0, 0.5)
     try:
         assert listener.wait_for(
-            lambda: float(listener.latest_status("audio_subscriber")[2]["audio received (s)"]) > before + 0.5, 15
+            lambda: float(audio_subscriber().values[diagnostics.AUDIO_RECEIVED_S]) > before + 0.5, 15
         )
-        assert listener.latest_status("audio_subscriber")[0] == 0, listener.latest_status("audio_subscriber")
+        assert audio_subscriber().level == ord(diagnostics.OK), audio_subscriber()
         assert source.wait(timeout=60) == 0
     finally:
         source.stop()
     # Audio stopped: the audio subscriber warns, and its input counter stands still.
-    assert listener.wait_for(lambda: listener.latest_status("audio_subscriber")[0] == 1, timeout=10)
-    level, message, values = listener.latest_status("audio_subscriber")
-    assert "audio stopped" in message
-    frozen = values["audio received (s)"]
+    assert listener.wait_for(lambda: audio_subscriber().level == ord(diagnostics.WARN), timeout=10)
+    assert "audio stopped" in audio_subscriber().message
+    frozen = audio_subscriber().values[diagnostics.AUDIO_RECEIVED_S]
     listener.wait_for(lambda: False, timeout=2.5)
-    assert listener.latest_status("audio_subscriber")[2]["audio received (s)"] == frozen
+    assert audio_subscriber().values[diagnostics.AUDIO_RECEIVED_S] == frozen
 
     expected_keys = {
-        "audio_subscriber": {"audio input", "audio received (s)", "dropped audio (s)", "input queue (s)"},
-        "recognizer": {
-            "encoder backend", "fallback reason", "model", "utterances", "partials", "real-time factor",
-            "latency p50 (ms)", "latency p95 (ms)", "queue depth (s)", "dropped audio (s)", "no-speech rejections",
+        "audio_subscriber": {
+            diagnostics.AUDIO_INPUT, diagnostics.AUDIO_RECEIVED_S, diagnostics.DROPPED_AUDIO_S,
+            diagnostics.INPUT_QUEUE_S,
         },
-        "transcript_publisher": {"utterances", "partials", "latency p50 (ms)", "latency p95 (ms)"},
+        "recognizer": {
+            diagnostics.ENCODER_BACKEND, diagnostics.FALLBACK_REASON, diagnostics.MODEL, diagnostics.UTTERANCES,
+            diagnostics.PARTIALS, diagnostics.REAL_TIME_FACTOR, diagnostics.LATENCY_P50_MS, diagnostics.LATENCY_P95_MS,
+            diagnostics.QUEUE_DEPTH_S, diagnostics.DROPPED_AUDIO_S, diagnostics.NO_SPEECH_REJECTIONS,
+            diagnostics.RESIDENT_MEMORY_MB,
+        },
+        "transcript_publisher": {
+            diagnostics.UTTERANCES, diagnostics.PARTIALS, diagnostics.LATENCY_P50_MS, diagnostics.LATENCY_P95_MS,
+        },
     }
     for node, keys in expected_keys.items():
-        values = listener.latest_status(node)[2]
+        values = listener.latest_status(node).values
         assert keys <= set(values), f"{node} lacks {keys - set(values)}"
-    recognizer_values = listener.latest_status("recognizer")[2]
-    assert recognizer_values["encoder backend"] == "onnx"
-    assert int(recognizer_values["utterances"]) > 0
-    assert float(recognizer_values["latency p50 (ms)"]) > 0
+    recognizer = listener.latest_status("recognizer").values
+    assert recognizer[diagnostics.ENCODER_BACKEND] == "onnx"
+    assert int(recognizer[diagnostics.UTTERANCES]) > 0
+    assert float(recognizer[diagnostics.LATENCY_P50_MS]) > 0
+    # The process's resident memory: the model and ONNX Runtime's arenas, far more than an idle Python process.
+    assert float(recognizer[diagnostics.RESIDENT_MEMORY_MB]) > 100

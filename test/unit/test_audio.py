@@ -1,7 +1,5 @@
 """Audio in: file loading, resampling (one-shot and streaming), PCM conversion."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile
@@ -9,10 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import resample_poly
 
-from hailo_whisper_ros.core import HailoWhisperError
 from hailo_whisper_ros.core.audio import (
     PCM_FORMATS,
-    SAMPLE_RATE,
     PcmStream,
     StreamingResampler,
     load_audio,
@@ -20,9 +16,9 @@ from hailo_whisper_ros.core.audio import (
     pcm_to_float,
     resample,
 )
+from hailo_whisper_ros.core.constants import SAMPLE_RATE
+from hailo_whisper_ros.core.errors import HailoWhisperError
 
-# The shared dev set sits beside the repository (as in CI's clone).
-DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech_dev"
 RATE_PAIRS = [(48000, 16000), (44100, 16000), (22050, 16000), (8000, 16000), (16000, 48000), (16000, 16000)]
 
 
@@ -47,11 +43,13 @@ def test_load_audio_mixes_channels_and_resamples(tmp_path):
     assert amplitude_at(audio, 440, SAMPLE_RATE) == pytest.approx(0.375, rel=0.01)
 
 
-def test_load_audio_of_the_dev_clips():
-    """The 44.1 kHz stereo flac and a 22.05 kHz wav of the dev set, lengths as the rate ratio says."""
-    jfk = load_audio(DEV / "jfk" / "jfk.flac")
-    assert len(jfk) == -(-soundfile.info(DEV / "jfk" / "jfk.flac").frames * 160 // 441)
-    lj_path = DEV / "ljspeech_coqui" / "LJ001-0002.wav"
+def test_load_audio_of_real_clips(speech_samples):
+    """A 44.1 kHz stereo and a 22.05 kHz mono clip of the shipped samples, lengths as the rate ratio says."""
+    jfk_path = speech_samples / "jfk" / "jfk.flac"
+    jfk = load_audio(jfk_path)
+    assert soundfile.info(jfk_path).channels == 2
+    assert len(jfk) == -(-soundfile.info(jfk_path).frames * 160 // 441)
+    lj_path = speech_samples / "ljspeech_coqui" / "LJ001-0002.flac"
     assert len(load_audio(lj_path)) == -(-soundfile.info(lj_path).frames * 320 // 441)
     assert 0.05 < np.abs(jfk).max() <= 1.0
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from hailo_whisper_ros.core import HailoWhisperError
 from hailo_whisper_ros.core.audio import resample
 from hailo_whisper_ros.core.audio_input import AudioFormat, AudioFrontEnd
+from hailo_whisper_ros.core.errors import HailoWhisperError
 
 
 def s16(samples: np.ndarray) -> bytes:
@@ -84,7 +84,7 @@ def test_sample_rate_change_mid_stream_keeps_the_output_continuous():
 
 
 def test_audio_format_validation_names_the_problem():
-    with pytest.raises(HailoWhisperError, match="channel count 0"):
+    with pytest.raises(HailoWhisperError, match=r"AudioFormat option channels must be in \[1, 32\], not 0"):
         AudioFormat(16000, 0)
     with pytest.raises(HailoWhisperError, match="MP3"):
         AudioFormat(coding_format="MP3")

@@ -1,25 +1,22 @@
-"""Whisper log-mel features against faster-whisper's FeatureExtractor on real speech."""
+"""Whisper log-mel features against faster-whisper's FeatureExtractor on real speech (the shipped samples)."""
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from faster_whisper.feature_extractor import FeatureExtractor
 
-from hailo_whisper_ros.core import HailoWhisperError
-from hailo_whisper_ros.core.audio import SAMPLE_RATE, load_audio
-from hailo_whisper_ros.core.features import HOP_LENGTH, LogMelExtractor, frames_for, mel_filterbank, pad_or_trim
+from hailo_whisper_ros.core.constants import HOP_LENGTH, SAMPLE_RATE
+from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.core.features import LogMelExtractor, frames_for, mel_filterbank, pad_or_trim
 
-# The shared dev set sits beside the repository (as in CI's clone).
-DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech_dev"
 THIRTY_SECONDS = 30 * SAMPLE_RATE
 
 
 @pytest.fixture(scope="module")
-def clips():
-    paths = [DEV / line.split("\t")[0] for line in (DEV / "ALL.tsv").read_text().splitlines()[1:]]
-    return {path.name: load_audio(path) for path in paths}
+def clips(sample_clips, sample_audio):
+    """Every shipped clip, 1.5 to 11.7 s at 16, 22.05 and 44.1 kHz, by its relative path."""
+    return {path: sample_audio(path) for path in sample_clips}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +51,7 @@ def test_encoder_windows_match_whisper_zero_padding(clips, extractor):
     padding=480000 computes exactly that), padding frames and the 80 dB floor included."""
     faster_whisper = FeatureExtractor(feature_size=80)
     worst = 0.0
-    for name, audio in clips.items():
+    for audio in clips.values():
         reference = faster_whisper(audio, padding=THIRTY_SECONDS)
         for n_frames in (3000, 1000):
             if len(audio) <= n_frames * HOP_LENGTH:
@@ -66,7 +63,7 @@ def test_encoder_windows_match_whisper_zero_padding(clips, extractor):
 
 
 def test_dynamic_length_and_trimming_are_slices_of_the_full_window(clips, extractor):
-    audio = clips["jfk.flac"]
+    audio = clips["jfk/jfk.flac"]
     full = extractor.log_mel(audio, 3000)
     dynamic = frames_for(len(audio)) + frames_for(len(audio)) % 2
     np.testing.assert_array_equal(extractor.log_mel(audio, dynamic), full[:, :dynamic])
@@ -74,7 +71,7 @@ def test_dynamic_length_and_trimming_are_slices_of_the_full_window(clips, extrac
 
 
 def test_pad_or_trim_pads_with_zero_audio(clips, extractor):
-    audio = clips["jfk.flac"]
+    audio = clips["jfk/jfk.flac"]
     features = extractor.log_mel(audio)
     padded = pad_or_trim(features, 3000)
     np.testing.assert_allclose(padded[:, -1000:], extractor.log_mel(audio, 3000)[:, -1000:], atol=1e-6)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from catkin_pkg.package import parse_package
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_package_xml_is_valid_format_3_with_the_runtime_dependencies():
@@ -28,3 +28,20 @@ def test_no_generated_file_is_tracked():
     generated_suffixes = (".onnx", ".hef", ".bin", ".pyc", ".so", ".npy")
     offenders = [p for p in tracked if p.startswith(generated_prefixes) or p.endswith(generated_suffixes)]
     assert not offenders, offenders
+
+
+def test_the_shipped_speech_samples_are_complete_small_and_documented():
+    from hailo_whisper_ros.evaluation.datasets import SPEECH_SAMPLES, load_dataset
+
+    clips = load_dataset(SPEECH_SAMPLES)  # ALL.tsv
+    assert len(clips) >= 20 and all(clip.audio_path.is_file() and clip.reference for clip in clips)
+    # The set folders' transcripts.tsv files list the same clips with the same references as ALL.tsv.
+    in_sets = [c for folder in sorted(p for p in SPEECH_SAMPLES.iterdir() if p.is_dir()) for c in load_dataset(folder)]
+    assert sorted((c.audio_path, c.reference) for c in in_sets) == sorted((c.audio_path, c.reference) for c in clips)
+    size = sum(path.stat().st_size for path in SPEECH_SAMPLES.rglob("*") if path.is_file())
+    assert size < 5 * 2**20, f"the samples hold {size / 2**20:.1f} MB: keep them to a few MB"
+    sources = (SPEECH_SAMPLES / "SOURCES.md").read_text()
+    for folder in {clip.audio_path.parent.name for clip in clips}:
+        assert f"`{folder}`" in sources, f"SOURCES.md does not say where {folder}/ comes from"
+    # Installed with the package (setup.py package_data), so the demo finds them after a colcon build too.
+    assert "speech_samples/*/*" in (REPO / "setup.py").read_text()

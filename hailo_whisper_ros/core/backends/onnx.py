@@ -1,4 +1,5 @@
-"""The CPU Whisper decoder: two ONNX Runtime sessions and a KV cache, stepped by decoding.greedy_decode."""
+"""ONNX Runtime on the CPU: the one session set-up of the package, the Whisper encoders and the KV-cache decoder
+stepped by decoding.greedy_decode."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Sequence
 
 import numpy as np
 
-from hailo_whisper_ros.core import HailoWhisperError
-from hailo_whisper_ros.core.model_files import (
+from hailo_whisper_ros.core.backends.base import zero_pad
+from hailo_whisper_ros.core.constants import N_FRAMES
+from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.core.model_dir import (
     DECODER,
     DECODER_CROSS_KV,
     DECODER_WITH_PAST,
@@ -24,27 +27,21 @@ PAST_PREFIX = "past_key_values."
 PRESENT_PREFIX = "present."
 
 
-def zero_pad(states: np.ndarray, positions: int) -> np.ndarray:
-    """Encoder states [1, T, d] zero-padded to ``positions`` (T if already that long)."""
-    if states.shape[1] >= positions:
-        return states
-    padded = np.zeros((1, positions, states.shape[2]), dtype=np.float32)
-    padded[:, : states.shape[1]] = states
-    return padded
-
-
-def create_ort_session(path: Path, threads: int):
-    """An ONNX Runtime CPU session tuned for one request at a time, or HailoWhisperError naming the file."""
+def create_ort_session(model: Path | bytes, threads: int):
+    """An ONNX Runtime CPU session tuned for one request at a time (a model file, or a serialized model built in
+    memory), or HailoWhisperError naming the file."""
     import onnxruntime as ort
 
-    path = Path(path)
-    if not path.is_file():
-        raise HailoWhisperError(f"model file not found: {path}")
+    if not isinstance(model, bytes):
+        model = Path(model)
+        if not model.is_file():
+            raise HailoWhisperError(f"model file not found: {model}")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: ORT's warnings about graph inputs are noise for our exports
     # Each session owns a thread pool whose idle workers would spin-wait for work; with three sessions (encoder,
     # two decoders) on two cores they steal time from the session that runs: measured on jfk with 2 threads, the
     # per-token time fell from 4.5 to 2.6 ms without spinning.
@@ -55,10 +52,40 @@ def create_ort_session(path: Path, threads: int):
     options.enable_cpu_mem_arena = False
     options.enable_mem_pattern = False
     try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        source = model if isinstance(model, bytes) else str(model)
+        return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as error:  # ORT raises its own Fail/InvalidProtobuf/... types for unreadable models
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise HailoWhisperError(f"cannot load ONNX model {path}: {first_line}") from error
+        name = "an in-memory model" if isinstance(model, bytes) else model
+        raise HailoWhisperError(f"cannot load ONNX model {name}: {first_line}") from error
+
+
+class OnnxEncoder:
+    """An encoder ONNX file on the CPU: the 30 s or 10 s export, the dynamic one, or the static NCHW
+    [1, n_mels, 1, frames] graph made for the Hailo compiler (so its CPU output can be checked)."""
+
+    def __init__(self, path: Path, threads: int = 2):
+        self.path = Path(path)
+        self.name = f"onnx:{self.path.name}"
+        self._session = create_ort_session(self.path, threads)
+        (model_input,) = self._session.get_inputs()
+        self._input_name = model_input.name
+        self._four_d = len(model_input.shape) == 4
+        frames = model_input.shape[-1]
+        self.window_frames = frames if isinstance(frames, int) else None
+        self.max_frames = self.window_frames or N_FRAMES
+        self.output_positions = self.window_frames // 2 if self.window_frames else None
+
+    def encode(self, mel: np.ndarray) -> np.ndarray:
+        n_mels, frames = mel.shape
+        if self.window_frames is not None and frames != self.window_frames:
+            raise HailoWhisperError(f"{self.path} takes {self.window_frames} mel frames, got {frames}")
+        if frames % 2 or frames > self.max_frames:
+            raise HailoWhisperError(
+                f"{self.path} takes an even number of mel frames up to {self.max_frames}, got {frames}"
+            )
+        features = mel.reshape(1, n_mels, 1, frames) if self._four_d else mel[np.newaxis]
+        return self._session.run(None, {self._input_name: features})[0]
 
 
 class OnnxKvDecoder:
@@ -71,7 +98,7 @@ class OnnxKvDecoder:
     step decoder) is never loaded. Optimum's: decoder_model.onnx runs the prefix and yields both caches.
 
     Zero padding of the encoder output costs nothing with decoders that take encoder_attention_bias (ours): one
-    zero position whose score is raised by log(count) stands for all of them (see onnx_export.build_decoder).
+    zero position whose score is raised by log(count) stands for all of them (see export/graphs.build_decoder).
     Decoders without it (Optimum's) get the zeros themselves.
     """
 

@@ -12,83 +12,52 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-import rclpy
 from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_srvs.srv import SetBool
 
-from hailo_whisper_ros.core import HailoWhisperError
 from hailo_whisper_ros.core.audio_input import AudioFormat, AudioFrontEnd, bytes_per_second
+from hailo_whisper_ros.core.options import Options, option
 from hailo_whisper_ros.core.streaming import SpeechPaused, final_decode_pause
 from hailo_whisper_ros.core.vad import Segmenter, SpeechStarted, VadOptions
-from hailo_whisper_ros.ros import diagnostics
-from hailo_whisper_ros.ros.parameters import ParameterBinder, ParameterSpec
-from hailo_whisper_ros.ros.rate_limited_log import RateLimitedLog
-from hailo_whisper_ros.ros.speech_topic import to_message
-
-# Best effort accepts reliable and best-effort publishers alike; a deep history rides out a busy executor.
-AUDIO_QOS = QoSProfile(depth=200, reliability=ReliabilityPolicy.BEST_EFFORT)
-# Drivers latch AudioInfo (transient local) so late subscribers still learn the format.
-AUDIO_INFO_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-SPEECH_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+from hailo_whisper_ros.ros import diagnostics, topics
+from hailo_whisper_ros.ros.diagnostics import RateLimitedLog
+from hailo_whisper_ros.ros.params import ParameterBinder
+from hailo_whisper_ros.ros.topics import to_message
 
 
 @dataclass(frozen=True)
-class AudioSubscriberOptions:
-    stamped: bool = False
-    """Subscribe to `audio_stamped` (AudioDataStamped) instead of `audio` (AudioData)."""
+class AudioSubscriberOptions(Options):
+    PARAMETER_GROUP = "audio"
 
-    timeout_s: float = 2.0
-    """Seconds without audio after which diagnostics warn that the audio stopped."""
-
-    max_input_s: float = 30.0
-    """Seconds of received audio waiting for conversion at most; beyond it the oldest is dropped and counted."""
-
-    def __post_init__(self):
-        if not 0.1 <= self.timeout_s <= 3600:
-            raise HailoWhisperError(f"audio timeout {self.timeout_s} s must be within 0.1..3600 s")
-        if not 1.0 <= self.max_input_s <= 600:
-            raise HailoWhisperError(f"input queue {self.max_input_s} s must be within 1..600 s")
+    stamped: bool = option(
+        False, "Subscribe to audio_stamped (AudioDataStamped) instead of audio (AudioData).", read_only=True)
+    timeout_s: float = option(2.0, "Time without audio after which diagnostics warn that the audio stopped.",
+                              unit="s", range=(0.1, 3600.0))
+    max_input_s: float = option(
+        30.0, "Received audio waiting for conversion at most; beyond it the oldest is dropped and counted.",
+        unit="s", range=(1.0, 600.0), parameter="queue.max_input_s")
 
 
-AUDIO_FORMAT_SPECS = [
-    ParameterSpec("audio.sample_rate", "sample_rate", range=(4000, 384000)),
-    ParameterSpec("audio.channels", "channels", range=(1, 32)),
-    ParameterSpec("audio.sample_format", "sample_format"),
-]
-AUDIO_OPTIONS_SPECS = [
-    ParameterSpec("audio.stamped", "stamped", read_only=True),
-    ParameterSpec("audio.timeout_s", "timeout_s", range=(0.1, 3600.0)),
-    ParameterSpec("queue.max_input_s", "max_input_s", range=(1.0, 600.0)),
-]
-VAD_SPECS = [
-    ParameterSpec("vad.threshold", "threshold", range=(0.01, 0.99)),
-    ParameterSpec("vad.neg_threshold", "neg_threshold", range=(0.0, 0.99), none_as=0.0),
-    ParameterSpec("vad.min_silence_ms", "min_silence_ms", range=(0.0, 10000.0)),
-    ParameterSpec("vad.speech_pad_ms", "speech_pad_ms", range=(0.0, 2000.0)),
-    ParameterSpec("vad.min_speech_ms", "min_speech_ms", range=(0.0, 10000.0)),
-    ParameterSpec("vad.pre_roll_ms", "pre_roll_ms", range=(0.0, 2000.0)),
-    ParameterSpec("vad.max_speech_s", "max_speech_s", range=(1.0, 30.0)),
-]
+# The node's parameters: every declared option of these (ROS names from core/options.py), by binder key.
+PARAMETER_GROUPS = {"audio_format": AudioFormat, "options": AudioSubscriberOptions, "vad": VadOptions}
 
 
 class AudioSubscriberNode(Node):
     def __init__(self, **kwargs):
         super().__init__("audio_subscriber", **kwargs)
+        # What destroy_node stops, set first: rclpy destroys a node whose constructor raised too.
+        self.lock = threading.Lock()
+        self.wake = threading.Condition(self.lock)
+        self.running = True
+        self.worker: threading.Thread | None = None
         binder = ParameterBinder(self)
-        audio_format = binder.add("audio_format", AudioFormat(), AUDIO_FORMAT_SPECS)
-        self.options = binder.add("options", AudioSubscriberOptions(), AUDIO_OPTIONS_SPECS)
-        # Utterances of at most 10 s fit every encoder window (the HEFs' too) and keep partials and finals quick;
-        # longer speech is cut at a quiet point and goes on.
-        vad_options = binder.add("vad", VadOptions(max_speech_s=10.0), VAD_SPECS)
+        audio_format, self.options, vad_options = binder.declare(PARAMETER_GROUPS)
         binder.on_change(self._on_options)
 
         self.front_end = AudioFrontEnd(audio_format)
         self.segmenter = Segmenter(vad_options)
         self.log = RateLimitedLog(self.get_logger())
-        self.lock = threading.Lock()
-        self.wake = threading.Condition(self.lock)
         self.pending: deque = deque()  # ("audio", bytes, seconds) or ("format", AudioInfo) or ("vad", VadOptions)
         self.pending_s = 0.0
         self.dropped_s = 0.0
@@ -101,15 +70,16 @@ class AudioSubscriberNode(Node):
         self.pause_told = False  # the current pause was announced on `speech`
         self.utterances = 0
         self.speech_s = 0.0
-        self.running = True
 
         if self.options.stamped:
-            self.create_subscription(AudioDataStamped, "audio_stamped", self._queue_stamped_audio, AUDIO_QOS)
+            self.create_subscription(
+                AudioDataStamped, topics.AUDIO_STAMPED, self._queue_stamped_audio, topics.AUDIO_QOS
+            )
         else:
-            self.create_subscription(AudioData, "audio", self._queue_audio, AUDIO_QOS)
-        self.create_subscription(AudioInfo, "audio_info", self._queue_format, AUDIO_INFO_QOS)
-        self.create_service(SetBool, "listen", self._on_listen)
-        self.speech_pub = self.create_publisher(AudioDataStamped, "speech", SPEECH_QOS)
+            self.create_subscription(AudioData, topics.AUDIO, self._queue_audio, topics.AUDIO_QOS)
+        self.create_subscription(AudioInfo, topics.AUDIO_INFO, self._queue_format, topics.AUDIO_INFO_QOS)
+        self.create_service(SetBool, topics.LISTEN, self._on_listen)
+        self.speech_pub = self.create_publisher(AudioDataStamped, topics.SPEECH, topics.SPEECH_QOS)
         self.diagnostics = diagnostics.DiagnosticsPublisher(self, self._status)
         self.worker = threading.Thread(target=self._work, name="audio_subscriber", daemon=True)
         self.worker.start()
@@ -241,18 +211,20 @@ class AudioSubscriberNode(Node):
         with self.lock:
             silent_for = None if self.last_audio_time is None else now - self.last_audio_time
             values = {
-                "listening": self.listening,
-                "audio input": self.front_end.format.describe(),
-                "audio messages": self.front_end.messages,
-                "audio received (s)": self.front_end.input_seconds,
-                "audio format changes": self.front_end.format_changes,
-                "utterances segmented": self.utterances,
-                "input queue (s)": self.pending_s,
-                "dropped audio (s)": self.dropped_s,
-                "timestamps going backwards": self.stamps_backwards,
-                "seconds since last audio": -1.0 if silent_for is None else silent_for,
+                diagnostics.LISTENING: self.listening,
+                diagnostics.AUDIO_INPUT: self.front_end.format.describe(),
+                diagnostics.AUDIO_MESSAGES: self.front_end.messages,
+                diagnostics.AUDIO_RECEIVED_S: self.front_end.input_seconds,
+                diagnostics.AUDIO_FORMAT_CHANGES: self.front_end.format_changes,
+                diagnostics.UTTERANCES_SEGMENTED: self.utterances,
+                diagnostics.INPUT_QUEUE_S: self.pending_s,
+                diagnostics.DROPPED_AUDIO_S: self.dropped_s,
+                diagnostics.TIMESTAMPS_BACKWARDS: self.stamps_backwards,
+                diagnostics.SECONDS_SINCE_AUDIO: -1.0 if silent_for is None else silent_for,
             }
-            values.update({f"rejected {kind}": count for kind, count in sorted(self.front_end.rejected.items())})
+            values.update({
+                diagnostics.REJECTED_PREFIX + kind: count for kind, count in sorted(self.front_end.rejected.items())
+            })
         if silent_for is None:
             return diagnostics.WARN, "no audio received yet", values
         if silent_for > self.options.timeout_s:
@@ -265,7 +237,8 @@ class AudioSubscriberNode(Node):
         with self.lock:
             self.running = False
             self.wake.notify()
-        self.worker.join(timeout=5)
+        if self.worker is not None:
+            self.worker.join(timeout=5)
         return super().destroy_node()
 
 

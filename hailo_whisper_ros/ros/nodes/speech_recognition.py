@@ -1,13 +1,13 @@
 """`speech_recognition`: the audio subscriber, the recognizer and the transcript publisher in one process.
 
 The default executable: one process to launch, while each node keeps its own name, parameters and diagnostics,
-so `--params-file config/cpu.yaml` configures it exactly as it configures the nodes run one by one.
+so `--params-file config/speech_recognition.yaml` configures it exactly as it configures the nodes run one by one.
 """
 
-from hailo_whisper_ros.ros.audio_subscriber import AudioSubscriberNode
-from hailo_whisper_ros.ros.recognizer import RecognizerNode
+from hailo_whisper_ros.ros.nodes.audio_subscriber import AudioSubscriberNode
+from hailo_whisper_ros.ros.nodes.recognizer import RecognizerNode
 from hailo_whisper_ros.ros.runner import run_nodes
-from hailo_whisper_ros.ros.transcript_publisher import TranscriptPublisherNode
+from hailo_whisper_ros.ros.nodes.transcript_publisher import TranscriptPublisherNode
 
 
 def main(args=None) -> int:

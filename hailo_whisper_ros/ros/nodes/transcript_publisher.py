@@ -8,7 +8,6 @@ per final utterance (reliable), and reports end-of-speech-to-final-transcript la
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
@@ -16,42 +15,35 @@ from dataclasses import dataclass
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from hailo_whisper_ros.core import HailoWhisperError
-from hailo_whisper_ros.ros import diagnostics
-from hailo_whisper_ros.ros.parameters import ParameterBinder, ParameterSpec
+from hailo_whisper_ros.core.options import Options, option
+from hailo_whisper_ros.ros import diagnostics, topics
+from hailo_whisper_ros.ros.params import ParameterBinder
+from hailo_whisper_ros.ros.topics import from_event_message
 
-RESULTS_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 LATENCY_WINDOW = 200  # finals whose latency the percentiles cover
 
 
 @dataclass(frozen=True)
-class TranscriptOptions:
-    publish_empty: bool = False
-    """Publish a final whose text is empty (an utterance judged to hold no speech) as an empty message."""
+class TranscriptOptions(Options):
+    PARAMETER_GROUP = "transcript"
 
-    partial_stable_only: bool = False
-    """Publish only the stable part of partial results (the words two consecutive partials agree on)."""
-
-    def __post_init__(self):
-        for name in ("publish_empty", "partial_stable_only"):
-            if not isinstance(getattr(self, name), bool):
-                raise HailoWhisperError(f"{name} must be true or false")
+    publish_empty: bool = option(
+        False, "Publish a final whose text is empty (an utterance judged to hold no speech) as an empty message.")
+    partial_stable_only: bool = option(
+        False, "Publish only the stable part of partial results (the words two consecutive partials agree on).")
 
 
-TRANSCRIPT_SPECS = [
-    ParameterSpec("transcript.publish_empty", "publish_empty"),
-    ParameterSpec("transcript.partial_stable_only", "partial_stable_only"),
-]
+# The node's parameters: every declared option of these (ROS names from core/options.py), by binder key.
+PARAMETER_GROUPS = {"transcript": TranscriptOptions}
 
 
 class TranscriptPublisherNode(Node):
     def __init__(self, **kwargs):
         super().__init__("transcript_publisher", **kwargs)
         binder = ParameterBinder(self)
-        self.options = binder.add("transcript", TranscriptOptions(), TRANSCRIPT_SPECS)
+        (self.options,) = binder.declare(PARAMETER_GROUPS)
         binder.on_change(lambda key, options: setattr(self, "options", options))
         self.lock = threading.Lock()
         self.finals = 0
@@ -60,24 +52,24 @@ class TranscriptPublisherNode(Node):
         self.malformed = 0
         self.latencies_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.last_result_time: float | None = None
-        self.transcript_pub = self.create_publisher(String, "transcript", RESULTS_QOS)
-        self.partial_pub = self.create_publisher(String, "transcript/partial", 10)
-        self.create_subscription(String, "transcript/events", self._on_event, RESULTS_QOS)
+        self.transcript_pub = self.create_publisher(String, topics.TRANSCRIPT, topics.RESULTS_QOS)
+        self.partial_pub = self.create_publisher(String, topics.TRANSCRIPT_PARTIAL, topics.PARTIAL_QOS)
+        self.create_subscription(String, topics.TRANSCRIPT_EVENTS, self._on_event, topics.RESULTS_QOS)
         self.diagnostics = diagnostics.DiagnosticsPublisher(self, self._status)
 
     def _on_event(self, message: String) -> None:
         try:
-            event = json.loads(message.data)
-            kind, text = event["kind"], str(event["text"])
-        except (ValueError, KeyError, TypeError):
+            record = from_event_message(message)
+        except ValueError:
             with self.lock:
                 self.malformed += 1
             return
+        kind, text = record.kind, record.text
         with self.lock:
             self.last_result_time = time.monotonic()
             if kind == "final":
                 self.finals += 1
-                self.latencies_ms.append(float(event.get("latency_ms", 0.0)))
+                self.latencies_ms.append(record.latency_ms)
                 if not text:
                     self.empty_finals += 1
             elif kind == "partial":
@@ -85,21 +77,21 @@ class TranscriptPublisherNode(Node):
         if kind == "final" and (text or self.options.publish_empty):
             self.transcript_pub.publish(String(data=text))
         elif kind == "partial":
-            shown = str(event.get("stable_text", "")) if self.options.partial_stable_only else text
+            shown = record.stable_text if self.options.partial_stable_only else text
             self.partial_pub.publish(String(data=shown))
 
     def _status(self):
         with self.lock:
             latencies = np.array(self.latencies_ms) if self.latencies_ms else None
             values = {
-                "utterances": self.finals,
-                "partials": self.partials,
-                "empty finals": self.empty_finals,
-                "malformed events": self.malformed,
-                "latency p50 (ms)": -1.0 if latencies is None else float(np.percentile(latencies, 50)),
-                "latency p95 (ms)": -1.0 if latencies is None else float(np.percentile(latencies, 95)),
+                diagnostics.UTTERANCES: self.finals,
+                diagnostics.PARTIALS: self.partials,
+                diagnostics.EMPTY_FINALS: self.empty_finals,
+                diagnostics.MALFORMED_EVENTS: self.malformed,
+                diagnostics.LATENCY_P50_MS: -1.0 if latencies is None else float(np.percentile(latencies, 50)),
+                diagnostics.LATENCY_P95_MS: -1.0 if latencies is None else float(np.percentile(latencies, 95)),
             }
-        return diagnostics.OK, f"{values['utterances']} utterances transcribed", values
+        return diagnostics.OK, f"{self.finals} utterances transcribed", values
 
 
 def main(args=None) -> int:

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 import rclpy
 from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.duration import Duration
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
-# sample_format -> (soundfile dtype, little-endian numpy dtype)
-PCM_FORMATS = {"S16LE": ("int16", "<i2"), "S32LE": ("int32", "<i4"), "F32LE": ("float32", "<f4")}
+from hailo_whisper_ros.core.audio import PCM_FORMATS, pcm_dtype, pcm_sample_width
+from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.core.options import Options, option
+from hailo_whisper_ros.ros import topics
+from hailo_whisper_ros.ros.params import ParameterBinder
 
 
 @dataclass
@@ -31,93 +33,63 @@ class SoundFile:
 def read_sound_file(path: str, sample_format: str) -> SoundFile:
     import soundfile
 
-    soundfile_dtype, wire_dtype = PCM_FORMATS[sample_format]
+    wire_dtype = pcm_dtype(sample_format)
     try:
-        frames, sample_rate = soundfile.read(path, dtype=soundfile_dtype, always_2d=True)
+        frames, sample_rate = soundfile.read(path, dtype=wire_dtype.name, always_2d=True)
     except (OSError, RuntimeError, soundfile.LibsndfileError) as error:
         raise FileNotFoundError(f"cannot read sound file {path}: {error}") from error
     return SoundFile(path, np.ascontiguousarray(frames.astype(wire_dtype, copy=False)), int(sample_rate))
 
 
+@dataclass(frozen=True)
+class WavSourceOptions(Options):
+    files: tuple[str, ...] = option(("",), "Sound files (wav, flac...) published one after another.")
+    sample_format: str = option("S16LE", "PCM format on the wire.", choices=PCM_FORMATS)
+    chunk_ms: int = option(100, "Audio per message.", unit="ms", range=(5, 2000))
+    speed: float = option(1.0, "Publishing pace as a multiple of real time (1.0 = real time).", range=(0.1, 1000.0))
+    gap_s: float = option(1.0, "Silence published between files and after the last one.", unit="s", range=(0.0, 60.0))
+    loop: bool = option(False, "Start again after the last file.")
+    stamped: bool = option(False, "Publish AudioDataStamped on audio_stamped as well.")
+    wait_for_subscribers: int = option(
+        0, "Hold back the first chunk until this many subscribers listen on `audio`.", range=(0, 100))
+    exit_when_done: bool = option(False, "Shut down after the last file (no loop).")
+
+
+# The node's parameters: every declared option of these (ROS names from core/options.py), by binder key.
+PARAMETER_GROUPS = {"wav_source": WavSourceOptions}
+
+
 class WavSource(Node):
     def __init__(self, **kwargs):
         super().__init__("wav_source", **kwargs)
-        self.declare_parameter(
-            "files", [""], ParameterDescriptor(description="Sound files (wav, flac...) published one after another.")
-        )
-        self.declare_parameter(
-            "sample_format",
-            "S16LE",
-            ParameterDescriptor(description=f"PCM format on the wire: one of {', '.join(PCM_FORMATS)}."),
-        )
-        self.declare_parameter(
-            "chunk_ms",
-            100,
-            ParameterDescriptor(
-                description="Audio per message [ms].", integer_range=[IntegerRange(from_value=5, to_value=2000, step=1)]
-            ),
-        )
-        self.declare_parameter(
-            "speed",
-            1.0,
-            ParameterDescriptor(
-                description="Publishing pace as a multiple of real time (1.0 = real time).",
-                floating_point_range=[FloatingPointRange(from_value=0.1, to_value=1000.0, step=0.0)],
-            ),
-        )
-        self.declare_parameter(
-            "gap_s",
-            1.0,
-            ParameterDescriptor(
-                description="Silence published between files and after the last one [s].",
-                floating_point_range=[FloatingPointRange(from_value=0.0, to_value=60.0, step=0.0)],
-            ),
-        )
-        self.declare_parameter("loop", False, ParameterDescriptor(description="Start again after the last file."))
-        self.declare_parameter(
-            "stamped", False, ParameterDescriptor(description="Publish AudioDataStamped on audio_stamped as well.")
-        )
-        self.declare_parameter(
-            "wait_for_subscribers",
-            0,
-            ParameterDescriptor(
-                description="Hold back the first chunk until this many subscribers listen on `audio`.",
-                integer_range=[IntegerRange(from_value=0, to_value=100, step=1)],
-            ),
-        )
-        self.declare_parameter(
-            "exit_when_done", False, ParameterDescriptor(description="Shut down after the last file (no loop).")
-        )
-
-        sample_format = self.get_parameter("sample_format").value
-        if sample_format not in PCM_FORMATS:
-            raise ValueError(f"sample_format must be one of {', '.join(PCM_FORMATS)}, not {sample_format!r}")
-        paths = [p for p in self.get_parameter("files").value if p]
+        try:
+            (options,) = ParameterBinder(self).declare(PARAMETER_GROUPS)
+        except HailoWhisperError as error:
+            raise ValueError(str(error)) from None
+        paths = [p for p in options.files if p]
         if not paths:
             raise ValueError("parameter `files` names no sound file")
-        self.sample_format = sample_format
-        self.sounds = [read_sound_file(path, sample_format) for path in paths]
-        self.chunk_ms = self.get_parameter("chunk_ms").value
-        self.gap_s = self.get_parameter("gap_s").value
-        self.loop = self.get_parameter("loop").value
-        self.exit_when_done = self.get_parameter("exit_when_done").value
-        self.wait_for_subscribers = self.get_parameter("wait_for_subscribers").value
+        self.options = options
+        self.sample_format = options.sample_format
+        self.sounds = [read_sound_file(path, options.sample_format) for path in paths]
+        self.chunk_ms = options.chunk_ms
+        self.gap_s = options.gap_s
+        self.loop = options.loop
+        self.exit_when_done = options.exit_when_done
+        self.wait_for_subscribers = options.wait_for_subscribers
 
-        audio_qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-        # AudioInfo is latched so that a subscriber starting late still learns the format.
-        info_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.audio_pub = self.create_publisher(AudioData, "audio", audio_qos)
+        self.audio_pub = self.create_publisher(AudioData, topics.AUDIO, topics.AUDIO_PUBLISHER_QOS)
         self.stamped_pub = (
-            self.create_publisher(AudioDataStamped, "audio_stamped", audio_qos)
-            if self.get_parameter("stamped").value
+            self.create_publisher(AudioDataStamped, topics.AUDIO_STAMPED, topics.AUDIO_PUBLISHER_QOS)
+            if options.stamped
             else None
         )
-        self.info_pub = self.create_publisher(AudioInfo, "audio_info", info_qos)
+        self.info_pub = self.create_publisher(AudioInfo, topics.AUDIO_INFO, topics.AUDIO_INFO_QOS)
 
         self.chunks = self._chunks()
         self.chunks_published = 0
         self.done = False
-        period_s = self.chunk_ms / 1000.0 / self.get_parameter("speed").value
+        period_s = self.chunk_ms / 1000.0 / options.speed
         self.timer = self.create_timer(period_s, self._publish_next)
 
     def _chunks(self):
@@ -138,7 +110,7 @@ class WavSource(Node):
                 return
 
     def _audio_info(self, sample_rate: int, channels: int) -> AudioInfo:
-        bits = np.dtype(PCM_FORMATS[self.sample_format][1]).itemsize * 8
+        bits = pcm_sample_width(self.sample_format) * 8
         return AudioInfo(
             channels=channels,
             sample_rate=sample_rate,
@@ -168,23 +140,22 @@ class WavSource(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
     try:
-        node = WavSource()
-    except (ValueError, FileNotFoundError) as error:
-        print(f"wav_source: error: {error}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        while rclpy.ok() and not (node.done and node.exit_when_done):
-            rclpy.spin_once(node, timeout_sec=0.1)
-        # Reliable delivery of the last chunks before the publisher goes away.
-        node.audio_pub.wait_for_all_acked(Duration(seconds=5))
-    except KeyboardInterrupt:
+        with rclpy.init(args=args):
+            try:
+                node = WavSource()
+            except (ValueError, FileNotFoundError) as error:
+                print(f"wav_source: error: {error}", file=sys.stderr)
+                return 2
+            try:
+                while rclpy.ok() and not (node.done and node.exit_when_done):
+                    rclpy.spin_once(node, timeout_sec=0.1)
+                # Reliable delivery of the last chunks before the publisher goes away.
+                node.audio_pub.wait_for_all_acked(Duration(seconds=5))
+            finally:
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
     return 0
 
 

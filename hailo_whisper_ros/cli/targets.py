@@ -1,0 +1,79 @@
+"""The performance targets of the default set-up (tiny.en, CPU, INT8 decoder) as one table, and a measured figure
+beside its target. ``hailo-whisper bench`` measures them; its docstring says how each is measured."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from string import ascii_lowercase
+
+SHORT_UTTERANCE_S = 5.0  # target 3 counts utterances up to this long
+
+
+@dataclass(frozen=True)
+class Target:
+    id: str  # "1" ... "5", and a letter where one target has variants ("4a", "4b")
+    name: str
+    goal: float
+    higher_is_better: bool
+    unit: str
+
+    @property
+    def number(self) -> str:
+        """What `bench --targets` selects: the target, all its variants."""
+        return self.id.rstrip(ascii_lowercase)
+
+
+LATENCY_VS_FASTER_WHISPER = Target("1", "median latency per clip, faster-whisper int8 / ours", 10.0, True, "x")
+WER_VS_FASTER_WHISPER = Target("1", "WER ours - faster-whisper int8", 1.0, False, "points")
+DECODER_MS_PER_TOKEN = Target("2", "decoder ms per generated token (1500 padded positions)", 1.0, False, "ms")
+FINAL_LATENCY = Target(
+    "3", f"end of utterance -> final p50, utterances <= {SHORT_UTTERANCE_S:g} s", 45.0, False, "ms"
+)
+CAPTIONING_RTFX_WITH_PARTIALS = Target("4a", "captioning RTFx, partials every 1.0 s", 20.0, True, "x")
+CAPTIONING_RTFX_NO_PARTIALS = Target("4b", "captioning RTFx, no partials", 40.0, True, "x")
+ROS_PEAK_MEMORY = Target("5", "peak RSS of the composed ROS process (speech_recognition)", 200.0, False, "MB")
+
+TARGETS = (
+    LATENCY_VS_FASTER_WHISPER,
+    WER_VS_FASTER_WHISPER,
+    DECODER_MS_PER_TOKEN,
+    FINAL_LATENCY,
+    CAPTIONING_RTFX_WITH_PARTIALS,
+    CAPTIONING_RTFX_NO_PARTIALS,
+    ROS_PEAK_MEMORY,
+)
+TARGET_NUMBERS = tuple(dict.fromkeys(target.number for target in TARGETS))
+
+
+@dataclass(frozen=True)
+class Figure:
+    target: Target
+    value: float | None  # None: not measured (the reason in note)
+    note: str = ""
+
+    @property
+    def met(self) -> bool | None:
+        if self.value is None:
+            return None
+        goal = self.target.goal
+        return self.value >= goal if self.target.higher_is_better else self.value <= goal
+
+    def line(self) -> str:
+        target = self.target
+        value = "n/a" if self.value is None else f"{self.value:.2f}"
+        goal = f"{'>=' if target.higher_is_better else '<='} {target.goal:g}"
+        verdict = {True: "met", False: "NOT met", None: "-"}[self.met]
+        return f"  {target.id:<3} {target.name:<54} {value:>9} {target.unit:<8} target {goal:<8} {verdict:<8} {self.note}"
+
+    def as_json(self) -> dict:
+        target = self.target
+        return {
+            "target": target.id,
+            "name": target.name,
+            "value": self.value,
+            "goal": target.goal,
+            "higher_is_better": target.higher_is_better,
+            "unit": target.unit,
+            "note": self.note,
+            "met": self.met,
+        }

@@ -1,0 +1,48 @@
+"""What the recognizer needs of an encoder and of a decoder, whichever device runs them."""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+class Encoder(Protocol):
+    name: str
+    window_frames: int | None
+    """Mel frames of every call, or None when any even count up to max_frames is accepted."""
+    max_frames: int
+    """The longest input, in mel frames; longer audio is split by the recognizer."""
+    output_positions: int | None
+    """Encoder positions of every call (window_frames / 2), or None for a dynamic encoder (frames / 2)."""
+
+    def encode(self, mel: np.ndarray) -> np.ndarray:
+        """log-mel [n_mels, frames] float32 -> hidden states [1, frames / 2, d_model] float32."""
+
+
+class DecoderSteps(Protocol):
+    """What a decoder backend provides to the shared greedy loop (decoding.greedy_decode)."""
+
+    name: str
+
+    max_positions: int
+    """Token positions the backend can hold, forced prefix included."""
+
+    fixed_encoder_positions: int | None
+    """Encoder positions the backend requires (a HEF's input shape), or None when it takes any count."""
+
+    def start(self, encoder_states: np.ndarray, prefix: Sequence[int], padded_positions: int) -> np.ndarray:
+        """Begin an utterance: return the logits [len(prefix), n_vocab] of the prefix positions. The decoder attends
+        over the encoder states [1, T, d] zero-padded to ``padded_positions`` (or to its fixed count, if it has one)."""
+
+    def step(self, token: int) -> np.ndarray:
+        """Append one token and return the logits [n_vocab] for the position after it."""
+
+
+def zero_pad(states: np.ndarray, positions: int) -> np.ndarray:
+    """Encoder states [1, T, d] zero-padded to ``positions`` (T if already that long)."""
+    if states.shape[1] >= positions:
+        return states
+    padded = np.zeros((1, positions, states.shape[2]), dtype=np.float32)
+    padded[:, : states.shape[1]] = states
+    return padded

@@ -1,0 +1,116 @@
+"""What streaming recognition reports: the partial and final transcript events, the counters, and the options
+of the stream (the ``streaming.*`` and ``queue.max_audio_s`` parameters)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from hailo_whisper_ros.core.constants import SAMPLE_RATE
+from hailo_whisper_ros.core.options import Options, option
+
+if TYPE_CHECKING:
+    from hailo_whisper_ros.core.recognizer import TranscriptionResult
+
+PARTIAL = "partial"
+FINAL = "final"
+
+
+@dataclass(frozen=True)
+class StreamingOptions(Options):
+    """How the stream is worked through. Validated on construction."""
+
+    PARAMETER_GROUP = "streaming"
+
+    partial_interval_ms: int = option(
+        1000, "Audio an open utterance must gain before its next partial transcript.", unit="ms",
+        range=(200, 10000), off=0)
+    max_queue_s: float = option(
+        30.0, "Audio waiting for the worker that is kept; beyond it the oldest audio is dropped and counted.",
+        unit="s", range=(1.0, 600.0), parameter="queue.max_audio_s")
+
+
+@dataclass(frozen=True)
+class TranscriptEvent:
+    kind: str
+    """PARTIAL or FINAL."""
+    utterance_id: int
+    """The same for the partials and the final of one utterance, and increasing: StreamingTranscriber counts from 1,
+    UtteranceTranscriber keeps the sender's ids. Utterances that get no final (an inference error, a reset) leave
+    gaps."""
+    text: str
+    """The transcript; empty for a final in which the recognizer found no speech."""
+    stable_text: str
+    """Partial: the words this partial shares with the previous partial of the utterance, from the start (compared
+    without case and punctuation; empty for the first partial), for displays that should not flicker. Final: text."""
+    start_sample: int
+    """First sample of the audio transcribed (the VAD's pads included), in the input stream counted from the first
+    sample fed. The utterances' [start_sample, end_sample) and the silences between them tile the stream."""
+    end_sample: int
+    """After the last sample transcribed: the utterance end for a final, the audio so far for a partial."""
+    speech_start_sample: int
+    """Where the VAD heard speech begin: the first window at or above its threshold (pads excluded)."""
+    speech_end_sample: int
+    """Where the VAD last heard speech: the end of the last window at or above its threshold."""
+    latency_ms: float
+    """Final: from the segmenter's end-of-utterance decision to the result. Partial: the inference time."""
+    result: "TranscriptionResult"
+
+    @property
+    def speech_start_s(self) -> float:
+        return self.speech_start_sample / SAMPLE_RATE
+
+    @property
+    def speech_end_s(self) -> float:
+        return self.speech_end_sample / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class StreamingStats:
+    """A snapshot of the counters, cumulative since construction (reset() does not clear them)."""
+
+    audio_in_s: float  # fed
+    audio_dropped_s: float  # removed from the queue unprocessed: beyond max_queue_s, or by reset()
+    queue_depth_s: float  # waiting for the worker now
+    max_queue_depth_s: float
+    audio_processed_s: float  # taken by the worker; audio_in_s = processed + dropped + queue depth
+    utterances: int  # finals with text
+    partials: int  # partials emitted
+    partials_skipped: int  # partials due while the worker was more than one interval behind
+    no_speech_rejections: int  # finals with empty text: the recognizer found no speech in the utterance
+    inference_calls: int  # recognizer calls, partial and final, failed ones included
+    inference_s: float  # their wall time
+    speech_s_transcribed: float  # audio passed to the recognizer, summed over the successful calls
+    frames_transcribed: int  # mel frames the encoder ran on, over the successful calls
+    errors: int  # inference calls that raised; their utterances were skipped
+    finals_precomputed: int  # finals and no-speech rejections decoded during the pause that ended the utterance
+    final_latencies_ms: tuple[float, ...]  # of the last FINAL_LATENCY_HISTORY finals, oldest first
+
+    @property
+    def real_time_factor(self) -> float:
+        """Inference time per second of audio processed (below 1 keeps up with real time)."""
+        return self.inference_s / self.audio_processed_s if self.audio_processed_s else 0.0
+
+    @property
+    def final_latency_p50_ms(self) -> float | None:
+        return float(np.percentile(self.final_latencies_ms, 50)) if self.final_latencies_ms else None
+
+    @property
+    def final_latency_p95_ms(self) -> float | None:
+        return float(np.percentile(self.final_latencies_ms, 95)) if self.final_latencies_ms else None
+
+
+def stable_prefix(previous: str, current: str) -> str:
+    """The leading words of ``current`` that ``previous`` has too, compared without case and edge punctuation."""
+    def key(word: str) -> str:
+        return word.strip(".,!?;:\"'()").lower()
+
+    current_words = current.split()
+    shared = 0
+    for before, now in zip(previous.split(), current_words):
+        if key(before) != key(now):
+            break
+        shared += 1
+    return " ".join(current_words[:shared])

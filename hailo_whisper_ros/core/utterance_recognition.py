@@ -1,0 +1,162 @@
+"""The open utterance of a stream and its recognition, shared by both transcribers of ``streaming``: partials,
+the final (reusing a decode made in the pause that ended the utterance), errors, and their counters."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from hailo_whisper_ros.core.constants import SAMPLE_RATE
+from hailo_whisper_ros.core.decoding import DecodingOptions
+from hailo_whisper_ros.core.transcripts import FINAL, PARTIAL, StreamingOptions, TranscriptEvent, stable_prefix
+
+if TYPE_CHECKING:
+    from hailo_whisper_ros.core.recognizer import Recognizer, TranscriptionResult
+
+logger = logging.getLogger(__name__)
+
+FINAL_LATENCY_HISTORY = 1000  # finals whose latency the statistics keep
+DECODE_TIME_SMOOTHING = 0.2  # of the moving average of decode times that schedules a final's decode in a pause
+
+
+@dataclass
+class OpenUtterance:
+    """The open utterance: its audio so far and the options it started with."""
+
+    utterance_id: int
+    start: int
+    decoding: DecodingOptions
+    partial_interval: int  # samples; 0: no partials
+    next_partial_at: int  # utterance length (samples) at which the next partial is due
+    pieces: list[np.ndarray] = field(default_factory=list)
+    length: int = 0
+    previous_partial: str = ""
+    decoded: "TranscriptionResult | None" = None  # the latest decode, of the first decoded_length samples
+    decoded_length: int = -1
+    failed: bool = False  # an inference error: no more partials, no final
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+    def append(self, audio: np.ndarray) -> None:
+        self.pieces.append(audio)
+        self.length += len(audio)
+
+    def audio(self) -> np.ndarray:
+        if len(self.pieces) != 1:
+            self.pieces = [np.concatenate(self.pieces) if self.pieces else np.zeros(0, dtype=np.float32)]
+        return self.pieces[0]
+
+
+class UtteranceRecognition:
+    """Transcribes the open utterance for both transcribers: partials, the final, errors, and their counters."""
+
+    def __init__(self, recognizer: "Recognizer", speech_span: Callable[[int, int], tuple[int, int]]):
+        self.recognizer = recognizer
+        self.speech_span = speech_span  # stream span [start, end) -> where speech was heard in it
+        self.utterance: OpenUtterance | None = None
+        self.utterances = self.partials = self.partials_skipped = self.no_speech_rejections = 0
+        self.finals_precomputed = 0
+        self.inference_calls = self.frames_transcribed = self.errors = 0
+        self.inference_s = self.speech_s_transcribed = 0.0
+        self.final_latencies_ms: deque[float] = deque(maxlen=FINAL_LATENCY_HISTORY)
+        self.recent_decode_s = 0.0  # moving average of the inference time
+        self._logged_error_kinds: set[str] = set()
+
+    def start(self, utterance_id: int, start: int, decoding: DecodingOptions, streaming: StreamingOptions) -> None:
+        interval = int(round(streaming.partial_interval_ms * SAMPLE_RATE / 1000))
+        self.utterance = OpenUtterance(utterance_id, start, decoding, interval, next_partial_at=interval)
+
+    def finish(self, decided_at: float) -> TranscriptEvent | None:
+        """Close the open utterance: its final (empty text: no speech), or None after an inference error."""
+        utterance, self.utterance = self.utterance, None
+        if utterance.failed or utterance.length == 0:
+            return None
+        if utterance.decoded_length == utterance.length:
+            result = utterance.decoded  # decoded during the pause that ended it: the final costs nothing more
+            self.finals_precomputed += 1
+        else:
+            result = self._transcribe(utterance)
+            if result is None:
+                return None
+        latency_ms = (time.perf_counter() - decided_at) * 1e3
+        self.final_latencies_ms.append(latency_ms)
+        if result.text:
+            self.utterances += 1
+        else:
+            self.no_speech_rejections += 1
+        return self._event(FINAL, utterance, result.text, latency_ms, result)
+
+    def decode_if_due(self, backlog: int, in_pause: bool) -> TranscriptEvent | None:
+        """Decode the open utterance if a partial is due or, ``in_pause``, as its possible final; the partial event
+        when partials are on. ``backlog``: samples of input waiting behind this point."""
+        utterance = self.utterance
+        if utterance is None or utterance.failed or utterance.decoded_length == utterance.length:
+            return None
+        if not in_pause:
+            if not utterance.partial_interval or utterance.length < utterance.next_partial_at:
+                return None
+            utterance.next_partial_at = utterance.length + utterance.partial_interval
+            if backlog > utterance.partial_interval:
+                self.partials_skipped += 1  # behind the input: leave the time to the finals
+                return None
+        started = time.perf_counter()
+        result = self._transcribe(utterance)
+        if result is None or not utterance.partial_interval:
+            return None
+        utterance.next_partial_at = utterance.length + utterance.partial_interval
+        stable = stable_prefix(utterance.previous_partial, result.text)
+        utterance.previous_partial = result.text
+        self.partials += 1
+        return self._event(PARTIAL, utterance, stable, (time.perf_counter() - started) * 1e3, result)
+
+    def _event(
+        self, kind: str, utterance: OpenUtterance, stable_text: str, latency_ms: float, result: "TranscriptionResult"
+    ) -> TranscriptEvent:
+        speech_start, speech_end = self.speech_span(utterance.start, utterance.end)
+        return TranscriptEvent(
+            kind=kind,
+            utterance_id=utterance.utterance_id,
+            text=result.text,
+            stable_text=stable_text,
+            start_sample=utterance.start,
+            end_sample=utterance.end,
+            speech_start_sample=speech_start,
+            speech_end_sample=speech_end,
+            latency_ms=latency_ms,
+            result=result,
+        )
+
+    def _transcribe(self, utterance: OpenUtterance) -> "TranscriptionResult | None":
+        """The utterance's audio so far, transcribed; None after an inference error (counted, logged once per kind,
+        the utterance marked failed)."""
+        audio = utterance.audio()
+        started = time.perf_counter()
+        try:
+            result = self.recognizer.transcribe(audio, utterance.decoding)
+        except Exception as error:  # any backend failure must cost one utterance, not the stream
+            self.errors += 1
+            utterance.failed = True
+            kind = type(error).__name__
+            if kind not in self._logged_error_kinds:
+                self._logged_error_kinds.add(kind)
+                logger.error(
+                    "inference failed on utterance %d (%s: %s); it is skipped. Later %s errors are only counted.",
+                    utterance.utterance_id, kind, error, kind,
+                )
+            return None
+        finally:
+            elapsed = time.perf_counter() - started
+            self.inference_calls += 1
+            self.inference_s += elapsed
+            self.recent_decode_s += DECODE_TIME_SMOOTHING * (elapsed - self.recent_decode_s)
+        self.speech_s_transcribed += len(audio) / SAMPLE_RATE
+        self.frames_transcribed += sum(segment.frames for segment in result.segments)
+        utterance.decoded, utterance.decoded_length = result, len(audio)
+        return result

@@ -1,0 +1,361 @@
+"""The package's ROS executables run as real processes on this machine, and the one DDS client that talks to them:
+the demo, bench target 5, `soak --ros` and the ROS tests all start nodes and listen to them through this module.
+
+Topic names and QoS profiles come from ros.topics, status value names from ros.diagnostics, so that this client
+reads what the nodes write by the same contract.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator, NamedTuple, Sequence
+
+import rclpy
+from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from std_msgs.msg import String
+
+from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.ros.diagnostics import INPUT_QUEUE_S, QUEUE_DEPTH_S, level_of, status_values
+from hailo_whisper_ros.ros.topics import (
+    AUDIO,
+    AUDIO_INFO,
+    AUDIO_INFO_QOS,
+    AUDIO_PUBLISHER_QOS,
+    AUDIO_STAMPED,
+    DIAGNOSTICS,
+    PARTIAL_QOS,
+    RESULTS_QOS,
+    TRANSCRIPT,
+    TRANSCRIPT_EVENTS,
+    TRANSCRIPT_PARTIAL,
+    TranscriptRecord,
+    from_event_message,
+)
+
+BIN_DIR = Path(sys.executable).parent  # the executables are installed beside the interpreter of the venv
+STOP_TIMEOUT_S = 10.0  # a node shuts down cleanly on SIGINT within this, else it is killed
+PR_SET_PDEATHSIG = 1  # prctl option: the signal a child gets when its parent dies
+DIAGNOSTICS_DEPTH = 50  # every node publishes once a second: room for a busy spinner to catch up
+SUBSCRIBER_SETTLE_S = 0.5  # a matched publisher's first messages can still miss the subscriber's side of the match
+FORMAT_SETTLE_S = 0.5  # AudioInfo travels on a topic of its own: time for it to arrive before the audio in it
+
+
+def confine_to_this_machine() -> str:
+    """Keeps this process's DDS traffic and that of every node it starts on this machine, in the caller's
+    ROS_DOMAIN_ID or else a random one, so that other ROS traffic stays apart; returns the domain id."""
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ.pop("ROS_STATIC_PEERS", None)  # static peers would be reached on other machines too
+    return os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
+
+
+@contextlib.contextmanager
+def ros_context() -> Iterator[rclpy.Context]:
+    """An rclpy context of its own in this process's ROS environment as it is (to reach nodes running already),
+    shut down on leaving."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        yield context
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
+@contextlib.contextmanager
+def local_context() -> Iterator[rclpy.Context]:
+    """An rclpy context of its own on this machine only (confine_to_this_machine), for nodes started here."""
+    confine_to_this_machine()
+    with ros_context() as context:
+        yield context
+
+
+def executable(name: str) -> str:
+    path = BIN_DIR / name
+    if not path.is_file():
+        raise HailoWhisperError(f"{path} missing: run `make setup`")
+    return str(path)
+
+
+def _die_with_parent() -> None:
+    """SIGTERM the node when its parent dies, even killed: no stray node outlives the process that started it."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class NodeProcess:
+    """One executable of the package with --ros-args, confined to this machine. Its output is kept (for assertion
+    and error messages) and, with ``echo``, also passed on to stderr as it comes."""
+
+    def __init__(self, name: str, *ros_args: str, echo: bool = False):
+        confine_to_this_machine()
+        self.name = name
+        self.command = [executable(name), "--ros-args", *ros_args]
+        self.echo = echo
+        self.process = subprocess.Popen(
+            self.command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group: stop() signals the node and nothing else
+            preexec_fn=_die_with_parent,
+        )
+        self.output: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.output.append(line)
+            if self.echo:
+                sys.stderr.write(line)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def log(self) -> str:
+        return "".join(self.output)
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_for_output(self, text: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log:
+                return True
+            if not self.running():
+                self.reader.join(timeout=1)  # the last lines may still be on their way
+                return text in self.log
+            time.sleep(0.05)
+        return False
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> int | None:
+        """SIGINT (a node's clean shutdown), SIGKILL after STOP_TIMEOUT_S; the exit status."""
+        if self.running():
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        self.reader.join(timeout=5)
+        return self.process.returncode
+
+
+def wav_source(files: Sequence[str | Path], speed: float, gap_s: float, *ros_args: str, echo: bool = False) -> NodeProcess:
+    """A wav_source playing ``files`` once at ``speed`` times real time, ``gap_s`` of silence after each, once a
+    subscriber listens on its audio topic; it exits when done."""
+    listed = ",".join(f"'{file}'" for file in files)
+    return NodeProcess(
+        "wav_source",
+        "-p", f"files:=[{listed}]",
+        "-p", f"speed:={speed}",
+        "-p", f"gap_s:={gap_s}",
+        "-p", "wait_for_subscribers:=1",
+        "-p", "exit_when_done:=true",
+        *ros_args,
+        echo=echo,
+    )
+
+
+class NodeStatus(NamedTuple):
+    """One node's status as received on /diagnostics; the value names are ros.diagnostics' constants."""
+
+    level: int
+    message: str
+    values: dict[str, str]
+
+
+class Listener:
+    """What the nodes publish, collected on a thread of its own: final texts on ``transcript``, partial texts on
+    ``transcript/partial``, every result on ``transcript/events`` (TranscriptRecord) and every node's status on
+    /diagnostics. ``on_record`` sees each result as it arrives; ``on_status(name, status)`` each status.
+    ``keep_diagnostics=False`` keeps only each node's latest status (a long soak would pile up the rest)."""
+
+    def __init__(
+        self,
+        context: rclpy.Context,
+        namespace: str = "",
+        node_name: str = "hailo_whisper_listener",
+        on_record: Callable[[TranscriptRecord], None] | None = None,
+        on_status: Callable[[str, NodeStatus], None] | None = None,
+        keep_diagnostics: bool = True,
+    ):
+        self.node = rclpy.create_node(node_name, namespace=namespace or None, context=context)
+        self.namespace = self.node.get_namespace().strip("/")  # as the nodes' status names carry it
+        self.on_record, self.on_status, self.keep_diagnostics = on_record, on_status, keep_diagnostics
+        self.lock = threading.RLock()  # reentrant: wait_for's predicates call the locked accessors
+        self.finals: list[str] = []
+        self.partials: list[str] = []
+        self.events: list[TranscriptRecord] = []
+        self.event_arrivals: list[float] = []  # time.monotonic() when each of the events arrived
+        self.malformed_events: list[str] = []  # why each message on transcript/events that is no record was not
+        self.diagnostics: list[tuple[float, dict[str, NodeStatus]]] = []  # (arrival, {status name: status})
+        self.statuses: dict[str, tuple[float, NodeStatus]] = {}  # status name -> (arrival, its latest status)
+        self.node.create_subscription(String, TRANSCRIPT, lambda m: self._add(self.finals, m.data), RESULTS_QOS)
+        self.node.create_subscription(
+            String, TRANSCRIPT_PARTIAL, lambda m: self._add(self.partials, m.data), PARTIAL_QOS
+        )
+        self.node.create_subscription(String, TRANSCRIPT_EVENTS, self._on_event, RESULTS_QOS)
+        self.node.create_subscription(DiagnosticArray, DIAGNOSTICS, self._on_diagnostics, DIAGNOSTICS_DEPTH)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def _add(self, target: list, item) -> None:
+        with self.lock:
+            target.append(item)
+
+    def _on_event(self, message: String) -> None:
+        try:
+            record = from_event_message(message)
+        except ValueError as error:
+            self._add(self.malformed_events, str(error))
+            return
+        with self.lock:
+            self.events.append(record)
+            self.event_arrivals.append(time.monotonic())
+        if self.on_record is not None:
+            self.on_record(record)
+
+    def _on_diagnostics(self, message: DiagnosticArray) -> None:
+        arrival = time.monotonic()
+        statuses = {s.name: NodeStatus(level_of(s), s.message, status_values(s)) for s in message.status}
+        with self.lock:
+            if self.keep_diagnostics:
+                self.diagnostics.append((arrival, statuses))
+            self.statuses.update((name, (arrival, status)) for name, status in statuses.items())
+        if self.on_status is not None:
+            for name, status in statuses.items():
+                self.on_status(name, status)
+
+    def status_name(self, node: str) -> str:
+        """The name a node of the listener's namespace reports its status under (e.g. 'robot/recognizer')."""
+        return f"{self.namespace}/{node}" if self.namespace else node
+
+    def latest(self, name: str, since: float = 0.0) -> NodeStatus | None:
+        """The latest status called exactly ``name`` if it arrived after ``since`` (time.monotonic()), else None."""
+        with self.lock:
+            arrival, status = self.statuses.get(name, (0.0, None))
+        return status if arrival > since else None
+
+    def latest_status(self, name_suffix: str) -> NodeStatus | None:
+        """The latest status of any node whose status name ends with ``name_suffix``, or None."""
+        with self.lock:
+            matching = [entry for name, entry in self.statuses.items() if name.endswith(name_suffix)]
+        return max(matching, key=lambda entry: entry[0])[1] if matching else None
+
+    def latest_statuses(self) -> dict[str, NodeStatus]:
+        with self.lock:
+            return {name: status for name, (_, status) in self.statuses.items()}
+
+    @property
+    def last_event_arrival(self) -> float:
+        with self.lock:
+            return self.event_arrivals[-1] if self.event_arrivals else 0.0
+
+    def caught_up(self, since: float, quiet_s: float) -> bool:
+        """True once the audio subscriber and the recognizer reported empty queues after ``since`` and no result
+        arrived for ``quiet_s``: everything sent before ``since`` is transcribed."""
+        subscriber = self.latest(self.status_name("audio_subscriber"), since)
+        recognizer = self.latest(self.status_name("recognizer"), since)
+        return (
+            subscriber is not None
+            and recognizer is not None
+            and float(subscriber.values[INPUT_QUEUE_S]) == 0
+            and float(recognizer.values[QUEUE_DEPTH_S]) == 0
+            and time.monotonic() - max(self.last_event_arrival, since) >= quiet_s
+        )
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if predicate():
+                    return True
+            time.sleep(0.05)
+        with self.lock:
+            return predicate()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        # A spinner thread still running at interpreter exit aborts the process ("terminate called without an
+        # active exception").
+        self.thread.join(timeout=STOP_TIMEOUT_S)
+        self.node.destroy_node()
+
+
+class AudioDriver:
+    """Publishes raw audio as a microphone driver does, mistakes included: AudioInfo (latched) on `audio_info`, and
+    the bytes it is given as AudioData on `audio` (or AudioDataStamped on `audio_stamped`), paced in real time or
+    a multiple of it."""
+
+    def __init__(self, context: rclpy.Context, namespace: str = "", stamped: bool = False,
+                 node_name: str = "hailo_whisper_audio_driver"):
+        self.node = rclpy.create_node(node_name, namespace=namespace or None, context=context)
+        self.info_pub = self.node.create_publisher(AudioInfo, AUDIO_INFO, AUDIO_INFO_QOS)
+        self.stamped = stamped
+        self.audio_pub = (
+            self.node.create_publisher(AudioDataStamped, AUDIO_STAMPED, AUDIO_PUBLISHER_QOS)
+            if stamped
+            else self.node.create_publisher(AudioData, AUDIO, AUDIO_PUBLISHER_QOS)
+        )
+        self.stamp_ns = 1_000_000_000_000  # the stamp of the next stamped message
+        self.sent = 0  # audio messages published
+
+    def has_subscriber(self) -> bool:
+        return self.audio_pub.get_subscription_count() > 0
+
+    def wait_for_subscriber(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.has_subscriber():
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no subscriber on {self.audio_pub.topic_name} within {timeout:g} s")
+            time.sleep(0.05)
+        time.sleep(SUBSCRIBER_SETTLE_S)
+
+    def declare(self, sample_rate: int, channels: int = 1, sample_format: str = "S16LE", coding: str = "WAVE"):
+        self.info_pub.publish(
+            AudioInfo(channels=channels, sample_rate=sample_rate, sample_format=sample_format, coding_format=coding)
+        )
+        time.sleep(FORMAT_SETTLE_S)
+
+    def send(self, payload: bytes, duration_s: float = 0.0) -> None:
+        """One message; a stamped one carries the current stamp, which then moves on by ``duration_s``."""
+        audio = AudioData(data=payload)
+        self.sent += 1
+        if not self.stamped:
+            self.audio_pub.publish(audio)
+            return
+        message = AudioDataStamped(audio=audio)
+        message.header.stamp.sec, message.header.stamp.nanosec = divmod(self.stamp_ns, 1_000_000_000)
+        self.audio_pub.publish(message)
+        self.stamp_ns += int(duration_s * 1e9)
+
+    def stream(self, payload: bytes, bytes_per_second: float, speed: float = 4.0, chunk_s: float = 0.1, cut=None):
+        """``payload`` in chunks of ``chunk_s`` at ``speed`` times real time; ``cut(chunk) -> bytes`` may spoil
+        each chunk on its way out."""
+        chunk_bytes = int(round(bytes_per_second * chunk_s))
+        started = time.monotonic()
+        for index, start in enumerate(range(0, len(payload), chunk_bytes)):
+            chunk = payload[start : start + chunk_bytes]
+            time.sleep(max(started + index * chunk_s / speed - time.monotonic(), 0.0))
+            self.send(cut(chunk) if cut else chunk, len(chunk) / bytes_per_second)
+
+    def close(self) -> None:
+        self.node.destroy_node()
