@@ -7,7 +7,6 @@ the oldest messages are dropped and counted.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from hailo_whisper_ros.ros import diagnostics, topics
 from hailo_whisper_ros.ros.diagnostics import RateLimitedLog
 from hailo_whisper_ros.ros.params import ParameterBinder
 from hailo_whisper_ros.ros.topics import to_message
+from hailo_whisper_ros.ros.worker import NodeWorker
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,11 @@ PARAMETER_GROUPS = {"audio_format": AudioFormat, "options": AudioSubscriberOptio
 class AudioSubscriberNode(Node):
     def __init__(self, **kwargs):
         super().__init__("audio_subscriber", **kwargs)
-        # What destroy_node stops, set first: rclpy destroys a node whose constructor raised too.
-        self.lock = threading.Lock()
-        self.wake = threading.Condition(self.lock)
-        self.running = True
-        self.worker: threading.Thread | None = None
+        # Converts and segments what the callbacks queue. Made first: rclpy destroys a node whose constructor
+        # raised too, and destroy_node stops it.
+        self.worker = NodeWorker("audio_subscriber", self._work, idle_wait_s=0.5, has_work=lambda: bool(self.pending))
+        self.lock = self.worker.lock  # guards the queue and the counters the callbacks update
+        self.pending: deque = deque()  # ("audio", bytes, seconds) or ("format", AudioInfo) or ("vad", VadOptions)
         binder = ParameterBinder(self)
         audio_format, self.options, vad_options = binder.declare(PARAMETER_GROUPS)
         binder.on_change(self._on_options)
@@ -58,7 +58,6 @@ class AudioSubscriberNode(Node):
         self.front_end = AudioFrontEnd(audio_format)
         self.segmenter = Segmenter(vad_options)
         self.log = RateLimitedLog(self.get_logger())
-        self.pending: deque = deque()  # ("audio", bytes, seconds) or ("format", AudioInfo) or ("vad", VadOptions)
         self.pending_s = 0.0
         self.dropped_s = 0.0
         self.incoming_bytes_per_s = audio_format.bytes_per_second
@@ -81,7 +80,6 @@ class AudioSubscriberNode(Node):
         self.create_service(SetBool, topics.LISTEN, self._on_listen)
         self.speech_pub = self.create_publisher(AudioDataStamped, topics.SPEECH, topics.SPEECH_QOS)
         self.diagnostics = diagnostics.DiagnosticsPublisher(self, self._status)
-        self.worker = threading.Thread(target=self._work, name="audio_subscriber", daemon=True)
         self.worker.start()
 
     # Executor side: queue only.
@@ -97,7 +95,7 @@ class AudioSubscriberNode(Node):
                 if item[0] == "audio":
                     self.pending_s -= item[2]
                     self.dropped_s += item[2]
-            self.wake.notify()
+            self.worker.wake()
 
     def _queue_stamped_audio(self, message: AudioDataStamped) -> None:
         # The audio is used in arrival order whatever its stamp says; a stamp going back (a driver restart, a clock
@@ -120,7 +118,7 @@ class AudioSubscriberNode(Node):
             if info.sample_rate > 0 and info.channels > 0:
                 self.incoming_bytes_per_s = bytes_per_second(info.sample_rate, info.channels, info.sample_format)
             self.pending.append(("format", info))
-            self.wake.notify()
+            self.worker.wake()
 
     def _on_options(self, key: str, options) -> None:
         with self.lock:
@@ -130,30 +128,27 @@ class AudioSubscriberNode(Node):
                 self.incoming_bytes_per_s = options.bytes_per_second
             else:  # audio format defaults and VAD options apply in stream order
                 self.pending.append((key, options))
-                self.wake.notify()
+                self.worker.wake()
 
     def _on_listen(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         with self.lock:
             self.pending.append(("listen", bool(request.data)))
-            self.wake.notify()
+            self.worker.wake()
         response.success = True
         response.message = "listening" if request.data else "paused: audio is ignored until listening resumes"
         return response
 
     # Worker side.
     def _work(self) -> None:
-        while self.running:
-            with self.lock:
-                while self.running and not self.pending:
-                    self.wake.wait(timeout=0.5)
-                items = list(self.pending)
-                self.pending.clear()
-                self.pending_s = 0.0
-            for item in items:
-                try:
-                    self._handle(item)
-                except Exception as error:  # a fault must not kill the worker: log it and go on with the next item
-                    self.log.error("worker", f"audio processing failed: {error!r}")
+        with self.lock:
+            items = list(self.pending)
+            self.pending.clear()
+            self.pending_s = 0.0
+        for item in items:
+            try:
+                self._handle(item)
+            except Exception as error:  # a fault must not kill the worker: log it and go on with the next item
+                self.log.error("worker", f"audio processing failed: {error!r}")
 
     def _handle(self, item) -> None:
         kind = item[0]
@@ -234,11 +229,7 @@ class AudioSubscriberNode(Node):
         return diagnostics.OK, "listening" if self.listening else "paused", values
 
     def destroy_node(self):
-        with self.lock:
-            self.running = False
-            self.wake.notify()
-        if self.worker is not None:
-            self.worker.join(timeout=5)
+        self.worker.stop(timeout_s=5)
         return super().destroy_node()
 
 

@@ -8,7 +8,6 @@ behind, the core drops the oldest audio (``queue.max_audio_s``) and counts it.
 from __future__ import annotations
 
 import dataclasses
-import threading
 
 from audio_common_msgs.msg import AudioDataStamped
 from rclpy.node import Node
@@ -25,6 +24,7 @@ from hailo_whisper_ros.ros import diagnostics, topics
 from hailo_whisper_ros.ros.diagnostics import RateLimitedLog
 from hailo_whisper_ros.ros.params import ParameterBinder
 from hailo_whisper_ros.ros.topics import from_message, to_event_message, transcript_record
+from hailo_whisper_ros.ros.worker import NodeWorker
 
 BEHIND_FRACTION = 0.5  # WARN when the queue holds more than this share of queue.max_audio_s
 
@@ -36,11 +36,9 @@ PARAMETER_GROUPS = {"model": RecognizerConfig, "decoding": DecodingOptions, "str
 class RecognizerNode(Node):
     def __init__(self, **kwargs):
         super().__init__("recognizer", **kwargs)
-        # What destroy_node stops, set first: rclpy destroys a node whose constructor raised too.
-        self.lock = threading.Lock()
-        self.wake = threading.Condition(self.lock)
-        self.running = True
-        self.worker: threading.Thread | None = None
+        # Transcribes what the speech callback queues; it also runs when nothing arrives, to decode an utterance
+        # whose audio stopped coming (a pause). Made first: rclpy destroys a node whose constructor raised too.
+        self.worker = NodeWorker("recognizer", self._work, idle_wait_s=0.1)
         self.recognizer: Recognizer | None = None
         binder = ParameterBinder(self)
         config, decoding, streaming = binder.declare(PARAMETER_GROUPS)
@@ -69,7 +67,6 @@ class RecognizerNode(Node):
         self.create_subscription(AudioDataStamped, topics.SPEECH, self._on_speech, topics.SPEECH_QOS)
         self.events_pub = self.create_publisher(String, topics.TRANSCRIPT_EVENTS, topics.RESULTS_QOS)
         self.diagnostics = diagnostics.DiagnosticsPublisher(self, self._status)
-        self.worker = threading.Thread(target=self._work, name="recognizer", daemon=True)
         self.worker.start()
 
     def _on_options(self, key: str, options) -> None:
@@ -86,15 +83,12 @@ class RecognizerNode(Node):
             self.log.warn("malformed", str(error))
             return
         self.transcriber.submit(event.utterance_id, event.event)
-        with self.lock:
-            self.wake.notify()
+        with self.worker.lock:
+            self.worker.wake()
 
     def _work(self) -> None:
-        while self.running:
-            with self.lock:
-                self.wake.wait(timeout=0.1)
-            for event in self.transcriber.process_pending():
-                self.events_pub.publish(to_event_message(transcript_record(event)))
+        for event in self.transcriber.process_pending():
+            self.events_pub.publish(to_event_message(transcript_record(event)))
 
     def _status(self):
         stats = self.transcriber.stats()
@@ -130,11 +124,7 @@ class RecognizerNode(Node):
         return diagnostics.OK, f"{self.recognizer.encoder_backend} encoder, {stats.utterances} utterances", values
 
     def destroy_node(self):
-        self.running = False
-        with self.lock:
-            self.wake.notify()
-        if self.worker is not None:
-            self.worker.join(timeout=10)
+        self.worker.stop(timeout_s=10)
         if self.recognizer is not None:
             self.recognizer.close()
         return super().destroy_node()

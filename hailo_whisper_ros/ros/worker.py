@@ -1,0 +1,46 @@
+"""A node's worker thread. Executor callbacks only queue work and wake the worker, so that inference or conversion
+never blocks the executor; the worker runs one step at a time until the node stops it."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+
+class NodeWorker:
+    """Runs ``step`` on a thread of its own, after waiting (``idle_wait_s`` at most) for a wake-up unless
+    ``has_work()`` says there is work already. ``lock`` guards the node's queue; ``wake()`` is called with it held."""
+
+    def __init__(self, name: str, step: Callable[[], None], idle_wait_s: float,
+                 has_work: Callable[[], bool] = lambda: False):
+        self.lock = threading.Lock()
+        self._condition = threading.Condition(self.lock)
+        self._step = step
+        self._has_work = has_work
+        self._idle_wait_s = idle_wait_s
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        """New work is queued; call with ``lock`` held."""
+        self._condition.notify()
+
+    def stop(self, timeout_s: float) -> None:
+        """Let the step in progress finish, then end the thread (also when it never started)."""
+        with self.lock:
+            self._running = False
+            self._condition.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            with self.lock:
+                if self._running and not self._has_work():
+                    self._condition.wait(timeout=self._idle_wait_s)
+                if not self._running:
+                    return
+            self._step()
