@@ -207,7 +207,7 @@ def test_starting_from_the_cross_kv_graph_equals_the_prefix_decoder(model_dir, i
     optimum_style.mkdir()
     for name in (DECODER, DECODER_WITH_PAST, TOKENIZER, MODEL_INFO):
         (optimum_style / name).symlink_to(model_dir / decoder_dir / name)
-    ours, optimum = OnnxKvDecoder(model_dir / decoder_dir, info), OnnxKvDecoder(optimum_style, info)
+    ours, optimum = OnnxKvDecoder(model_dir / decoder_dir, info, 2), OnnxKvDecoder(optimum_style, info, 2)
     assert (ours.start_file, optimum.start_file) == (DECODER_CROSS_KV, DECODER)
     states = np.random.default_rng(2).standard_normal((1, 300, info.n_text_state)).astype(np.float32)
     tokens = [info.sot, info.no_timestamps, 440, 995, 11]

@@ -64,7 +64,7 @@ class OnnxEncoder:
     """An encoder ONNX file on the CPU: the 30 s or 10 s export, the dynamic one, or the static NCHW
     [1, n_mels, 1, frames] graph made for the Hailo compiler (so its CPU output can be checked)."""
 
-    def __init__(self, path: Path, threads: int = 2):
+    def __init__(self, path: Path, threads: int):
         self.path = Path(path)
         self.name = f"onnx:{self.path.name}"
         self._session = create_ort_session(self.path, threads)
@@ -104,7 +104,7 @@ class OnnxKvDecoder:
 
     fixed_encoder_positions = None  # any length
 
-    def __init__(self, decoder_dir: Path, info: ModelInfo, threads: int = 2):
+    def __init__(self, decoder_dir: Path, info: ModelInfo, threads: int):
         decoder_dir = Path(decoder_dir)
         self.name = f"onnx:{decoder_dir.name}"
         self.max_positions = info.n_text_ctx
