@@ -9,7 +9,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hailo_whisper_ros.cli.flags import add_cpu_encoder_flag, add_model_dir_flag
+from hailo_whisper_ros.cli.flags import (
+    add_cpu_encoder_flag,
+    add_model_dir_flag,
+    add_streaming_flags,
+    streaming_options,
+)
 
 if TYPE_CHECKING:  # the subcommands import their machinery when run, so that --help stays quick
     from hailo_whisper_ros.evaluation.captioning import CaptionFigures
@@ -24,10 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--realtime", action="store_true", help="feed the audio at real-time pace (default: as fast as it is processed)"
     )
-    parser.add_argument(
-        "--partial-interval-ms", type=int, metavar="N", default=None,
-        help="partial transcript every N ms of new speech; 0 = no partials (default: StreamingOptions' 1000)",
-    )
+    add_streaming_flags(parser, ("partial_interval_ms",))
     parser.add_argument("--chunk-ms", type=int, default=100, metavar="N", help="audio per feed, in ms (default: 100)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the finals and figures to this JSON file")
     add_model_dir_flag(parser)
@@ -37,12 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hailo_whisper_ros.core.audio import load_audio
     from hailo_whisper_ros.core.config import RecognizerConfig
-    from hailo_whisper_ros.core.transcripts import StreamingOptions
     from hailo_whisper_ros.evaluation.captioning import caption_stream
     from hailo_whisper_ros.evaluation.memory import load_recognizer
     from hailo_whisper_ros.export.store import resolve_model_dir
 
-    streaming = StreamingOptions() if args.partial_interval_ms is None else StreamingOptions(args.partial_interval_ms)
+    streaming = streaming_options(args, ("partial_interval_ms",))
     audio = load_audio(args.file)
     model_dir = resolve_model_dir(args.model_dir)
     recognizer, memory = load_recognizer(RecognizerConfig(model_dir, encoder=args.encoder))

@@ -24,26 +24,29 @@ def add_flag(parser, name: str, **kwargs) -> None:
     parser.add_argument(*flags, dest=name, **kwargs)
 
 
-def add_option_flags(parser, options_type: type, names: Sequence[str]) -> None:
-    """One flag per named option of ``options_type``, defaulting to the declared default."""
+def add_option_flags(parser, options_type: type, names: Sequence[str], unset_is_none: bool = False) -> None:
+    """One flag per named option of ``options_type``, defaulting to the declared default (or, with
+    ``unset_is_none``, to None, so that a command can tell a flag left out from one given)."""
     specs = {f.name: (f, spec) for f, spec in declared(options_type)}
     for name in names:
         declared_field, spec = specs[name]
         default = declared_field.default
         help_text = f"{spec.help_text(with_none_as=False)} Default: {'none' if default is None else default}."
         help_text = help_text.replace("%", "%%")  # argparse formats help strings with %
+        flag_default = None if unset_is_none else default
         if spec.kind == "bool":
-            add_flag(parser, name, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            add_flag(parser, name, action=argparse.BooleanOptionalAction, default=flag_default, help=help_text)
         else:
             metavar = spec.unit.upper() if spec.unit else name.split("_")[-1].upper()
-            add_flag(parser, name, type=_TYPES[spec.kind], default=default, metavar=metavar,
+            add_flag(parser, name, type=_TYPES[spec.kind], default=flag_default, metavar=metavar,
                      choices=spec.choices, help=help_text)
 
 
 def options_from_flags(args: argparse.Namespace, options_type: type, names: Sequence[str], **fixed: Any):
-    """The options object of the given flags' values (and ``fixed`` ones); the rest keep their declared defaults.
-    Invalid values raise HailoWhisperError naming the option."""
-    return options_type(**{name: getattr(args, name) for name in names}, **fixed)
+    """The options object of the given flags' values (and ``fixed`` ones); flags left out (None) and the other
+    options keep their declared defaults. Invalid values raise HailoWhisperError naming the option."""
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    return options_type(**given, **fixed)
 
 
 def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +71,22 @@ def add_decoder_hef_flags(parser) -> None:
     add_option_flags(parser, RecognizerConfig, (
         "decoder_hef_file", "decoder_hef_token_embedding", "decoder_hef_positional_embedding"
     ))
+
+
+STREAMING_FLAGS = ("partial_interval_ms", "max_queue_s")
+
+
+def add_streaming_flags(parser, names: Sequence[str] = STREAMING_FLAGS) -> None:
+    """Flags of the streaming options (left out: the declared default, told apart as None)."""
+    from hailo_whisper_ros.core.transcripts import StreamingOptions
+
+    add_option_flags(parser, StreamingOptions, names, unset_is_none=True)
+
+
+def streaming_options(args: argparse.Namespace, names: Sequence[str] = STREAMING_FLAGS):
+    from hailo_whisper_ros.core.transcripts import StreamingOptions
+
+    return options_from_flags(args, StreamingOptions, names)
 
 
 def add_cpu_encoder_flag(parser: argparse.ArgumentParser) -> None:

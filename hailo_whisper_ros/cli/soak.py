@@ -13,7 +13,12 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
-from hailo_whisper_ros.cli.flags import add_cpu_encoder_flag, add_model_dir_flag
+from hailo_whisper_ros.cli.flags import (
+    add_cpu_encoder_flag,
+    add_model_dir_flag,
+    add_streaming_flags,
+    streaming_options,
+)
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.evaluation.datasets import SPEECH_SAMPLES
 
@@ -34,10 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="feed at S times real time, dropping what recognition cannot take in time (default: as "
                         "fast as recognition takes it; with --ros: 1, a microphone's pace)")
     parser.add_argument("--chunk-ms", type=int, default=100, metavar="N", help="audio per feed/message (default: 100)")
-    parser.add_argument("--max-queue-s", type=float, metavar="S",
-                        help="queue limit of the in-process transcriber (default: StreamingOptions' 30)")
-    parser.add_argument("--partial-interval-ms", type=int, metavar="N",
-                        help="partials every N ms of new speech, 0 = none (default: StreamingOptions' 1000)")
+    add_streaming_flags(parser)  # of the in-process transcriber; with --ros they are the nodes' parameters
     parser.add_argument("--dataset", type=Path, default=SPEECH_SAMPLES, metavar="DIR",
                         help=f"speech clips with references, cycled (default: {SPEECH_SAMPLES})")
     add_model_dir_flag(parser)
@@ -83,14 +85,8 @@ def run_in_process(args: argparse.Namespace, soak_input, progress):
     from hailo_whisper_ros.core.recognizer import Recognizer
     from hailo_whisper_ros.core.config import RecognizerConfig
     from hailo_whisper_ros.evaluation.soak import run_soak
-    from hailo_whisper_ros.core.transcripts import StreamingOptions
 
-    options = {}
-    if args.max_queue_s is not None:
-        options["max_queue_s"] = args.max_queue_s
-    if args.partial_interval_ms is not None:
-        options["partial_interval_ms"] = args.partial_interval_ms
-    streaming = StreamingOptions(**options)
+    streaming = streaming_options(args)
     recognizer = Recognizer(RecognizerConfig(resolve_model_dir(args.model_dir), encoder=args.encoder))
 
     def show(fed_s: float, stats) -> None:

@@ -49,7 +49,7 @@ LAST_HIDDEN_STATE = "last_hidden_state"
 INPUT_IDS = "input_ids"
 ENCODER_HIDDEN_STATES = "encoder_hidden_states"
 LOGITS = "logits"
-ENCODER_ATTENTION_BIAS = "encoder_attention_bias"  # ours only: see onnx_export.build_decoder
+ENCODER_ATTENTION_BIAS = "encoder_attention_bias"  # ours only: see export/graphs.build_decoder
 
 
 def past_name(layer: int, kind: str, kv: str) -> str:
