@@ -230,14 +230,13 @@ def _streaming(args, model_dir: Path, recording, targets, details) -> list[Figur
 def _ros_memory(args, model_dir: Path, recording, details) -> Figure:
     """Target 5: VmHWM of speech_recognition (default parameters) once it transcribed the recording a wav_source
     played to it."""
-    import subprocess
     import tempfile
 
     import soundfile
 
     from hailo_whisper_ros.core.constants import SAMPLE_RATE
     from hailo_whisper_ros.core.resources import peak_resident_mb, resident_mb
-    from hailo_whisper_ros.evaluation.ros_session import BIN_DIR, Listener, NodeProcess, local_context, wav_source
+    from hailo_whisper_ros.evaluation.ros_session import BIN_DIR, Listener, NodeProcess, local_context, play
 
     missing = [str(BIN_DIR / name) for name in ("speech_recognition", "wav_source") if not (BIN_DIR / name).is_file()]
     if missing:
@@ -251,21 +250,13 @@ def _ros_memory(args, model_dir: Path, recording, details) -> Figure:
         recognition = NodeProcess("speech_recognition", "--log-level", "warn", "-p", f"model.dir:={model_dir}",
                                   "-p", f"model.threads:={args.threads}", echo=True)
         try:
-            source = wav_source([wav], args.ros_speed, ROS_GAP_S, "--log-level", "warn", echo=True)
-            try:
-                played = source.wait(timeout=ROS_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                raise HailoWhisperError(f"wav_source still playing after {ROS_TIMEOUT_S:g} s") from None
-            finally:
-                source.stop()
+            played = play([wav], args.ros_speed, ROS_GAP_S, ROS_TIMEOUT_S, "--log-level", "warn", echo=True)
             if played != 0:
                 raise HailoWhisperError(f"wav_source exited with {played}")
-            audio_ended = time.monotonic()
-            listener.wait_for(lambda: listener.caught_up(audio_ended, ROS_SETTLE_S) or not recognition.running(),
-                              ROS_TIMEOUT_S)
+            caught_up = listener.wait_until_caught_up(time.monotonic(), ROS_SETTLE_S, ROS_TIMEOUT_S, recognition)
             if not recognition.running():
                 raise HailoWhisperError(f"speech_recognition exited with {recognition.process.returncode}")
-            if not listener.caught_up(audio_ended, ROS_SETTLE_S):
+            if not caught_up:
                 raise HailoWhisperError(f"speech_recognition still transcribing {ROS_TIMEOUT_S:g} s after the audio")
             peak_mb, end_mb = peak_resident_mb(recognition.pid), resident_mb(recognition.pid)
         finally:

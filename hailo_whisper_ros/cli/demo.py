@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 
-from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.core.transcripts import FINAL, PARTIAL
 from hailo_whisper_ros.evaluation.datasets import SPEECH_SAMPLES
 
 DEFAULT_CLIPS = [
@@ -39,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def print_record(record) -> None:
     """A partial or final TranscriptRecord as it arrives."""
-    if record.kind == "partial":
+    if record.kind == PARTIAL:
         print(f"  partial #{record.utterance_id}: {record.text}", flush=True)
     else:
         print(
@@ -50,7 +49,7 @@ def print_record(record) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hailo_whisper_ros.evaluation.ros_session import Listener, NodeProcess, local_context, wav_source
+    from hailo_whisper_ros.evaluation.ros_session import Listener, NodeProcess, local_context, play
 
     files = args.files or [str(SPEECH_SAMPLES / clip) for clip in DEFAULT_CLIPS]
     with local_context() as context:
@@ -58,7 +57,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"starting speech_recognition (ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}) ...", flush=True)
         recognition = NodeProcess("speech_recognition", "--log-level", "warn",
                                   *(["--params-file", args.params_file] if args.params_file else []), echo=True)
-        source = None
         try:
             listener.wait_for(lambda: listener.latest("recognizer") is not None or not recognition.running(),
                               STARTUP_TIMEOUT_S)
@@ -66,14 +64,9 @@ def run(args: argparse.Namespace) -> int:
                 print("speech_recognition did not come up", file=sys.stderr)
                 return 1
             print(f"playing {len(files)} file(s) at {args.speed:g}x real time on 'audio'", flush=True)
-            source = wav_source(files, args.speed, GAP_S, "--log-level", "warn", echo=True)
-            try:
-                source.wait(timeout=PLAYBACK_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                raise HailoWhisperError(f"wav_source still playing after {PLAYBACK_TIMEOUT_S:g} s") from None
-            audio_ended = time.monotonic()
+            play(files, args.speed, GAP_S, PLAYBACK_TIMEOUT_S, "--log-level", "warn", echo=True)
             # The last utterance's final follows the closing silence.
-            listener.wait_for(lambda: listener.caught_up(audio_ended, SETTLE_S), SETTLE_TIMEOUT_S)
+            listener.wait_until_caught_up(time.monotonic(), SETTLE_S, SETTLE_TIMEOUT_S)
             print("\ndiagnostics:")
             statuses = listener.latest_statuses()
             for name in sorted(statuses):
@@ -82,8 +75,6 @@ def run(args: argparse.Namespace) -> int:
                 for key, value in status.values.items():
                     print(f"      {key}: {value}")
         finally:
-            if source is not None:
-                source.stop()
             recognition.stop()
             listener.close()
-        return 0 if any(record.kind == "final" for record in listener.events) else 1
+        return 0 if any(record.kind == FINAL for record in listener.events) else 1

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple, Sequence
 
+import numpy as np
 import rclpy
 from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
 from diagnostic_msgs.msg import DiagnosticArray
@@ -49,6 +50,22 @@ PR_SET_PDEATHSIG = 1  # prctl option: the signal a child gets when its parent di
 DIAGNOSTICS_DEPTH = 50  # every node publishes once a second: room for a busy spinner to catch up
 SUBSCRIBER_SETTLE_S = 0.5  # a matched publisher's first messages can still miss the subscriber's side of the match
 FORMAT_SETTLE_S = 0.5  # AudioInfo travels on a topic of its own: time for it to arrive before the audio in it
+POLL_S = 0.05  # how often a wait looks at its condition
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, poll_s: float = POLL_S) -> bool:
+    """Whether ``condition()`` became true within ``timeout_s``: the one deadline loop of the waits below."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+    return True
+
+
+def s16le(samples: np.ndarray) -> bytes:
+    """Float samples in [-1, 1] (clipped) as S16LE bytes, the way a microphone driver sends them."""
+    return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
 
 
 def confine_to_this_machine() -> str:
@@ -130,15 +147,10 @@ class NodeProcess:
         return self.process.poll() is None
 
     def wait_for_output(self, text: str, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.log:
-                return True
-            if not self.running():
-                self.reader.join(timeout=1)  # the last lines may still be on their way
-                return text in self.log
-            time.sleep(0.05)
-        return False
+        wait_until(lambda: text in self.log or not self.running(), timeout)
+        if not self.running():
+            self.reader.join(timeout=1)  # the last lines may still be on their way
+        return text in self.log
 
     def wait(self, timeout: float) -> int:
         return self.process.wait(timeout=timeout)
@@ -156,7 +168,8 @@ class NodeProcess:
         return self.process.returncode
 
 
-def wav_source(files: Sequence[str | Path], speed: float, gap_s: float, *ros_args: str, echo: bool = False) -> NodeProcess:
+def wav_source(files: Sequence[str | Path], speed: float, gap_s: float, *ros_args: str,
+               echo: bool = False) -> NodeProcess:
     """A wav_source playing ``files`` once at ``speed`` times real time, ``gap_s`` of silence after each, once a
     subscriber listens on its audio topic; it exits when done."""
     listed = ",".join(f"'{file}'" for file in files)
@@ -170,6 +183,19 @@ def wav_source(files: Sequence[str | Path], speed: float, gap_s: float, *ros_arg
         *ros_args,
         echo=echo,
     )
+
+
+def play(files: Sequence[str | Path], speed: float, gap_s: float, timeout_s: float, *ros_args: str,
+         echo: bool = False) -> int:
+    """A wav_source playing ``files`` to the nodes (see wav_source); its exit status once it is done.
+    HailoWhisperError if it is still playing after ``timeout_s``."""
+    source = wav_source(files, speed, gap_s, *ros_args, echo=echo)
+    try:
+        return source.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise HailoWhisperError(f"wav_source still playing after {timeout_s:g} s") from None
+    finally:
+        source.stop()
 
 
 class NodeStatus(NamedTuple):
@@ -282,15 +308,19 @@ class Listener:
             and time.monotonic() - max(self.last_event_arrival, since) >= quiet_s
         )
 
+    def wait_until_caught_up(self, since: float, quiet_s: float, timeout_s: float,
+                             process: NodeProcess | None = None) -> bool:
+        """Waits until ``caught_up`` (or, given, the nodes' ``process`` exited); whether it caught up."""
+        self.wait_for(lambda: self.caught_up(since, quiet_s) or (process is not None and not process.running()),
+                      timeout_s)
+        return self.caught_up(since, quiet_s)
+
     def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def locked() -> bool:
             with self.lock:
-                if predicate():
-                    return True
-            time.sleep(0.05)
-        with self.lock:
-            return predicate()
+                return predicate()
+
+        return wait_until(locked, timeout)
 
     def close(self) -> None:
         self.executor.shutdown()
@@ -322,11 +352,8 @@ class AudioDriver:
         return self.audio_pub.get_subscription_count() > 0
 
     def wait_for_subscriber(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.has_subscriber():
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"no subscriber on {self.audio_pub.topic_name} within {timeout:g} s")
-            time.sleep(0.05)
+        if not wait_until(self.has_subscriber, timeout):
+            raise TimeoutError(f"no subscriber on {self.audio_pub.topic_name} within {timeout:g} s")
         time.sleep(SUBSCRIBER_SETTLE_S)
 
     def declare(self, sample_rate: int, channels: int = 1, sample_format: str = "S16LE", coding: str = "WAVE"):

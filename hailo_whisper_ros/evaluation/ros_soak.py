@@ -21,7 +21,7 @@ from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.resources import resident_mb
 from hailo_whisper_ros.core.transcripts import FINAL, PARTIAL
-from hailo_whisper_ros.evaluation.ros_session import AudioDriver, Listener, NodeStatus, ros_context
+from hailo_whisper_ros.evaluation.ros_session import AudioDriver, Listener, NodeStatus, ros_context, s16le
 from hailo_whisper_ros.evaluation.soak import Failures, FinalSpan, SoakInput, SoakReport, account, result_delays
 from hailo_whisper_ros.ros.diagnostics import (
     AUDIO_RECEIVED_S,
@@ -92,10 +92,6 @@ def idle_values(listener: Listener) -> dict[str, dict[str, str]]:
     raise HailoWhisperError("the audio subscriber is receiving other audio: stop that source for the soak")
 
 
-def to_s16le(samples: np.ndarray) -> bytes:
-    return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-
-
 def run_ros_soak(
     soak_input: SoakInput,
     speed: float,
@@ -148,7 +144,7 @@ def run_ros_soak(
                 try:
                     published_at.append(time.monotonic())
                     published_until.append(start + len(audio))
-                    driver.send(to_s16le(audio))
+                    driver.send(s16le(audio))
                 except Exception as error:  # a soak reports exceptions instead of stopping at the first
                     failures.record("publisher", error)
                 if rss["middle"] is None and start + len(audio) >= soak_input.total_samples // 2:
@@ -161,7 +157,7 @@ def run_ros_soak(
                              f"recognizer queue {values.get(QUEUE_DEPTH_S, '?')} s, "
                              f"dropped {values.get(DROPPED_AUDIO_S, '?')} s, {len(listener.events)} results")
             audio_ended = time.monotonic()
-            if not listener.wait_for(lambda: listener.caught_up(audio_ended, SETTLE_S), SETTLE_TIMEOUT_S):
+            if not listener.wait_until_caught_up(audio_ended, SETTLE_S, SETTLE_TIMEOUT_S):
                 failures.record("nodes", TimeoutError(f"results still coming or the nodes silent {SETTLE_TIMEOUT_S} s "
                                                       "after the last audio"))
             wall_s = time.perf_counter() - started

@@ -12,6 +12,8 @@ from hailo_whisper_ros.evaluation.ros_session import (  # noqa: F401 (the tests 
     NodeProcess,
     NodeStatus,
     executable,
+    s16le,
+    wait_until,
     wav_source,
 )
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import subprocess
-import time
 from importlib.metadata import entry_points
 
 import pytest
@@ -16,7 +15,7 @@ import rclpy
 import yaml
 from rcl_interfaces.srv import ListParameters
 from rclpy.executors import SingleThreadedExecutor
-from ros_harness import REPO, NodeProcess, executable
+from ros_harness import REPO, NodeProcess, executable, wait_until
 
 NODE_EXECUTABLES = {  # executable -> the nodes it runs
     "audio_subscriber": ["audio_subscriber"],
@@ -69,12 +68,7 @@ def graph_probe(ros_context):
 
 
 def wait_for_nodes(probe, names: list[str], timeout: float = 90.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if set(names) <= set(probe.get_node_names()):
-            return True
-        time.sleep(0.2)
-    return False
+    return wait_until(lambda: set(names) <= set(probe.get_node_names()), timeout, poll_s=0.2)
 
 
 def declared_parameters(probe, node_name: str) -> set[str]:

@@ -17,7 +17,7 @@ import psutil
 import pytest
 import rclpy
 from audio_common_msgs.msg import AudioDataStamped
-from ros_harness import AudioDriver, Listener, NodeProcess, executable, status_named
+from ros_harness import AudioDriver, Listener, NodeProcess, executable, s16le, status_named
 
 from hailo_whisper_ros.core.audio import resample
 from hailo_whisper_ros.core.text import normalise
@@ -59,10 +59,6 @@ class Clip:
     def recall(self, text: str) -> float:
         heard = set(normalise(text).split())
         return sum(word in heard for word in self.words) / len(self.words)
-
-
-def s16(samples: np.ndarray) -> bytes:
-    return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
 
 
 def with_silence(audio: np.ndarray, rate: int = 16000) -> np.ndarray:
@@ -108,7 +104,7 @@ class Session:
 
     def say(self, clip: Clip, **stream) -> int:
         """The clip and a silence as 16 kHz S16LE at SPEED; returns the messages sent."""
-        payload = s16(with_silence(clip.audio))
+        payload = s16le(with_silence(clip.audio))
         self.driver.stream(payload, S16_RATE, **{"speed": SPEED, **stream})
         return -(-len(payload) // int(S16_RATE * stream.get("chunk_s", 0.1)))
 
@@ -198,7 +194,7 @@ def test_sample_rate_change_mid_stream(session, clips):
     changes = float(session.values("audio_subscriber")[diagnostics.AUDIO_FORMAT_CHANGES])
     session.say(clips[5])
     session.declare(48000)
-    at_48k = s16(with_silence(resample(clips[6].audio, 16000, 48000), 48000))
+    at_48k = s16le(with_silence(resample(clips[6].audio, 16000, 48000), 48000))
     session.driver.stream(at_48k, 3 * S16_RATE, speed=SPEED)
     session.declare(16000)
     session.say(clips[0])
@@ -238,7 +234,7 @@ def test_a_burst_at_ten_times_real_time_is_transcribed_whole(session, clips):
     dropped = {
         node: float(session.values(node)[diagnostics.DROPPED_AUDIO_S]) for node in ("audio_subscriber", "recognizer")
     }
-    burst = s16(np.concatenate([with_silence(clip.audio) for clip in clips[:6]]))  # 30 s of audio in 3 s
+    burst = s16le(np.concatenate([with_silence(clip.audio) for clip in clips[:6]]))  # 30 s of audio in 3 s
     session.driver.stream(burst, S16_RATE, speed=10.0)
     session.say(clips[6])
     session.expect_heard(mark, *clips)
@@ -256,7 +252,7 @@ def test_overload_drops_the_oldest_audio_keeps_latency_bounded_and_memory_flat(s
         diagnostics_before = len(session.listener.diagnostics)
     assert set_parameter(session.listener, "recognizer", "queue.max_audio_s", 1.0) == (True, "")
     try:
-        burst = s16(np.concatenate([with_silence(clip.audio) for clip in clips[:6]]))
+        burst = s16le(np.concatenate([with_silence(clip.audio) for clip in clips[:6]]))
         session.driver.stream(burst, S16_RATE, speed=40.0, chunk_s=0.2)
         assert session.listener.wait_for(
             lambda: float(session.values("recognizer")[diagnostics.DROPPED_AUDIO_S]) > dropped_before, 20
