@@ -10,7 +10,6 @@ from hailo_whisper_ros.evaluation.ros_session import (  # noqa: F401 (the tests 
     AudioDriver,
     Listener,
     NodeProcess,
-    NodeStatus,
     executable,
     s16le,
     wait_until,
@@ -18,9 +17,3 @@ from hailo_whisper_ros.evaluation.ros_session import (  # noqa: F401 (the tests 
 )
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def status_named(listener: Listener, name: str) -> NodeStatus | None:
-    """The latest (level, message, values) of the node whose status is called exactly ``name`` (a namespace
-    prefix included, e.g. 'stamped/audio_subscriber'), or None."""
-    return listener.latest(name)

@@ -17,7 +17,7 @@ import psutil
 import pytest
 import rclpy
 from audio_common_msgs.msg import AudioDataStamped
-from ros_harness import AudioDriver, Listener, NodeProcess, executable, s16le, status_named
+from ros_harness import AudioDriver, Listener, NodeProcess, executable, s16le
 
 from hailo_whisper_ros.core.audio import resample
 from hailo_whisper_ros.core.text import normalise
@@ -79,7 +79,7 @@ class Session:
         self.messages_before = int(self.values("audio_subscriber")[diagnostics.AUDIO_MESSAGES])
 
     def values(self, node: str) -> dict | None:
-        status = status_named(self.listener, self.prefix + node)
+        status = self.listener.latest(self.prefix + node)
         return None if status is None else status.values
 
     def counters(self, node: str, prefix: str) -> dict[str, float]:
@@ -386,8 +386,8 @@ def test_hef_without_hailo_platform_falls_back_to_the_cpu_with_a_warning(ros_con
     listener = Listener(ros_context, "fallback")
     try:
         assert process.wait_for_output("ready: encoder onnx", timeout=120), process.log
-        assert listener.wait_for(lambda: status_named(listener, "fallback/recognizer") is not None, 10)
-        level, message, values = status_named(listener, "fallback/recognizer")
+        assert listener.wait_for(lambda: listener.latest("fallback/recognizer") is not None, 10)
+        level, message, values = listener.latest("fallback/recognizer")
         assert level == ord(diagnostics.WARN), (level, message)
         assert "CPU fallback" in message and "hailo_platform" in message, message
         assert "hailo_platform" in values[diagnostics.FALLBACK_REASON] and values[diagnostics.ENCODER_BACKEND] == "onnx"
