@@ -27,6 +27,12 @@ def run_nodes(args, node_classes) -> int:
             except HailoWhisperError as error:
                 print(f"{program}: error: {error}", file=sys.stderr)
                 return 2
+            except Exception:
+                # Ctrl-C while a node is being built: rclpy's signal handler shuts the context down at once, so
+                # the constructor's next rcl call fails (RCLError, "context is invalid") before the
+                # KeyboardInterrupt reaches this thread. That is a normal stop, not a crash.
+                if rclpy.ok():
+                    raise
             finally:
                 executor.shutdown()
                 for node in nodes:

@@ -54,10 +54,6 @@ class RecognizerNode(Node):
         binder.on_change(self._on_options)
         if self.recognizer.fallback_reason:
             self.get_logger().warning(f"running on the CPU: {self.recognizer.fallback_reason}")
-        self.get_logger().info(
-            f"ready: encoder {self.recognizer.encoder_backend}, decoder {self.recognizer.decoder_backend}, "
-            f"{resident_mb():.0f} MB resident"
-        )
         self.model_name = f"{self.recognizer.info.name} ({config.model_dir})"
         self.transcriber = UtteranceTranscriber(self.recognizer, decoding, streaming)
 
@@ -68,6 +64,11 @@ class RecognizerNode(Node):
         self.events_pub = self.create_publisher(String, topics.TRANSCRIPT_EVENTS, topics.RESULTS_QOS)
         self.diagnostics = diagnostics.DiagnosticsPublisher(self, self._status)
         self.worker.start()
+        # Last: whoever waits for this line (a launch file, the tests) may stop the node as soon as it appears.
+        self.get_logger().info(
+            f"ready: encoder {self.recognizer.encoder_backend}, decoder {self.recognizer.decoder_backend}, "
+            f"{resident_mb():.0f} MB resident"
+        )
 
     def _on_options(self, key: str, options) -> None:
         if key == "decoding":
