@@ -283,7 +283,9 @@ class Segmenter:
             # Too little speech before a pause: a click or a bump, not an utterance.
             self._in_utterance = False
         elif paused:
-            self._end(self._silence_start + self._samples(options.speech_pad_ms / 1000.0), False, events)
+            # The pause ended the utterance; its trailing pad may not take it past max_speech_s.
+            pad_end = self._silence_start + self._samples(options.speech_pad_ms / 1000.0)
+            self._end(min(pad_end, limit), False, events)
         elif window_end >= limit:
             self._cut(limit, events)
 

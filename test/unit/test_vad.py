@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
@@ -154,6 +154,9 @@ runs_of_sound = st.lists(st.tuples(st.sampled_from([SILENCE, SPEECH, UNSURE]), s
 
 
 @settings(max_examples=100, deadline=None)
+# CI found this one: a pause that ends at the last window before max_speech_s, whose pad reached beyond it.
+@example(runs=[(SILENCE, 5), (SPEECH, 15360), (SILENCE, 1019)], seed=0, min_silence_ms=0, pads_ms=(30, 0),
+         min_speech_ms=0, max_speech_s=1.0)
 @given(
     runs=runs_of_sound,
     seed=st.integers(0, 2**16),
