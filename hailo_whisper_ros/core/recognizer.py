@@ -11,11 +11,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hailo_whisper_ros.core.audio import quietest_point
+from hailo_whisper_ros.core.audio import QUIET_FRAME_SAMPLES, QUIET_HOP_SAMPLES, quietest_point, short_time_energy
 from hailo_whisper_ros.core.backends.select import create_decoder, create_encoder
 from hailo_whisper_ros.core.config import RecognizerConfig
 from hailo_whisper_ros.core.constants import HOP_LENGTH, SAMPLE_RATE
-from hailo_whisper_ros.core.decoding import DecodingOptions, build_logit_filters, greedy_decode
+from hailo_whisper_ros.core.decoding import (
+    GUARDS,
+    STOP_EOT,
+    DecodedTokens,
+    DecodingOptions,
+    build_logit_filters,
+    greedy_decode,
+)
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.features import LogMelExtractor, frames_for
 from hailo_whisper_ros.core.model_dir import MODEL_INFO, TOKENIZER, ModelInfo, find_beside
@@ -29,6 +36,7 @@ from hailo_whisper_ros.core.tokenizer import WhisperTokenizer
 # (the 10 s path's figure, with a median encoder time of 80 instead of 102 ms); 600 keeps a frame margin of 100.
 WINDOW_MARGIN_S = 1.0  # every part leaves at least this much of its encoder window to trailing silence
 MIN_DYNAMIC_WINDOW_FRAMES = 600  # 6 s: the dynamic encoder's shortest window
+LEAD_KEEP_S = 0.05  # a window starts this long before the speech onset (decoding.window_lead_trim_db)
 SPLIT_SEARCH_S = 2.0  # a long clip is cut at the quietest point of the last this-many seconds of each part
 WARMUP_OPTIONS = DecodingOptions(max_new_tokens=4)
 
@@ -43,6 +51,14 @@ class Segment:
     avg_logprob: float
     no_speech_prob: float
     no_speech: bool
+    stop: str  # why the kept decode ended: decoding.STOP_EOT, STOP_MAX_NEW_TOKENS, or a guard of decoding.GUARDS
+    guards: tuple[str, ...] = ()  # the loop guards that fired, in order (the first decode's and its recovery's)
+    recovered: bool = False  # a guard fired and the re-decode with the longest window ended at EOT: its text is kept
+
+    @property
+    def looped(self) -> bool:
+        """The kept decode did not end at EOT: a guard cut it (unrecovered) or it ran to max_new_tokens."""
+        return self.stop != STOP_EOT
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,37 @@ class TranscriptionResult:
     @property
     def segment_count(self) -> int:
         return len(self.segments)
+
+    @property
+    def guards(self) -> tuple[str, ...]:
+        """The loop guards that fired, over the segments in order."""
+        return tuple(guard for segment in self.segments for guard in segment.guards)
+
+    @property
+    def loops(self) -> int:
+        """Segments whose kept decode did not end at EOT."""
+        return sum(segment.looped for segment in self.segments)
+
+    @property
+    def recoveries(self) -> int:
+        return sum(segment.recovered for segment in self.segments)
+
+
+def speech_onset(audio: np.ndarray, trim_db: float) -> int:
+    """Where a window should start: LEAD_KEEP_S before the first 20 ms frame within ``trim_db`` of the loudest
+    (0: at the start)."""
+    starts, energies = short_time_energy(audio, QUIET_FRAME_SAMPLES, QUIET_HOP_SAMPLES)
+    if trim_db == 0.0 or not len(energies) or energies.max() <= 0.0:
+        return 0
+    first = int(starts[np.argmax(energies >= energies.max() * 10.0 ** (-trim_db / 10.0))])
+    return max(0, first - int(LEAD_KEEP_S * SAMPLE_RATE))
+
+
+def _kept_decode(decodes: list[tuple[int, DecodedTokens]]) -> tuple[int, DecodedTokens]:
+    """The (window, decode) whose text a segment keeps: the recovery's if it ended at EOT, else the first one, which
+    the guard already cut to its non-repeated part."""
+    window, decoded = decodes[-1]
+    return (window, decoded) if decoded.stop == STOP_EOT else decodes[0]
 
 
 def split_at_quiet_points(audio: np.ndarray, max_samples: int, search_samples: int) -> list[tuple[int, int]]:
@@ -159,20 +206,31 @@ class Recognizer:
         features_ms = encoder_ms = decoder_ms = first_pass_ms = steps_ms = 0.0
         steps = 0
         for begin, end in spans:
-            t0 = time.perf_counter()
-            frames = self._frames_for(end - begin)
-            mel = self.features.log_mel(audio[begin:end], n_frames=frames)
-            t1 = time.perf_counter()
-            states = self.encoder.encode(mel)
-            t2 = time.perf_counter()
-            decoded = greedy_decode(self.decoder, states, prefix, self.info, options, filters)
-            t3 = time.perf_counter()
-            features_ms += (t1 - t0) * 1e3
-            encoder_ms += (t2 - t1) * 1e3
-            decoder_ms += (t3 - t2) * 1e3
-            first_pass_ms += decoded.first_pass_ms
-            steps_ms += decoded.steps_ms
-            steps += decoded.steps
+            speech = audio[begin:end]
+            speech = speech[speech_onset(speech, options.window_lead_trim_db):]
+            decodes = []
+            # A guard that fires is answered by one re-decode with the encoder's longest window, which recovered
+            # every loop the guards stopped on the dev set under leading silence (see LEAD_TRIM_DB).
+            for window in (self._frames_for(len(speech)), self.encoder.max_frames):
+                t0 = time.perf_counter()
+                mel = self.features.log_mel(speech, n_frames=window)
+                t1 = time.perf_counter()
+                states = self.encoder.encode(mel)
+                t2 = time.perf_counter()
+                decoded = greedy_decode(
+                    self.decoder, states, prefix, self.info, options, filters, len(speech) / SAMPLE_RATE
+                )
+                t3 = time.perf_counter()
+                features_ms += (t1 - t0) * 1e3
+                encoder_ms += (t2 - t1) * 1e3
+                decoder_ms += (t3 - t2) * 1e3
+                first_pass_ms += decoded.first_pass_ms
+                steps_ms += decoded.steps_ms
+                steps += decoded.steps
+                decodes.append((window, decoded))
+                if decoded.stop not in GUARDS or not options.loop_recovery or window == self.encoder.max_frames:
+                    break
+            frames, decoded = _kept_decode(decodes)
             no_speech = options.is_no_speech(decoded.no_speech_prob, decoded.avg_logprob)
             segments.append(
                 Segment(
@@ -184,6 +242,9 @@ class Recognizer:
                     avg_logprob=decoded.avg_logprob,
                     no_speech_prob=decoded.no_speech_prob,
                     no_speech=no_speech,
+                    stop=decoded.stop,
+                    guards=tuple(d.stop for _, d in decodes if d.stop in GUARDS),
+                    recovered=len(decodes) > 1 and decoded.stop == STOP_EOT,
                 )
             )
         timings = Timings(

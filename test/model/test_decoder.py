@@ -149,8 +149,9 @@ def test_greedy_loop_stops_at_eot_and_at_the_position_limit(info):
     assert decoded.tokens == (440, 995)
     assert decoded.steps == 2 and decoded.avg_logprob < 0
     endless = ScriptedDecoder([440], info.n_vocab, max_positions=len(prefix) + 7)
-    assert len(greedy_decode(endless, None, prefix, info, options, filters).tokens) == 7
-    short = DecodingOptions(max_new_tokens=3)
+    unguarded = DecodingOptions(repetition_stop_copies=0)  # the guards have their own tests
+    assert len(greedy_decode(endless, None, prefix, info, unguarded, filters).tokens) == 7
+    short = DecodingOptions(max_new_tokens=3, repetition_stop_copies=0)
     assert len(greedy_decode(ScriptedDecoder([440], info.n_vocab), None, prefix, info, short, filters).tokens) == 3
 
 
