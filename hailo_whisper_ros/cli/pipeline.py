@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 from hailo_whisper_ros.cli.flags import (
@@ -58,6 +59,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "limit", type=int, metavar="N", help="with --audio_folder: only the first N clips")
     add_flag(parser, "json", type=Path, metavar="FILE", help="also write every clip's and the summary's figures here")
     add_decoding_arguments(parser)
+
+
+class LoopCounter:
+    """A Recognizer that also keeps the loop guards of each transcription and their totals, for --json."""
+
+    def __init__(self, recognizer):
+        self.recognizer = recognizer
+        self.last_figures: dict = {}
+        self.guards: Counter = Counter()
+        self.recovered = self.unrecovered = 0
+
+    def __getattr__(self, name):
+        return getattr(self.recognizer, name)
+
+    def transcribe(self, audio, options):
+        result = self.recognizer.transcribe(audio, options)
+        self.last_figures = {"guards": list(result.guards), "loops_recovered": result.recoveries,
+                             "loops_unrecovered": result.loops}
+        self.guards.update(result.guards)
+        self.recovered += result.recoveries
+        self.unrecovered += result.loops
+        return result
+
+    def totals(self) -> dict:
+        from hailo_whisper_ros.core.decoding import GUARDS
+
+        return {"fired": {guard: self.guards[guard] for guard in GUARDS}, "recovered": self.recovered,
+                "unrecovered": self.unrecovered}
 
 
 def recognizer_config(args: argparse.Namespace):
@@ -119,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
     audio = load_audio(args.audio_file) if args.audio_file is not None else None
     folder = list_clips(args.audio_folder) if args.audio_folder is not None else None
     recognizer, memory = load_recognizer(recognizer_config(args))
-    engine = RecognizerEngine("pipeline", recognizer, options)
+    loop_counter = LoopCounter(recognizer)
+    engine = RecognizerEngine("pipeline", loop_counter, options)
     config = recognizer.config
     device = {"hailo": "the Hailo NPU", "onnx": "the CPU"}
     decoder_folder = f" ({config.resolved_decoder_dir})" if recognizer.decoder_backend == "onnx" else ""
@@ -183,6 +213,7 @@ def _run_file(engine, memory, audio, args: argparse.Namespace) -> dict:
         "hypothesis": runs[-1].hypothesis,
         **{f"{stage}_ms": round(stats.median, 3) for stage, stats in stage_stats.items()},
         "audio_path": str(args.audio_file),
+        **engine.recognizer.last_figures,
         "iterations": [
             {"encoder_ms": run.encoder_ms, "decoder_ms": run.decoder_ms, "total_ms": run.total_ms} for run in runs
         ],
@@ -190,6 +221,7 @@ def _run_file(engine, memory, audio, args: argparse.Namespace) -> dict:
     summary = {
         "iterations": args.num_iterations,
         **{f"{stage}_ms": stats.as_json() for stage, stats in stage_stats.items()},
+        "loop_guards": engine.recognizer.totals(),
         "memory": {
             "before_load_mb": memory.before_load_mb,
             "after_load_mb": memory.after_load_mb,
@@ -212,10 +244,11 @@ def _run_folder(engine, folder, args: argparse.Namespace) -> dict:
     if folder.unreferenced:
         print(f"warning: skipped {len(folder.unreferenced)} audio file(s) without a reference .txt, "
               f"e.g. {folder.unreferenced[0]}", file=sys.stderr)
-    runs, failures = [], []
+    runs, failures, loop_figures = [], [], []
     for clip in progress(clips, len(clips), "transcribing"):
         try:
             runs.append(run_clip(engine, clip, load_audio(clip.audio_path)))
+            loop_figures.append(engine.recognizer.last_figures)
         except HailoWhisperError as error:  # an unreadable file costs its clip, not the evaluation
             failures.append({"id": clip.id, "error": str(error)})
             print(f"error: {clip.id}: {error}", file=sys.stderr)
@@ -250,7 +283,7 @@ def _run_folder(engine, folder, args: argparse.Namespace) -> dict:
         print(f"    Avg {name + ' time:':<14} {stats.mean:7.1f} / {stats.median:7.1f}")
     print(f"  Real-time factor:      {summary.rtfx:.1f}x faster than real time")
     return {
-        "clips": [run.as_json() for run in runs],
+        "clips": [{**run.as_json(), **figures} for run, figures in zip(runs, loop_figures)],
         "summary": {
             "audio_folder": str(folder.root),
             "layout": folder.layout,
@@ -258,5 +291,6 @@ def _run_folder(engine, folder, args: argparse.Namespace) -> dict:
             "samples_listed": len(clips),
             "failed": failures,
             **summary.as_json(),
+            "loop_guards": engine.recognizer.totals(),
         },
     }

@@ -3,7 +3,7 @@ of the stream (the ``streaming.*`` and ``queue.max_audio_s`` parameters)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -87,6 +87,9 @@ class StreamingStats:
     errors: int  # inference calls that raised; their utterances were skipped
     finals_precomputed: int  # finals and no-speech rejections decoded during the pause that ended the utterance
     final_latencies_ms: tuple[float, ...]  # of the last FINAL_LATENCY_HISTORY finals, oldest first
+    guards_fired: dict[str, int] = field(default_factory=dict)  # loop guards fired in decodes, by decoding.GUARDS name
+    loop_recoveries: int = 0  # of those, decodes whose re-decode ended at EOT
+    unrecovered_loops: int = 0  # decodes whose kept text did not end at EOT (a guard's cut, or max_new_tokens)
 
     @property
     def real_time_factor(self) -> float:

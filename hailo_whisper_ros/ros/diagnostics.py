@@ -51,6 +51,9 @@ QUEUE_DEPTH_S = "queue depth (s)"
 AUDIO_TRANSCRIBED_S = "audio transcribed (s)"
 RESIDENT_MEMORY_MB = "resident memory (MB)"
 MALFORMED_SPEECH = "malformed speech messages"
+GUARDS_FIRED = "loop guards fired"  # "<guard>: <count>" per decoding.GUARDS name, comma-separated
+LOOP_RECOVERIES = "loops recovered"
+UNRECOVERED_LOOPS = "loops unrecovered"
 
 # Values of the transcript_publisher's status.
 EMPTY_FINALS = "empty finals"

@@ -20,7 +20,7 @@ recognizer can report start and end times; ``header.stamp`` is when the message 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 from audio_common_msgs.msg import AudioData, AudioDataStamped
@@ -111,6 +111,9 @@ class TranscriptRecord:
     no_speech_prob: float
     encoder_ms: float
     decoder_ms: float
+    guards: list[str] = field(default_factory=list)  # loop guards that fired in this result's decode, in order
+    recovered: int = 0  # segments whose loop the re-decode recovered
+    loops: int = 0  # segments whose kept text a guard cut or max_new_tokens ended
 
 
 def transcript_record(event: TranscriptEvent) -> TranscriptRecord:
@@ -128,6 +131,9 @@ def transcript_record(event: TranscriptEvent) -> TranscriptRecord:
         no_speech_prob=round(result.no_speech_prob, 4),
         encoder_ms=round(result.timings.encoder_ms, 3),
         decoder_ms=round(result.timings.decoder_ms, 3),
+        guards=list(result.guards),
+        recovered=result.recoveries,
+        loops=result.loops,
     )
 
 

@@ -14,7 +14,7 @@ from rclpy.node import Node
 from std_msgs.msg import String
 
 from hailo_whisper_ros.core.config import RecognizerConfig
-from hailo_whisper_ros.core.decoding import DecodingOptions
+from hailo_whisper_ros.core.decoding import GUARDS, DecodingOptions
 from hailo_whisper_ros.core.recognizer import Recognizer
 from hailo_whisper_ros.core.resources import resident_mb
 from hailo_whisper_ros.core.streaming import UtteranceTranscriber
@@ -111,6 +111,9 @@ class RecognizerNode(Node):
             diagnostics.AUDIO_TRANSCRIBED_S: stats.speech_s_transcribed,
             diagnostics.RESIDENT_MEMORY_MB: resident_mb(),
             diagnostics.MALFORMED_SPEECH: self.malformed,
+            diagnostics.GUARDS_FIRED: ", ".join(f"{guard}: {stats.guards_fired.get(guard, 0)}" for guard in GUARDS),
+            diagnostics.LOOP_RECOVERIES: stats.loop_recoveries,
+            diagnostics.UNRECOVERED_LOOPS: stats.unrecovered_loops,
         }
         new_errors = stats.errors - self.last_error_count
         self.last_error_count = stats.errors
