@@ -62,7 +62,7 @@ class DecodingOptions(Options):
         "decoder's positions minus the forced prefix (n_text_ctx for ONNX, the fixed sequence length of a HEF).",
         range=(1, MAX_TEXT_POSITIONS))
     window_lead_trim_db: float = option(
-        20.0, "Start each encoder window 50 ms before the first 20 ms frame within this many dB of the loudest "
+        20.0, "Start each encoder window 100 ms before the first 20 ms frame within this many dB of the loudest "
         "frame: leading non-speech makes the decoder loop. The 61 dev clips behind 0.3 s of silence (the VAD's "
         "speech_pad_ms + pre_roll_ms) looped 3 times, 13 of 15 decodes of those 3 clips behind 0.1-0.5 s; "
         "trimmed, 0, and WER 8.14 -> 7.92 % on the uncut clips.", unit="dB",

@@ -36,15 +36,16 @@ from hailo_whisper_ros.core.tokenizer import WhisperTokenizer
 # (the 10 s path's figure, with a median encoder time of 80 instead of 102 ms); 600 keeps a frame margin of 100.
 WINDOW_MARGIN_S = 1.0  # every part leaves at least this much of its encoder window to trailing silence
 MIN_DYNAMIC_WINDOW_FRAMES = 600  # 6 s: the dynamic encoder's shortest window
-LEAD_KEEP_S = 0.05  # a window starts this long before the speech onset (decoding.window_lead_trim_db)
+LEAD_KEEP_S = 0.1  # a window starts this long before the speech onset (decoding.window_lead_trim_db)
 SPLIT_SEARCH_S = 2.0  # a long clip is cut at the quietest point of the last this-many seconds of each part
 WARMUP_OPTIONS = DecodingOptions(max_new_tokens=4)
 
 
 @dataclass(frozen=True)
 class Segment:
-    start_s: float
+    start_s: float  # the segments' [start_s, end_s) tile the audio
     end_s: float
+    window_start_s: float  # where its encoder window starts: start_s, or the speech onset (window_lead_trim_db)
     frames: int  # mel frames the encoder ran on for this segment
     text: str  # empty when judged no-speech
     tokens: tuple[int, ...]
@@ -206,8 +207,8 @@ class Recognizer:
         features_ms = encoder_ms = decoder_ms = first_pass_ms = steps_ms = 0.0
         steps = 0
         for begin, end in spans:
-            speech = audio[begin:end]
-            speech = speech[speech_onset(speech, options.window_lead_trim_db):]
+            onset = begin + speech_onset(audio[begin:end], options.window_lead_trim_db)
+            speech = audio[onset:end]
             decodes = []
             # A guard that fires is answered by one re-decode with the encoder's longest window, which recovered
             # every loop the guards stopped on the dev set under leading silence (see LEAD_TRIM_DB).
@@ -236,6 +237,7 @@ class Recognizer:
                 Segment(
                     start_s=begin / SAMPLE_RATE,
                     end_s=end / SAMPLE_RATE,
+                    window_start_s=onset / SAMPLE_RATE,
                     frames=frames,
                     text="" if no_speech else self.tokenizer.decode(decoded.tokens).strip(),
                     tokens=decoded.tokens,

@@ -246,8 +246,15 @@ def loops(text: str) -> bool:
     return len(set(phrases)) < len(phrases)
 
 
+# These tests look at the decoder's own behaviour and its optional knobs: without the loop guards of issue 13 and
+# with windows starting where the audio does (test_segmentation_variants tests those).
+AS_BEFORE_LOOP_GUARDS = dict(window_lead_trim_db=0.0, max_tokens_per_s=0.0, repetition_stop_copies=0,
+                             loop_recovery=False)
+
+
 def transcripts(recognizer, sample_audio, clips, **options):
-    return [recognizer.transcribe(sample_audio(clip), DecodingOptions(**options)) for clip in clips]
+    options = DecodingOptions(**{**AS_BEFORE_LOOP_GUARDS, **options})
+    return [recognizer.transcribe(sample_audio(clip), options) for clip in clips]
 
 
 def test_padding_the_encoder_output_stops_the_repetition_loops(recognizer, sample_audio):
