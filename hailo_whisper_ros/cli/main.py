@@ -1,4 +1,4 @@
-"""`hailo-whisper`: one command with a subcommand per job (export, pipeline, compare, caption, bench, soak, bursts, demo).
+"""`hailo-whisper`: one command, a subcommand per job (export, pipeline, compare, caption, bench, soak, bursts, demo).
 
 Each subcommand lives in ``hailo_whisper_ros/cli/<name>.py`` with ``HELP``, ``add_arguments(parser)`` and
 ``run(args) -> int``; heavy imports happen inside ``run`` so ``--help`` stays fast.
