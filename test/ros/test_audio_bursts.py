@@ -26,10 +26,12 @@ from hailo_whisper_ros.ros import diagnostics
 # 1.7 s of a 10x burst, so a shallow history would lose some.
 BURST_CLIPS = ["jfk/jfk.flac", "librispeech_testclean_kw/1089-134686-0001.flac"]
 OVERLOAD_CLIP = "librispeech_testclean_kw/1089-134691-0000.flac"  # 2.1 s: he could wait no longer
-OVERLOAD_SILENCE_S = 60  # one-second messages before the clip
-# 100 s of audio a second: three times what the worker converts (about 34x real time for 48 kHz stereo on one core
-# of this machine), at a pace the transport carries (dumped at once, a tenth of these 192 kB messages was lost).
+OVERLOAD_SILENCE_S = 60  # of silence before the clip
+# Quarter-second messages (48 kB) as fast as the executor takes them (150 to 300 a second here): 40 to 75 s of audio
+# a second, more than the worker converts (about 34x real time for 48 kHz stereo on one core of this machine).
+OVERLOAD_CHUNK_S = 0.25
 OVERLOAD_SPEED = 100.0
+HEARD_RECALL = 0.6  # of the clip's words in a final: the clip was heard
 OVERLOAD_QUEUE_S = 3.0  # queue.max_input_s during the overload: holds the clip
 DEFAULT_QUEUE_S = 30.0
 CAUGHT_UP_TIMEOUT_S = 60.0
@@ -71,34 +73,40 @@ def test_an_overload_is_dropped_oldest_first_and_counted(ros_context, listener, 
         silence = np.zeros(OVERLOAD_SILENCE_S * 16000, np.float32)
         # The queue overflows; the clip comes last, and the oldest-first drops must spare it.
         overload = driver_payload(np.concatenate([silence, sample_audio(OVERLOAD_CLIP)]))
-        driver.stream(overload, DRIVER_BYTES_PER_S, speed=OVERLOAD_SPEED, chunk_s=1.0)
+        driver.stream(overload, DRIVER_BYTES_PER_S, speed=OVERLOAD_SPEED, chunk_s=OVERLOAD_CHUNK_S)
         overload_messages = driver.sent
         driver.stream(driver_payload(np.zeros(32000, np.float32)), DRIVER_BYTES_PER_S, speed=1.0, chunk_s=0.1)
 
         def moved(values, key):
             return float(values[key]) - float(before[key])
 
+        # Every message is accounted for: received (then converted or dropped) or reported lost by DDS, which a
+        # best-effort subscription can be when a loaded machine's receiving thread falls behind a fast publisher.
         def settled():
             values = listener.latest("audio_subscriber").values
-            return (moved(values, diagnostics.AUDIO_MESSAGES_RECEIVED) == driver.sent
+            return (moved(values, diagnostics.AUDIO_MESSAGES_RECEIVED)
+                    + moved(values, diagnostics.LOST_IN_TRANSPORT_MESSAGES) == driver.sent
                     and float(values[diagnostics.INPUT_QUEUE_S]) == 0
                     and moved(values, diagnostics.AUDIO_MESSAGES) + moved(values, diagnostics.DROPPED_AUDIO_MESSAGES)
-                    == driver.sent)
+                    == moved(values, diagnostics.AUDIO_MESSAGES_RECEIVED))
 
         assert listener.wait_for(settled, CAUGHT_UP_TIMEOUT_S), (
             f"{driver.sent} sent; before {before}; now {listener.latest('audio_subscriber').values}")
-        reference = normalise(sample_clips[OVERLOAD_CLIP].reference)
-        assert listener.wait_for(
-            lambda: any(reference in normalise(text) for text in listener.finals[finals_before:]), 30
-        ), listener.finals[finals_before:]
+        words = normalise(sample_clips[OVERLOAD_CLIP].reference).split()
+
+        def heard():
+            return any(sum(word in normalise(text).split() for word in words) >= HEARD_RECALL * len(words)
+                       for text in listener.finals[finals_before:])
+
+        assert listener.wait_for(heard, 30), listener.finals[finals_before:]
     finally:
         driver.close()
         assert set_parameter(listener, "audio_subscriber", "queue.max_input_s", DEFAULT_QUEUE_S) == (True, "")
     status = listener.latest("audio_subscriber")
     dropped = moved(status.values, diagnostics.DROPPED_AUDIO_MESSAGES)
     assert 0 < dropped < overload_messages, status
-    # Only whole seconds of the silence were dropped: one second per message.
-    assert moved(status.values, diagnostics.DROPPED_AUDIO_S) == pytest.approx(dropped, abs=0.01), status
+    # Only whole messages of the silence were dropped.
+    assert moved(status.values, diagnostics.DROPPED_AUDIO_S) == pytest.approx(dropped * OVERLOAD_CHUNK_S, abs=0.01)
     assert status.level == ord(diagnostics.WARN) and "dropped from a full queue" in status.message, status
 
 
