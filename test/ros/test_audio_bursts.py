@@ -138,3 +138,26 @@ def test_gaps_between_audio_stamped_stamps_are_counted(ros_context):
         driver.close()
         listener.close()
         assert process.stop() == 0, process.log
+
+
+def test_a_reliable_subscription_gets_every_message_of_a_dump_of_large_ones(ros_context):
+    # One-second 48 kHz stereo messages (192 kB) published at once: a best-effort subscription lost some of these
+    # on a loaded machine; a reliable one has the reliable driver resend them.
+    namespace = "reliable"
+    process = NodeProcess("audio_subscriber", "-r", f"__ns:=/{namespace}", "-p", "audio.reliability:=reliable")
+    listener = Listener(ros_context, namespace, node_name="reliable_listener")
+    driver = AudioDriver(ros_context, namespace, node_name="reliable_driver")
+    try:
+        driver.wait_for_subscriber()
+        driver.declare(DRIVER_RATE, DRIVER_CHANNELS)
+        driver.stream(bytes(DRIVER_BYTES_PER_S * 40), DRIVER_BYTES_PER_S, speed=1000.0, chunk_s=1.0)
+        name = listener.status_name("audio_subscriber")
+        assert listener.wait_for(
+            lambda: (status := listener.latest(name)) is not None
+            and int(status.values[diagnostics.AUDIO_MESSAGES_RECEIVED]) == driver.sent, 30
+        ), listener.latest(name)
+        assert int(fresh_status(listener, "audio_subscriber")[diagnostics.LOST_IN_TRANSPORT_MESSAGES]) == 0
+    finally:
+        driver.close()
+        listener.close()
+        assert process.stop() == 0, process.log

@@ -39,6 +39,10 @@ class AudioSubscriberOptions(Options):
     max_input_s: float = option(
         30.0, "Received audio waiting for conversion at most; beyond it the oldest is dropped and counted.",
         unit="s", range=(1.0, 600.0), parameter="queue.max_input_s")
+    reliability: str = option(
+        "best_effort", "Audio subscription QoS: best_effort takes reliable and best-effort drivers; reliable has a "
+        "reliable driver resend what the network lost, but matches no best-effort driver.",
+        choices=("best_effort", "reliable"), read_only=True)
 
 
 # A stamp this much of the previous message's duration later than where that message's audio ended is a gap: a
@@ -86,14 +90,15 @@ class AudioSubscriberNode(Node):
         self.speech_s = 0.0
 
         events = SubscriptionEventCallbacks(message_lost=self._on_message_lost)
+        audio_qos = topics.audio_qos(self.options.reliability)
         if self.options.stamped:
             self.create_subscription(
-                AudioDataStamped, topics.AUDIO_STAMPED, self._queue_stamped_audio, topics.AUDIO_QOS,
+                AudioDataStamped, topics.AUDIO_STAMPED, self._queue_stamped_audio, audio_qos,
                 event_callbacks=events,
             )
         else:
             self.create_subscription(
-                AudioData, topics.AUDIO, self._queue_audio, topics.AUDIO_QOS,
+                AudioData, topics.AUDIO, self._queue_audio, audio_qos,
                 event_callbacks=events,
             )
         self.create_subscription(AudioInfo, topics.AUDIO_INFO, self._queue_format, topics.AUDIO_INFO_QOS)
