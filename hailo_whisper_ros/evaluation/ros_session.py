@@ -24,6 +24,7 @@ import rclpy
 from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile
 from std_msgs.msg import String
 
 from hailo_whisper_ros.core.errors import HailoWhisperError
@@ -333,17 +334,17 @@ class Listener:
 class AudioDriver:
     """Publishes raw audio as a microphone driver does, mistakes included: AudioInfo (latched) on `audio_info`, and
     the bytes it is given as AudioData on `audio` (or AudioDataStamped on `audio_stamped`), paced in real time or
-    a multiple of it."""
+    a multiple of it; ``qos``: the audio publisher's (a driver's reliable one by default)."""
 
     def __init__(self, context: rclpy.Context, namespace: str = "", stamped: bool = False,
-                 node_name: str = "hailo_whisper_audio_driver"):
+                 node_name: str = "hailo_whisper_audio_driver", qos: QoSProfile = AUDIO_PUBLISHER_QOS):
         self.node = rclpy.create_node(node_name, namespace=namespace or None, context=context)
         self.info_pub = self.node.create_publisher(AudioInfo, AUDIO_INFO, AUDIO_INFO_QOS)
         self.stamped = stamped
         self.audio_pub = (
-            self.node.create_publisher(AudioDataStamped, AUDIO_STAMPED, AUDIO_PUBLISHER_QOS)
+            self.node.create_publisher(AudioDataStamped, AUDIO_STAMPED, qos)
             if stamped
-            else self.node.create_publisher(AudioData, AUDIO, AUDIO_PUBLISHER_QOS)
+            else self.node.create_publisher(AudioData, AUDIO, qos)
         )
         self.stamp_ns = 1_000_000_000_000  # the stamp of the next stamped message
         self.sent = 0  # audio messages published

@@ -2,7 +2,8 @@
 
 The subscription callbacks only queue the messages; a worker thread converts, resamples and segments them, so a
 slow moment never blocks the executor. When the worker falls behind by more than ``queue.max_input_s`` of audio
-the oldest messages are dropped and counted.
+the oldest messages are dropped and counted. What DDS loses (the message_lost event) and what is missing between
+audio_stamped header stamps is counted too: every kind of loss is in /diagnostics, in seconds and messages.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
+from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
 from rclpy.node import Node
 from std_srvs.srv import SetBool
 
@@ -37,6 +39,15 @@ class AudioSubscriberOptions(Options):
     max_input_s: float = option(
         30.0, "Received audio waiting for conversion at most; beyond it the oldest is dropped and counted.",
         unit="s", range=(1.0, 600.0), parameter="queue.max_input_s")
+    reliability: str = option(
+        "best_effort", "Audio subscription QoS: best_effort takes reliable and best-effort drivers; reliable has a "
+        "reliable driver resend what the network lost, but matches no best-effort driver.",
+        choices=("best_effort", "reliable"), read_only=True)
+
+
+# A stamp this much of the previous message's duration later than where that message's audio ended is a gap: a
+# lost 20 ms message is a whole duration; a driver stamping at publish time jitters by less than half.
+STAMP_GAP_TOLERANCE = 0.5
 
 
 # The node's parameters: every declared option of these (ROS names from core/options.py), by binder key.
@@ -59,23 +70,37 @@ class AudioSubscriberNode(Node):
         self.segmenter = Segmenter(vad_options)
         self.log = RateLimitedLog(self.get_logger())
         self.pending_s = 0.0
-        self.dropped_s = 0.0
+        self.received = 0  # audio messages the subscription callback got
+        self.last_message_s = 0.0  # the latest audio message's duration
+        self.dropped_s = 0.0  # from a full input queue
+        self.dropped_messages = 0
+        self.lost_in_transport = 0  # messages, by DDS's message_lost event
+        self.lost_in_transport_s = 0.0
+        self.missing_by_stamps = 0  # messages, estimated from the gap and the previous message's duration
+        self.missing_by_stamps_s = 0.0
         self.incoming_bytes_per_s = audio_format.bytes_per_second
         self.listening = True
         self.last_audio_time: float | None = None
         self.last_stamp_ns: int | None = None  # audio_stamped's latest header stamp
+        self.last_stamp_end_ns: int | None = None  # ... plus its audio's duration: where the next should start
         self.stamps_backwards = 0
         self.utterance_id = 0
         self.pause_told = False  # the current pause was announced on `speech`
         self.utterances = 0
         self.speech_s = 0.0
 
+        events = SubscriptionEventCallbacks(message_lost=self._on_message_lost)
+        audio_qos = topics.audio_qos(self.options.reliability)
         if self.options.stamped:
             self.create_subscription(
-                AudioDataStamped, topics.AUDIO_STAMPED, self._queue_stamped_audio, topics.AUDIO_QOS
+                AudioDataStamped, topics.AUDIO_STAMPED, self._queue_stamped_audio, audio_qos,
+                event_callbacks=events,
             )
         else:
-            self.create_subscription(AudioData, topics.AUDIO, self._queue_audio, topics.AUDIO_QOS)
+            self.create_subscription(
+                AudioData, topics.AUDIO, self._queue_audio, audio_qos,
+                event_callbacks=events,
+            )
         self.create_subscription(AudioInfo, topics.AUDIO_INFO, self._queue_format, topics.AUDIO_INFO_QOS)
         self.create_service(SetBool, topics.LISTEN, self._on_listen)
         self.speech_pub = self.create_publisher(AudioDataStamped, topics.SPEECH, topics.SPEECH_QOS)
@@ -83,26 +108,47 @@ class AudioSubscriberNode(Node):
         self.worker.start()
 
     # Executor side: queue only.
-    def _queue_audio(self, message: AudioData) -> None:
+    def _queue_audio(self, message: AudioData) -> float:
+        """Queues the message's audio; its duration."""
         data = bytes(message.data)
         with self.lock:
             self.last_audio_time = time.monotonic()
+            self.received += 1
             seconds = len(data) / self.incoming_bytes_per_s
+            self.last_message_s = seconds
             self.pending.append(("audio", data, seconds))
             self.pending_s += seconds
+            dropped_before = self.dropped_messages
             while self.pending_s > self.options.max_input_s and self.pending:
-                item = self.pending.popleft()
+                item = self.pending.popleft()  # the oldest first: the newest audio is what the robot hears now
                 if item[0] == "audio":
                     self.pending_s -= item[2]
                     self.dropped_s += item[2]
+                    self.dropped_messages += 1
+            if self.dropped_messages > dropped_before:
+                self.log.warn("queue_full", f"fell behind: the oldest audio dropped beyond queue.max_input_s "
+                              f"{self.options.max_input_s:g} s; {self.dropped_s:.2f} s "
+                              f"({self.dropped_messages} messages) dropped so far")
             self.worker.wake()
+        return seconds
+
+    def _on_message_lost(self, info: QoSMessageLostInfo) -> None:
+        """DDS says messages of the audio topic never reached this subscription (a best-effort link lost them)."""
+        with self.lock:
+            self.lost_in_transport += info.total_count_change
+            self.lost_in_transport_s += info.total_count_change * self.last_message_s
+            self.log.warn("message_lost", f"{info.total_count_change} audio message(s) lost in transport; "
+                          f"{self.lost_in_transport} so far")
 
     def _queue_stamped_audio(self, message: AudioDataStamped) -> None:
         # The audio is used in arrival order whatever its stamp says; a stamp going back (a driver restart, a clock
         # jump, replayed buffers) is counted and reported so that the driver can be looked at.
+        # A stamp later than where the previous message's audio ended says audio is missing in between (lost on
+        # the way, or by the driver), counted in seconds and in messages of the previous one's duration.
         stamp_ns = message.header.stamp.sec * 10**9 + message.header.stamp.nanosec
         with self.lock:
             went_back_s = 0.0 if self.last_stamp_ns is None else (self.last_stamp_ns - stamp_ns) / 1e9
+            gap_s = 0.0 if self.last_stamp_end_ns is None else (stamp_ns - self.last_stamp_end_ns) / 1e9
             self.last_stamp_ns = stamp_ns
             if went_back_s > 0:
                 self.stamps_backwards += 1
@@ -110,7 +156,14 @@ class AudioSubscriberNode(Node):
                     "timestamp_backwards",
                     f"audio_stamped header stamp went back {went_back_s:.3f} s; the audio is used in arrival order",
                 )
-        self._queue_audio(message.audio)
+            elif self.last_message_s > 0 and gap_s > STAMP_GAP_TOLERANCE * self.last_message_s:
+                self.missing_by_stamps_s += gap_s
+                self.missing_by_stamps += max(round(gap_s / self.last_message_s), 1)
+                self.log.warn("stamp_gap", f"audio_stamped: {gap_s:.3f} s of audio missing before stamp "
+                              f"{stamp_ns / 1e9:.3f} s; {self.missing_by_stamps_s:.2f} s missing so far")
+        seconds = self._queue_audio(message.audio)
+        with self.lock:
+            self.last_stamp_end_ns = stamp_ns + int(round(seconds * 1e9))
 
     def _queue_format(self, info: AudioInfo) -> None:
         with self.lock:
@@ -213,19 +266,30 @@ class AudioSubscriberNode(Node):
                 diagnostics.AUDIO_FORMAT_CHANGES: self.front_end.format_changes,
                 diagnostics.UTTERANCES_SEGMENTED: self.utterances,
                 diagnostics.INPUT_QUEUE_S: self.pending_s,
+                diagnostics.AUDIO_MESSAGES_RECEIVED: self.received,
                 diagnostics.DROPPED_AUDIO_S: self.dropped_s,
+                diagnostics.DROPPED_AUDIO_MESSAGES: self.dropped_messages,
+                diagnostics.LOST_IN_TRANSPORT_S: self.lost_in_transport_s,
+                diagnostics.LOST_IN_TRANSPORT_MESSAGES: self.lost_in_transport,
+                diagnostics.MISSING_BY_STAMPS_S: self.missing_by_stamps_s,
+                diagnostics.MISSING_BY_STAMPS_MESSAGES: self.missing_by_stamps,
                 diagnostics.TIMESTAMPS_BACKWARDS: self.stamps_backwards,
                 diagnostics.SECONDS_SINCE_AUDIO: -1.0 if silent_for is None else silent_for,
             }
             values.update({
                 diagnostics.REJECTED_PREFIX + kind: count for kind, count in sorted(self.front_end.rejected.items())
             })
+            losses = [(self.dropped_s, self.dropped_messages, "dropped from a full queue"),
+                      (self.lost_in_transport_s, self.lost_in_transport, "lost in transport"),
+                      (self.missing_by_stamps_s, self.missing_by_stamps, "missing by stamps")]
+        lost = "; ".join(f"{seconds:.1f} s ({messages} messages) {cause}" for seconds, messages, cause in losses
+                         if messages)
         if silent_for is None:
             return diagnostics.WARN, "no audio received yet", values
         if silent_for > self.options.timeout_s:
             return diagnostics.WARN, f"audio stopped {silent_for:.1f} s ago", values
-        if self.dropped_s > 0:
-            return diagnostics.WARN, f"fell behind: {self.dropped_s:.1f} s of audio dropped", values
+        if lost:
+            return diagnostics.WARN, f"audio lost: {lost}", values
         return diagnostics.OK, "listening" if self.listening else "paused", values
 
     def destroy_node(self):
