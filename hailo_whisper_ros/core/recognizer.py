@@ -211,7 +211,7 @@ class Recognizer:
             speech = audio[onset:end]
             decodes = []
             # A guard that fires is answered by one re-decode with the encoder's longest window, which recovered
-            # every loop the guards stopped on the dev set under leading silence (see LEAD_TRIM_DB).
+            # every loop the guards stopped on the dev set under leading silence (decoding.loop_recovery).
             for window in (self._frames_for(len(speech)), self.encoder.max_frames):
                 t0 = time.perf_counter()
                 mel = self.features.log_mel(speech, n_frames=window)
