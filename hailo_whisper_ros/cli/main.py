@@ -1,4 +1,5 @@
-"""`hailo-whisper`: one command with a subcommand per job (export, pipeline, compare, caption, bench, soak, demo).
+"""`hailo-whisper`: one command with a subcommand per job (export, pipeline, compare, caption, bench, soak, demo,
+shutdowns).
 
 Each subcommand lives in ``hailo_whisper_ros/cli/<name>.py`` with ``HELP``, ``add_arguments(parser)`` and
 ``run(args) -> int``; heavy imports happen inside ``run`` so ``--help`` stays fast.
@@ -12,7 +13,7 @@ import sys
 
 from hailo_whisper_ros.core.errors import HailoWhisperError
 
-SUBCOMMANDS = ("export", "pipeline", "compare", "caption", "bench", "soak", "demo")
+SUBCOMMANDS = ("export", "pipeline", "compare", "caption", "bench", "soak", "demo", "shutdowns")
 
 
 def _command_modules():

@@ -109,13 +109,14 @@ def _die_with_parent() -> None:
 
 
 class NodeProcess:
-    """One executable of the package with --ros-args, confined to this machine. Its output is kept (for assertion
-    and error messages) and, with ``echo``, also passed on to stderr as it comes."""
+    """One executable of the package with --ros-args (or another ``command`` that starts nodes, a launch say),
+    confined to this machine. Its output is kept (for assertion and error messages) and, with ``echo``, also passed
+    on to stderr as it comes."""
 
-    def __init__(self, name: str, *ros_args: str, echo: bool = False):
+    def __init__(self, name: str, *ros_args: str, echo: bool = False, command: Sequence[str] | None = None):
         confine_to_this_machine()
         self.name = name
-        self.command = [executable(name), "--ros-args", *ros_args]
+        self.command = list(command) if command else [executable(name), "--ros-args", *ros_args]
         self.echo = echo
         self.process = subprocess.Popen(
             self.command,
