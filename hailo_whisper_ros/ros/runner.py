@@ -85,8 +85,9 @@ def run_nodes(args, node_classes) -> int:
             except KeyboardInterrupt:
                 pass  # Ctrl-C or SIGTERM, also while a node is being built (the model loads): a normal stop
             finally:
-                # A second signal would break the shutdown off halfway, with the errors it exists to avoid; it
-                # takes a second at most, and launch's last resort, SIGKILL, still works.
+                # A second signal would break the stop off halfway, with the errors it exists to avoid. The stop
+                # waits only for the callback and the worker steps in progress, and SIGKILL (launch's last resort)
+                # still works.
                 for number in STOP_SIGNALS:
                     signal.signal(number, signal.SIG_IGN)
                 spinner.stop()
