@@ -12,8 +12,15 @@ import argparse
 HELP = "stop speech_recognition with Ctrl-C N times while audio flows and check each exits cleanly and in time"
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runs", type=int, default=20, metavar="N", help="stops to make (default: 20)")
+    parser.add_argument("--runs", type=positive_int, default=20, metavar="N", help="stops to make (default: 20)")
     parser.add_argument("--launch", action="store_true",
                         help="start it with launch/speech_recognition.launch.py in a LaunchService, as `ros2 launch` "
                         "does, and Ctrl-C that (needs launch and launch_ros installed)")
