@@ -25,6 +25,18 @@ from hailo_whisper_ros.core.errors import HailoWhisperError
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+class _StopSignal:
+    """Raises KeyboardInterrupt for SIGINT and SIGTERM, and remembers that one came: a library that catches it
+    while a node is being built (onnxruntime's import turns it into ImportError) still means a stop."""
+
+    def __init__(self):
+        self.received = False
+
+    def __call__(self, number, frame):
+        self.received = True
+        raise KeyboardInterrupt
+
+
 class _Spinner:
     """The executor spinning on a thread of its own, so that the main thread waits where a signal reaches it at
     once (a wait in rcl would hold it back until the next message or timer).
@@ -65,8 +77,9 @@ def run_nodes(args, node_classes) -> int:
     traceback."""
     program = sys.argv[0].rsplit("/", 1)[-1]
     previous_handlers = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    stop_signal = _StopSignal()
     for number in STOP_SIGNALS:
-        signal.signal(number, signal.default_int_handler)
+        signal.signal(number, stop_signal)
     try:
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             nodes = []
@@ -84,6 +97,9 @@ def run_nodes(args, node_classes) -> int:
                 return 2
             except KeyboardInterrupt:
                 pass  # Ctrl-C or SIGTERM, also while a node is being built (the model loads): a normal stop
+            except Exception:
+                if not stop_signal.received:
+                    raise
             finally:
                 # A second signal would break the stop off halfway, with the errors it exists to avoid. The stop
                 # waits only for the callback and the worker steps in progress, and SIGKILL (launch's last resort)
