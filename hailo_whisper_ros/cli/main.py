@@ -1,5 +1,5 @@
 """`hailo-whisper`: one command, a subcommand per job (export, pipeline, compare, variants, caption, bench, soak, bursts,
-demo).
+shutdowns, demo).
 
 Each subcommand lives in ``hailo_whisper_ros/cli/<name>.py`` with ``HELP``, ``add_arguments(parser)`` and
 ``run(args) -> int``; heavy imports happen inside ``run`` so ``--help`` stays fast.
@@ -13,7 +13,9 @@ import sys
 
 from hailo_whisper_ros.core.errors import HailoWhisperError
 
-SUBCOMMANDS = ("export", "pipeline", "compare", "variants", "caption", "bench", "soak", "bursts", "demo")
+SUBCOMMANDS = (
+    "export", "pipeline", "compare", "variants", "caption", "bench", "soak", "bursts", "shutdowns", "demo",
+)
 
 
 def _command_modules():

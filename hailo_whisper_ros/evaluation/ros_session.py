@@ -28,7 +28,14 @@ from rclpy.qos import QoSProfile
 from std_msgs.msg import String
 
 from hailo_whisper_ros.core.errors import HailoWhisperError
-from hailo_whisper_ros.ros.diagnostics import INPUT_QUEUE_S, QUEUE_DEPTH_S, level_of, status_values
+from hailo_whisper_ros.ros.diagnostics import (
+    AUDIO_INFO_MESSAGES,
+    AUDIO_PUBLISHERS,
+    INPUT_QUEUE_S,
+    QUEUE_DEPTH_S,
+    level_of,
+    status_values,
+)
 from hailo_whisper_ros.ros.topics import (
     AUDIO,
     AUDIO_INFO,
@@ -49,8 +56,6 @@ BIN_DIR = Path(sys.executable).parent  # the executables are installed beside th
 STOP_TIMEOUT_S = 10.0  # a node shuts down cleanly on SIGINT within this, else it is killed
 PR_SET_PDEATHSIG = 1  # prctl option: the signal a child gets when its parent dies
 DIAGNOSTICS_DEPTH = 50  # every node publishes once a second: room for a busy spinner to catch up
-SUBSCRIBER_SETTLE_S = 0.5  # a matched publisher's first messages can still miss the subscriber's side of the match
-FORMAT_SETTLE_S = 0.5  # AudioInfo travels on a topic of its own: time for it to arrive before the audio in it
 POLL_S = 0.05  # how often a wait looks at its condition
 
 
@@ -110,13 +115,14 @@ def _die_with_parent() -> None:
 
 
 class NodeProcess:
-    """One executable of the package with --ros-args, confined to this machine. Its output is kept (for assertion
-    and error messages) and, with ``echo``, also passed on to stderr as it comes."""
+    """One executable of the package with --ros-args (or another ``command`` that starts nodes, a launch say),
+    confined to this machine. Its output is kept (for assertion and error messages) and, with ``echo``, also passed
+    on to stderr as it comes."""
 
-    def __init__(self, name: str, *ros_args: str, echo: bool = False):
+    def __init__(self, name: str, *ros_args: str, echo: bool = False, command: Sequence[str] | None = None):
         confine_to_this_machine()
         self.name = name
-        self.command = [executable(name), "--ros-args", *ros_args]
+        self.command = list(command) if command else [executable(name), "--ros-args", *ros_args]
         self.echo = echo
         self.process = subprocess.Popen(
             self.command,
@@ -352,16 +358,41 @@ class AudioDriver:
     def has_subscriber(self) -> bool:
         return self.audio_pub.get_subscription_count() > 0
 
-    def wait_for_subscriber(self, timeout: float = 30.0) -> None:
+    def wait_for_subscriber(self, listener: Listener, timeout: float = 30.0) -> None:
+        """Until the audio subscriber (its status on ``listener``) has matched this publisher from its own side too:
+        its best-effort subscription drops what arrives before that, although this side already counts it."""
         if not wait_until(self.has_subscriber, timeout):
             raise TimeoutError(f"no subscriber on {self.audio_pub.topic_name} within {timeout:g} s")
-        time.sleep(SUBSCRIBER_SETTLE_S)
+        matched_here = time.monotonic()
 
-    def declare(self, sample_rate: int, channels: int = 1, sample_format: str = "S16LE", coding: str = "WAVE"):
+        def matched_there() -> bool:
+            status = listener.latest(listener.status_name("audio_subscriber"), since=matched_here)
+            # Every publisher this side sees on the topic, this one included.
+            return status is not None and int(status.values[AUDIO_PUBLISHERS]) >= self.node.count_publishers(
+                self.audio_pub.topic_name)
+
+        if not listener.wait_for(matched_there, timeout):
+            raise TimeoutError(f"the audio subscriber did not report matching {self.audio_pub.topic_name}'s "
+                               f"publisher within {timeout:g} s")
+
+    def declare(self, listener: Listener, sample_rate: int, channels: int = 1, sample_format: str = "S16LE",
+                coding: str = "WAVE", timeout: float = 20.0) -> None:
+        """AudioInfo, then wait until the audio subscriber has handled it (its status on ``listener`` counts one
+        more): it travels on a topic of its own, so audio sent sooner could be converted in the old format."""
+        status_name = listener.status_name("audio_subscriber")
+
+        def handled() -> int:
+            status = listener.latest(status_name)
+            return -1 if status is None else int(status.values[AUDIO_INFO_MESSAGES])
+
+        if not listener.wait_for(lambda: handled() >= 0, timeout):
+            raise TimeoutError(f"no status of {status_name} within {timeout:g} s")
+        before = handled()
         self.info_pub.publish(
             AudioInfo(channels=channels, sample_rate=sample_rate, sample_format=sample_format, coding_format=coding)
         )
-        time.sleep(FORMAT_SETTLE_S)
+        if not listener.wait_for(lambda: handled() > before, timeout):
+            raise TimeoutError(f"{status_name} did not handle the AudioInfo within {timeout:g} s")
 
     def send(self, payload: bytes, duration_s: float = 0.0) -> None:
         """One message; a stamped one carries the current stamp, which then moves on by ``duration_s``."""

@@ -128,7 +128,8 @@ def run_ros_soak(
                     f"no audio subscriber and recognizer answer on {driver.audio_pub.topic_name} and /diagnostics: "
                     f"start them first ({NODE_EXECUTABLE} --ros-args --params-file config/speech_recognition.yaml)"
                 )
-            driver.declare(SAMPLE_RATE)
+            driver.wait_for_subscriber(listener)
+            driver.declare(listener, SAMPLE_RATE)
             before = idle_values(listener)
             offset = int(round(float(before["audio_subscriber"][AUDIO_RECEIVED_S]) * SAMPLE_RATE))
             rss = {"start": node_rss_mb(), "middle": None, "end": None}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -29,18 +30,18 @@ def default_model_dir() -> Path:
 
 def ensure_export(
     source_name: str, directory: Path, hailo: bool = False, force: bool = False, log=logger.info,
-    log_files=logger.debug,
+    log_files=logger.debug, log_up_to_date=None,
 ) -> bool:
     """Export a weights source (a model name or a weights directory) into ``directory`` unless it already holds
-    that export. ``log`` gets a line before and one after an export (or the one saying it is up to date),
-    ``log_files`` a line per file written. Returns True when it exported."""
+    that export. ``log`` gets a line before and one after an export, ``log_up_to_date`` (``log`` unless given) the
+    one saying nothing needed doing, ``log_files`` a line per file written. Returns True when it exported."""
     from hailo_whisper_ros.export.weights import load_weights, resolve_source
     from hailo_whisper_ros.export.writer import export_model_dir, is_up_to_date
 
     source = resolve_source(source_name)
     fingerprint = source.fingerprint()
     if not force and is_up_to_date(directory, fingerprint, hailo):
-        log(f"{directory} is up to date ({source.name}, sha256 {fingerprint['sha256'][:12]})")
+        (log_up_to_date or log)(f"{directory} is up to date ({source.name}, sha256 {fingerprint['sha256'][:12]})")
         return False
     log(f"exporting {source.name} ({source.kind}, sha256 {fingerprint['sha256'][:12]}) to {directory}")
     start = time.perf_counter()
@@ -49,10 +50,17 @@ def ensure_export(
     return True
 
 
-def resolve_model_dir(model_dir: str | Path | None, log=logger.info) -> Path:
-    """The model directory to load: the given one, or the default one, exported now if it is not there yet."""
+def to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def resolve_model_dir(model_dir: str | Path | None, log=to_stderr) -> Path:
+    """The model directory to load: the given one, or the default one, exported now if it is not there yet. A
+    first-use export takes a while (about 15 s for tiny.en on two cores), so ``log`` (stderr unless given; the
+    nodes pass their logger) says what it exports where as it starts, and how long it took; a default directory
+    that is up to date is not worth a line."""
     if model_dir:
         return Path(model_dir)
     directory = default_model_dir()
-    ensure_export(DEFAULT_MODEL, directory, log=log)
+    ensure_export(DEFAULT_MODEL, directory, log=log, log_up_to_date=logger.debug)
     return directory

@@ -1,42 +1,117 @@
-"""The shared ``main`` of the node executables: the nodes of one process on a multi-threaded executor, started
-and stopped as ros2/demos' demo_nodes_py does (``with rclpy.init()``, Ctrl-C and an external shutdown end it)."""
+"""The shared ``main`` of the node executables: the nodes of one process on one executor, stopped in an order of
+our own.
+
+rclpy's own signal handler shuts the context down the moment SIGINT arrives, while the nodes' worker threads may
+still be publishing or logging: "publisher's context is invalid", "Failed to publish log message to rosout". So it
+is not installed here. SIGINT (Ctrl-C, and what `ros2 launch` sends first) and SIGTERM (launch's second step,
+`kill`) raise KeyboardInterrupt in the main thread, which then stops, in this order: the executor (no callback
+runs any more), each node with its worker thread (destroy_node joins the worker before the node goes), and last
+the context. A shutdown of the context from elsewhere in the process ends the spin and takes the same path.
+"""
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
+from rclpy.task import Future
 
 from hailo_whisper_ros.core.errors import HailoWhisperError
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _StopSignal:
+    """Raises KeyboardInterrupt for SIGINT and SIGTERM, and remembers that one came: a library that catches it
+    while a node is being built (onnxruntime's import turns it into ImportError) still means a stop."""
+
+    def __init__(self):
+        self.received = False
+
+    def __call__(self, number, frame):
+        self.received = True
+        raise KeyboardInterrupt
+
+
+class _Spinner:
+    """The executor spinning on a thread of its own, so that the main thread waits where a signal reaches it at
+    once (a wait in rcl would hold it back until the next message or timer).
+
+    Single-threaded, and stopped by its own loop before it is shut down: the callbacks only queue work for the
+    nodes' workers, and rclpy's MultiThreadedExecutor.shutdown destroys its guard condition while a callback may
+    still be running on its pool, which then fails ("cannot use Destroyable because destruction was requested")."""
+
+    def __init__(self):
+        self.executor = SingleThreadedExecutor()
+        self.ended = threading.Event()
+        self.error: BaseException | None = None
+        self._stop = Future()
+        self.thread = threading.Thread(target=self._spin, name="executor", daemon=True)
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin_until_future_complete(self._stop)
+        except ExternalShutdownException:
+            pass  # the context was shut down from elsewhere in the process: a normal stop
+        except BaseException as error:  # a callback raised: re-raised in the main thread
+            self.error = error
+        finally:
+            self.ended.set()
+
+    def stop(self) -> None:
+        """End the spin after the callback in progress, then shut the executor down."""
+        if not self._stop.done():
+            self._stop.set_result(None)  # wakes the executor
+        if self.thread.is_alive():
+            self.thread.join()
+        self.executor.shutdown()
+
 
 def run_nodes(args, node_classes) -> int:
-    """Create one node of each class, spin them until shutdown, destroy them; 2 on a configuration error the user
-    can fix (missing model file, invalid parameter), told in one line without a traceback."""
+    """Create one node of each class, spin them until a stop signal or an external shutdown, destroy them; 2 on a
+    configuration error the user can fix (missing model file, invalid parameter), told in one line without a
+    traceback."""
     program = sys.argv[0].rsplit("/", 1)[-1]
+    previous_handlers = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    stop_signal = _StopSignal()
+    for number in STOP_SIGNALS:
+        signal.signal(number, stop_signal)
     try:
-        with rclpy.init(args=args):
+        with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             nodes = []
-            executor = MultiThreadedExecutor()
+            spinner = _Spinner()
             try:
                 for node_class in node_classes:
                     nodes.append(node_class())
-                    executor.add_node(nodes[-1])
-                executor.spin()
+                    spinner.executor.add_node(nodes[-1])
+                spinner.thread.start()
+                spinner.ended.wait()
+                if spinner.error is not None:
+                    raise spinner.error
             except HailoWhisperError as error:
                 print(f"{program}: error: {error}", file=sys.stderr)
                 return 2
+            except KeyboardInterrupt:
+                pass  # Ctrl-C or SIGTERM, also while a node is being built (the model loads): a normal stop
             except Exception:
-                # Ctrl-C while a node is being built: rclpy's signal handler shuts the context down at once, so
-                # the constructor's next rcl call fails (RCLError, "context is invalid") before the
-                # KeyboardInterrupt reaches this thread. That is a normal stop, not a crash.
-                if rclpy.ok():
+                if not stop_signal.received:
                     raise
             finally:
-                executor.shutdown()
+                # A second signal would break the stop off halfway, with the errors it exists to avoid. The stop
+                # waits only for the callback and the worker steps in progress, and SIGKILL (launch's last resort)
+                # still works.
+                for number in STOP_SIGNALS:
+                    signal.signal(number, signal.SIG_IGN)
+                spinner.stop()
                 for node in nodes:
                     node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # Ctrl-C (also while the model loads) or the context shut down from outside: a normal stop
+    except KeyboardInterrupt:
+        pass  # the signal came while rclpy.init was setting the context up
+    finally:
+        for number, handler in previous_handlers.items():
+            signal.signal(number, handler)
     return 0

@@ -29,7 +29,8 @@ class NodeWorker:
         self._condition.notify()
 
     def stop(self, timeout_s: float) -> None:
-        """Let the step in progress finish, then end the thread (also when it never started)."""
+        """Let the step in progress finish, then end the thread (also when it never started). Called before the
+        node's publishers and its context go, since the step may publish and log."""
         with self.lock:
             self._running = False
             self._condition.notify()

@@ -152,6 +152,19 @@ def test_greedy_transcripts_match_faster_whisper(exported, tiny_source):
     assert result["transcripts"]["int8"].agreement >= 0.8
 
 
+def test_first_use_of_the_default_model_dir_exports_it_and_says_so(tmp_path, monkeypatch):
+    first_use = tmp_path / "cache" / "tiny.en"
+    monkeypatch.setenv(MODEL_DIR_ENV, str(first_use))
+    lines = []
+    assert resolve_model_dir(None, log=lines.append) == first_use
+    assert len(lines) == 2, lines  # what it does as it starts, and how long it took
+    assert lines[0].startswith("exporting tiny.en (ct2, sha256 ") and lines[0].endswith(f" to {first_use}")
+    assert re.fullmatch(rf"exported tiny\.en to {re.escape(str(first_use))} in \d+\.\d s", lines[1]), lines[1]
+    lines.clear()
+    assert resolve_model_dir(None, log=lines.append) == first_use
+    assert lines == []  # up to date: nothing to say
+
+
 def test_export_is_deterministic_and_reused(exported, tmp_path, capsys, monkeypatch):
     again = tmp_path / "again"
     capsys.readouterr()
@@ -166,9 +179,7 @@ def test_export_is_deterministic_and_reused(exported, tmp_path, capsys, monkeypa
     assert main(["export", "tiny.en", "--out", str(again)]) == 0
     assert "up to date" in capsys.readouterr().out
     monkeypatch.setenv(MODEL_DIR_ENV, str(again))  # as the default model directory: found, not exported again
-    lines = []
-    assert resolve_model_dir(None, log=lines.append) == again
-    assert len(lines) == 1 and "is up to date" in lines[0], lines
+    assert resolve_model_dir(None) == again
     assert (again / mf.DECODER).stat().st_mtime_ns == modified
 
 

@@ -10,7 +10,8 @@ path: the 10 s encoder, and a fixed-sequence decoder HEF stand-in (decoder_model
 logits split over four outputs) fed with host-side token embeddings.
 
 The fallback paths are exercised for real: hailo_platform missing, a device that is busy
-(HAILO_OUT_OF_PHYSICAL_DEVICES), a HEF for another architecture, and fail_on_fallback.
+(HAILO_OUT_OF_PHYSICAL_DEVICES), a HEF for another architecture or one HailoRT calls invalid, a HEF file that is
+missing, a directory or empty, and fail_on_fallback.
 """
 
 import logging
@@ -359,6 +360,8 @@ def test_sequence_decoder_stops_at_its_fixed_length(model_dir, hailo_assets, ins
 
 BUSY = "libhailort failed with error: 74 (HAILO_OUT_OF_PHYSICAL_DEVICES)"
 WRONG_ARCHITECTURE = "HEF file is not compatible with device (HAILO_HEF_NOT_COMPATIBLE_WITH_DEVICE)"
+# pyhailort's HailoRTInvalidHEFException text, for a file it cannot parse and for some architecture mismatches.
+INVALID_HEF = "HailoRTInvalidHEFException: Invalid HEF. See hailort.log for more information"
 
 
 @pytest.mark.parametrize(
@@ -367,22 +370,23 @@ WRONG_ARCHITECTURE = "HEF file is not compatible with device (HAILO_HEF_NOT_COMP
         (lambda networks: None, "hailo_platform"),  # not installed: the import raises ImportError
         (lambda networks: make_hailo_platform(networks, vdevice_error=BUSY), "HAILO_OUT_OF_PHYSICAL_DEVICES"),
         (lambda networks: make_hailo_platform(networks, configure_error=WRONG_ARCHITECTURE), "another architecture"),
+        (lambda networks: make_hailo_platform(networks, configure_error=INVALID_HEF), "not a HEF, damaged"),
     ],
-    ids=["hailo_platform missing", "no free device", "HEF for another architecture"],
+    ids=["hailo_platform missing", "no free device", "HEF for another architecture", "invalid HEF"],
 )
 def test_unusable_npu_falls_back_to_the_cpu_encoder_with_the_reason(
     model_dir, hailo_assets, install_hailo_platform, caplog, sample_audio, platform_factory, reason_part
 ):
     install_hailo_platform(platform_factory(hailo_assets.networks))
-    with caplog.at_level(logging.WARNING, logger="hailo_whisper_ros"):
+    with caplog.at_level(logging.INFO, logger="hailo_whisper_ros.core.backends.select"):
         fallen_back = Recognizer(hef_config(model_dir, hailo_assets.folder))
         result = fallen_back.transcribe(sample_audio("ljspeech_coqui/LJ001-0002.flac"))
         fallen_back.transcribe(sample_audio("ljspeech_coqui/LJ001-0002.flac"))
     assert result.encoder_backend == "onnx" and reason_part in result.fallback_reason
     assert fallen_back.encoder.name == f"onnx:{ENCODER_10S}"
     assert result.text == "in being comparatively modern."
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and reason_part in warnings[0].getMessage()  # logged once, not per utterance
+    (logged,) = caplog.records  # once, not per utterance
+    assert reason_part in logged.getMessage()
 
 
 def test_decoder_hef_falls_back_to_the_onnx_decoders(model_dir, hailo_assets, install_hailo_platform):
@@ -403,9 +407,46 @@ def test_fail_on_fallback_raises_instead(model_dir, hailo_assets, install_hailo_
         Recognizer(hef_config(model_dir, hailo_assets.folder, fail_on_fallback=True))
 
 
-def test_missing_hef_is_a_user_error_not_a_fallback(model_dir, hailo_assets, install_hailo_platform, tmp_path):
+def test_hef_encoder_without_a_file_is_a_user_error(model_dir, hailo_assets, install_hailo_platform):
     install_hailo_platform(None)
-    with pytest.raises(HailoWhisperError, match="missing.hef"):
-        Recognizer(hef_config(model_dir, hailo_assets.folder, encoder_file=tmp_path / "missing.hef"))
     with pytest.raises(HailoWhisperError, match="encoder_file"):
         Recognizer(hef_config(model_dir, hailo_assets.folder, encoder_file=None))
+
+
+def unreadable_hef(tmp_path, kind: str):
+    """A HEF path that cannot be read, of one kind."""
+    path = tmp_path / "encoder.hef"
+    if kind == "empty":
+        path.touch()
+    elif kind == "a directory":
+        path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize("kind, reason_part", [
+    ("missing", "No such file or directory"), ("a directory", "Is a directory"), ("empty", "is empty"),
+])
+def test_an_unreadable_hef_falls_back_to_the_cpu_encoder_with_the_reason(
+    model_dir, hailo_assets, install_hailo_platform, sample_audio, tmp_path, caplog, kind, reason_part
+):
+    # A working NPU and HailoRT: the file alone is the reason, told before HailoRT is asked.
+    install_hailo_platform(make_hailo_platform(hailo_assets.networks))
+    path = unreadable_hef(tmp_path, kind)
+    with caplog.at_level(logging.INFO, logger="hailo_whisper_ros.core.backends.select"):
+        fallen_back = Recognizer(hef_config(model_dir, hailo_assets.folder, encoder_file=path))
+    result = fallen_back.transcribe(sample_audio("ljspeech_coqui/LJ001-0002.flac"))
+    assert result.encoder_backend == "onnx" and fallen_back.encoder.name == f"onnx:{ENCODER_10S}"
+    assert result.text == "in being comparatively modern."
+    (logged,) = caplog.records
+    for told in (fallen_back.fallback_reason, logged.getMessage()):
+        assert str(path) in told and reason_part in told, told
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty"])
+def test_fail_on_fallback_makes_an_unreadable_hef_an_error_naming_it(
+    model_dir, hailo_assets, install_hailo_platform, tmp_path, kind
+):
+    install_hailo_platform(make_hailo_platform(hailo_assets.networks))
+    path = unreadable_hef(tmp_path, kind)
+    with pytest.raises(HailoWhisperError, match=f"{path}.*fail_on_fallback"):
+        Recognizer(hef_config(model_dir, hailo_assets.folder, encoder_file=path, fail_on_fallback=True))

@@ -74,8 +74,7 @@ class Session:
         self.prefix = f"{namespace}/" if namespace else ""
         self.listener = Listener(context, namespace)
         self.driver = AudioDriver(context, namespace, stamped)
-        self.driver.wait_for_subscriber()
-        assert self.listener.wait_for(lambda: self.values("audio_subscriber") is not None, 10)
+        self.driver.wait_for_subscriber(self.listener)
         self.messages_before = int(self.values("audio_subscriber")[diagnostics.AUDIO_MESSAGES])
 
     def values(self, node: str) -> dict | None:
@@ -100,7 +99,7 @@ class Session:
         assert self.listener.wait_for(lambda: converted() == self.driver.sent, 20), (
             f"the node converted {converted()} of the {self.driver.sent} audio messages sent"
         )
-        self.driver.declare(*audio_info)
+        self.driver.declare(self.listener, *audio_info)
 
     def say(self, clip: Clip, **stream) -> int:
         """The clip and a silence as 16 kHz S16LE at SPEED; returns the messages sent."""

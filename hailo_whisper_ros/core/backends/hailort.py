@@ -39,12 +39,17 @@ def _hailo_platform():
 
 
 def explain_hailo_error(error: Exception) -> str:
-    """A short reason for a HailoRT failure, naming the two common ones."""
+    """A short reason for a HailoRT failure, naming the common ones. HailoRT raises HailoRTInvalidHEFException
+    ("Invalid HEF") for a file it cannot parse and, at configure, for one compiled for another architecture;
+    HailoRTHEFNotCompatibleWithDevice only for the latter."""
     text = f"{type(error).__name__}: {error}"
     if "OUT_OF_PHYSICAL_DEVICES" in text:
         return "no free Hailo device (HAILO_OUT_OF_PHYSICAL_DEVICES): none present, or another process holds it"
-    if any(marker in text for marker in ("NotCompatible", "NOT_COMPATIBLE", "InvalidHEF", "INVALID_HEF")):
-        return f"HEF rejected by the device, likely compiled for another architecture (Hailo-8 vs 8L) [{text}]"
+    if any(marker in text for marker in ("NotCompatible", "NOT_COMPATIBLE")):
+        return f"HEF compiled for another architecture than this device's (Hailo-8 vs 8L) [{text}]"
+    if any(marker in text for marker in ("InvalidHEF", "INVALID_HEF")):
+        return (f"HEF rejected by HailoRT: not a HEF, damaged, or compiled for another architecture (Hailo-8 vs 8L) "
+                f"[{text}]")
     return f"HailoRT error [{text}]"
 
 

@@ -1,5 +1,6 @@
-"""The encoder and decoder a RecognizerConfig asks for. A configured HEF that cannot run (no hailo_platform, no free
-device, a HEF for another architecture) falls back to the CPU, logged once and reported, unless fail_on_fallback."""
+"""The encoder and decoder a RecognizerConfig asks for. A configured HEF that cannot run (missing or unreadable, no
+hailo_platform, no free device, not a HEF or one for another architecture) falls back to the CPU with the reason in
+the Recognizer's fallback_reason, unless fail_on_fallback."""
 
 from __future__ import annotations
 
@@ -64,16 +65,31 @@ def create_decoder(config: RecognizerConfig, info: ModelInfo, decoder_dir: Path)
 def _hef_or_cpu(
     part: str, hef_path: Path, config: RecognizerConfig, on_npu: Callable, on_cpu: Callable, cpu_name: str
 ) -> BackendChoice:
-    """The HEF on the NPU, or why it cannot run there and the CPU backend instead: the one fallback rule."""
+    """The HEF on the NPU, or why it cannot run there and the CPU backend instead: the one fallback rule. A HEF
+    that is missing or unreadable is a reason like any other (the launch file's default configuration names a HEF
+    that a robot without the NPU does not have), told before HailoRT is asked, which would only say it is absent."""
     from hailo_whisper_ros.core.backends.hailort import HailoUnavailable
 
-    if not Path(hef_path).is_file():
-        raise HailoWhisperError(f"{part} HEF not found: {hef_path}")
     try:
+        if (unreadable := unreadable_file_reason(Path(hef_path))) is not None:
+            raise HailoUnavailable(unreadable)
         return BackendChoice(on_npu(), "hailo", None)
     except HailoUnavailable as unavailable:
         reason = str(unavailable)
     if config.fail_on_fallback:
-        raise HailoWhisperError(f"cannot run {part} {hef_path} on the Hailo NPU: {reason}")
-    logger.warning("Hailo %s %s unavailable (%s); using %s", part, hef_path, reason, cpu_name)
+        raise HailoWhisperError(f"cannot run {part} {hef_path} on the Hailo NPU: {reason} (model.fail_on_fallback)")
+    # Info, not a warning: each front end shows the Recognizer's fallback_reason its own way (the node's warning
+    # and /diagnostics, pipeline's line), so a warning here would be a second line saying the same.
+    logger.info("Hailo %s %s unusable (%s); using %s", part, hef_path, reason, cpu_name)
     return BackendChoice(on_cpu(), "onnx", reason)
+
+
+def unreadable_file_reason(path: Path) -> str | None:
+    """Why the file at ``path`` cannot be read (missing, a directory, no permission, empty), or None."""
+    try:
+        with path.open("rb") as file:
+            if not file.read(1):
+                return f"HEF file {path} is empty"
+    except OSError as error:
+        return f"cannot read HEF file {path}: {error.strerror or error}"
+    return None

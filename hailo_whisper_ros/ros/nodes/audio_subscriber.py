@@ -88,16 +88,17 @@ class AudioSubscriberNode(Node):
         self.pause_told = False  # the current pause was announced on `speech`
         self.utterances = 0
         self.speech_s = 0.0
+        self.audio_infos = 0  # AudioInfo messages handled: a driver knows its format is in force once counted
 
         events = SubscriptionEventCallbacks(message_lost=self._on_message_lost)
         audio_qos = topics.audio_qos(self.options.reliability)
         if self.options.stamped:
-            self.create_subscription(
+            self.audio_subscription = self.create_subscription(
                 AudioDataStamped, topics.AUDIO_STAMPED, self._queue_stamped_audio, audio_qos,
                 event_callbacks=events,
             )
         else:
-            self.create_subscription(
+            self.audio_subscription = self.create_subscription(
                 AudioData, topics.AUDIO, self._queue_audio, audio_qos,
                 event_callbacks=events,
             )
@@ -216,6 +217,7 @@ class AudioSubscriberNode(Node):
                 self._tell_pause()
         elif kind == "format":
             info = item[1]
+            self.audio_infos += 1
             rejected_before = self.front_end.rejected.copy()
             if self.front_end.declare(info.sample_rate, info.channels, info.sample_format, info.coding_format):
                 self.log.info("format", f"audio format: {self.front_end.format.describe()}")
@@ -264,6 +266,9 @@ class AudioSubscriberNode(Node):
                 diagnostics.AUDIO_MESSAGES: self.front_end.messages,
                 diagnostics.AUDIO_RECEIVED_S: self.front_end.input_seconds,
                 diagnostics.AUDIO_FORMAT_CHANGES: self.front_end.format_changes,
+                diagnostics.AUDIO_INFO_MESSAGES: self.audio_infos,
+                # A best-effort reader drops what comes before it has matched the writer from its own side.
+                diagnostics.AUDIO_PUBLISHERS: self.audio_subscription.get_publisher_count(),
                 diagnostics.UTTERANCES_SEGMENTED: self.utterances,
                 diagnostics.INPUT_QUEUE_S: self.pending_s,
                 diagnostics.AUDIO_MESSAGES_RECEIVED: self.received,
