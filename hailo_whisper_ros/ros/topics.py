@@ -42,14 +42,15 @@ TRANSCRIPT_EVENTS = "transcript/events"  # std_msgs/String: TranscriptRecord as 
 DIAGNOSTICS = "/diagnostics"  # absolute: diagnostics aggregate per robot, whatever namespace a node runs in
 LISTEN = "listen"  # std_srvs/SetBool: pause (false) and resume (true) listening
 
-# Best effort (audio.reliability's default) accepts reliable and best-effort publishers alike; a reliable
-# subscription matches no best-effort one, but has a reliable driver resend what DDS lost (at 100x, a tenth of a
-# burst of 192 kB messages was lost to a best-effort subscription on a loaded machine). The history holds what arrives while the executor cannot take it: in the composed process, with the
-# recognizer decoding under the GIL, the executor takes only about 150 audio messages a second, so a burst of 20 ms
-# chunks at 4x (200/s) or 10x (500/s) overflowed a history of 200 and DDS silently dropped the oldest (993 of 1801
-# kept at 4x; reliable publishers do not help, a KEEP_LAST reader acknowledges what it then overwrites). 6000
-# messages are 60 s of audio in 10 ms chunks, twice the subscriber's own queue (queue.max_input_s, 30 s), so the
-# node's queue, which counts what it drops, is where a burst overflows; a slot costs memory only once filled.
+# Best effort (audio.reliability's default) accepts reliable and best-effort publishers alike; a reliable subscription
+# matches no best-effort one, but has a reliable driver resend what DDS lost (at 100x, a tenth of a burst of 192 kB
+# messages was lost to a best-effort subscription on a loaded machine). The history holds what arrives while the
+# executor cannot take it: in the composed process, with the recognizer decoding under the GIL, the executor takes only
+# about 150 audio messages a second, so a burst of 20 ms chunks at 4x (200/s) or 10x (500/s) overflowed a history of 200
+# and DDS silently dropped the oldest (993 of 1801 kept at 4x; reliable publishers do not help, a KEEP_LAST reader
+# acknowledges what it then overwrites). 6000 messages are 60 s of audio in 10 ms chunks, twice the subscriber's own
+# queue (queue.max_input_s, 30 s), so the node's queue, which counts what it drops, is where a burst overflows; a slot
+# costs memory only once filled.
 AUDIO_HISTORY_DEPTH = 6000
 AUDIO_RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
 

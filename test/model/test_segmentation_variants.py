@@ -1,8 +1,6 @@
 """The core of `hailo-whisper variants` on shipped speech: the clip that looped behind leading silence (issue 13)
 and two that did not, as is and behind 0.3 s of silence (the VAD's default pad + pre-roll)."""
 
-from dataclasses import replace
-
 import pytest
 
 from hailo_whisper_ros.core.decoding import DecodingOptions
