@@ -128,8 +128,8 @@ def run_bursts(context, burst: BurstInput, speeds: Sequence[float], publishers: 
         for publisher in publishers:
             driver = AudioDriver(context, node_name=f"hailo_whisper_bursts_{publisher}", qos=PUBLISHER_QOS[publisher])
             try:
-                driver.wait_for_subscriber()
-                driver.declare(DRIVER_RATE, DRIVER_CHANNELS)
+                driver.wait_for_subscriber(listener)
+                driver.declare(listener, DRIVER_RATE, DRIVER_CHANNELS)
                 for speed in speeds:
                     results.append(measure_burst(listener, driver, publisher, burst, speed))
                     show(results[-1])

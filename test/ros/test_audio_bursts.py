@@ -50,8 +50,8 @@ def test_every_message_of_a_10x_burst_arrives(ros_context, listener, sample_clip
     burst = BurstInput([sample_clips[clip] for clip in BURST_CLIPS])
     driver = AudioDriver(ros_context, node_name=f"bursts_driver_{publisher}", qos=PUBLISHER_QOS[publisher])
     try:
-        driver.wait_for_subscriber()
-        driver.declare(DRIVER_RATE, DRIVER_CHANNELS)
+        driver.wait_for_subscriber(listener)
+        driver.declare(listener, DRIVER_RATE, DRIVER_CHANNELS)
         result = measure_burst(listener, driver, publisher, burst, speed=10.0)
     finally:
         driver.close()
@@ -66,8 +66,8 @@ def test_an_overload_is_dropped_oldest_first_and_counted(ros_context, listener, 
     assert set_parameter(listener, "audio_subscriber", "queue.max_input_s", OVERLOAD_QUEUE_S) == (True, "")
     driver = AudioDriver(ros_context, node_name="bursts_overload_driver")
     try:
-        driver.wait_for_subscriber()
-        driver.declare(DRIVER_RATE, DRIVER_CHANNELS)
+        driver.wait_for_subscriber(listener)
+        driver.declare(listener, DRIVER_RATE, DRIVER_CHANNELS)
         before = fresh_status(listener, "audio_subscriber")
         finals_before = len(listener.finals)
         silence = np.zeros(OVERLOAD_SILENCE_S * 16000, np.float32)
@@ -117,7 +117,7 @@ def test_gaps_between_audio_stamped_stamps_are_counted(ros_context):
     listener = Listener(ros_context, namespace, node_name="stamps_listener")
     driver = AudioDriver(ros_context, namespace, stamped=True, node_name="stamps_driver")
     try:
-        driver.wait_for_subscriber()
+        driver.wait_for_subscriber(listener)
         chunk = bytes(640)  # 20 ms of 16 kHz mono S16LE, the declared default format
         for missing in (0, 3, 0, 1, 0):
             driver.stamp_ns += int(missing * 0.02 * 1e9)  # the stamps skip these messages
@@ -148,8 +148,8 @@ def test_a_reliable_subscription_gets_every_message_of_a_dump_of_large_ones(ros_
     listener = Listener(ros_context, namespace, node_name="reliable_listener")
     driver = AudioDriver(ros_context, namespace, node_name="reliable_driver")
     try:
-        driver.wait_for_subscriber()
-        driver.declare(DRIVER_RATE, DRIVER_CHANNELS)
+        driver.wait_for_subscriber(listener)
+        driver.declare(listener, DRIVER_RATE, DRIVER_CHANNELS)
         driver.stream(bytes(DRIVER_BYTES_PER_S * 40), DRIVER_BYTES_PER_S, speed=1000.0, chunk_s=1.0)
         name = listener.status_name("audio_subscriber")
         assert listener.wait_for(
