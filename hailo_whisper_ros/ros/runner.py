@@ -42,8 +42,10 @@ class _Spinner:
     once (a wait in rcl would hold it back until the next message or timer).
 
     Single-threaded, and stopped by its own loop before it is shut down: the callbacks only queue work for the
-    nodes' workers, and rclpy's MultiThreadedExecutor.shutdown destroys its guard condition while a callback may
-    still be running on its pool, which then fails ("cannot use Destroyable because destruction was requested")."""
+    nodes' workers; rclpy's MultiThreadedExecutor took only about 150 audio messages a second while decoding held
+    the GIL, so a 4x burst overflowed the audio history (ros/topics.py), and its shutdown destroys its guard
+    condition while a callback may still be running on its pool ("cannot use Destroyable because destruction was
+    requested")."""
 
     def __init__(self):
         self.executor = SingleThreadedExecutor()

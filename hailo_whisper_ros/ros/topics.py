@@ -45,12 +45,14 @@ LISTEN = "listen"  # std_srvs/SetBool: pause (false) and resume (true) listening
 # Best effort (audio.reliability's default) accepts reliable and best-effort publishers alike; a reliable subscription
 # matches no best-effort one, but has a reliable driver resend what DDS lost (at 100x, a tenth of a burst of 192 kB
 # messages was lost to a best-effort subscription on a loaded machine). The history holds what arrives while the
-# executor cannot take it: in the composed process, with the recognizer decoding under the GIL, the executor takes only
-# about 150 audio messages a second, so a burst of 20 ms chunks at 4x (200/s) or 10x (500/s) overflowed a history of 200
-# and DDS silently dropped the oldest (993 of 1801 kept at 4x; reliable publishers do not help, a KEEP_LAST reader
-# acknowledges what it then overwrites). 6000 messages are 60 s of audio in 10 ms chunks, twice the subscriber's own
-# queue (queue.max_input_s, 30 s), so the node's queue, which counts what it drops, is where a burst overflows; a slot
-# costs memory only once filled.
+# executor cannot take it. Audio was lost at 4x because rclpy's MultiThreadedExecutor, sharing the GIL with decoding,
+# took only about 150 messages a second, and a KEEP_LAST reader silently overwrites the oldest (reliable publishers do
+# not help: it acknowledged what it then overwrote): 8 clips of 20 ms 48 kHz stereo chunks through a history of 200 kept
+# 1709 of 2965 messages at 4x, 689 at 10x; the single-threaded executor of ros/runner.py keeps all 2965 at 10x even with
+# a history of 50 (2026-12-01, 2-core EPYC). The depth is kept as the margin for a stall (a long callback, a driver
+# flushing its buffer): 6000 messages are 60 s of audio in 10 ms chunks, twice the subscriber's own queue
+# (queue.max_input_s, 30 s), so the node's queue, which counts what it drops, is where a backlog overflows; a slot costs
+# memory only once filled.
 AUDIO_HISTORY_DEPTH = 6000
 AUDIO_RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
 
