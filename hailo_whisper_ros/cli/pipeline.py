@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 
 from hailo_whisper_ros.cli.flags import (
@@ -65,10 +64,11 @@ class LoopCounter:
     """A Recognizer that also keeps the loop guards of each transcription and their totals, for --json."""
 
     def __init__(self, recognizer):
+        from hailo_whisper_ros.core.transcripts import LoopGuardTally
+
         self.recognizer = recognizer
         self.last_figures: dict = {}
-        self.guards: Counter = Counter()
-        self.recovered = self.unrecovered = 0
+        self.loop_guards = LoopGuardTally()
 
     def __getattr__(self, name):
         return getattr(self.recognizer, name)
@@ -77,16 +77,14 @@ class LoopCounter:
         result = self.recognizer.transcribe(audio, options)
         self.last_figures = {"guards": list(result.guards), "loops_recovered": result.recoveries,
                              "loops_unrecovered": result.loops}
-        self.guards.update(result.guards)
-        self.recovered += result.recoveries
-        self.unrecovered += result.loops
+        self.loop_guards.add(result)
         return result
 
     def totals(self) -> dict:
         from hailo_whisper_ros.core.decoding import GUARDS
 
-        return {"fired": {guard: self.guards[guard] for guard in GUARDS}, "recovered": self.recovered,
-                "unrecovered": self.unrecovered}
+        return {"fired": {guard: self.loop_guards.fired[guard] for guard in GUARDS},
+                "recovered": self.loop_guards.recovered, "unrecovered": self.loop_guards.unrecovered}
 
 
 def recognizer_config(args: argparse.Namespace):

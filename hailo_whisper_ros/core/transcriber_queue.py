@@ -76,9 +76,9 @@ class QueuedTranscriber:
             errors=recognition.errors,
             finals_precomputed=recognition.finals_precomputed,
             final_latencies_ms=tuple(recognition.final_latencies_ms),
-            guards_fired=dict(recognition.guards_fired),
-            loop_recoveries=recognition.loop_recoveries,
-            unrecovered_loops=recognition.unrecovered_loops,
+            guards_fired=dict(recognition.loop_guards.fired),
+            loop_recoveries=recognition.loop_guards.recovered,
+            unrecovered_loops=recognition.loop_guards.unrecovered,
         )
 
     def _set_options(self, decoding: DecodingOptions | None, streaming: StreamingOptions | None) -> None:

@@ -3,6 +3,7 @@ of the stream (the ``streaming.*`` and ``queue.max_audio_s`` parameters)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,21 @@ class TranscriptEvent:
     @property
     def speech_end_s(self) -> float:
         return self.speech_end_sample / SAMPLE_RATE
+
+
+@dataclass
+class LoopGuardTally:
+    """The loop guards fired over many transcriptions and how their loops ended: the one running count behind
+    the streaming stats, `pipeline --json` and `hailo-whisper variants`."""
+
+    fired: Counter = field(default_factory=Counter)  # by decoding.GUARDS name
+    recovered: int = 0  # segments whose re-decode ended at EOT
+    unrecovered: int = 0  # segments whose kept decode did not end at EOT (a guard's cut, or max_new_tokens)
+
+    def add(self, result: TranscriptionResult) -> None:
+        self.fired.update(result.guards)
+        self.recovered += result.recoveries
+        self.unrecovered += result.loops
 
 
 @dataclass(frozen=True)

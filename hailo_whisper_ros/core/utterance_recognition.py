@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.decoding import DecodingOptions
-from hailo_whisper_ros.core.transcripts import FINAL, PARTIAL, StreamingOptions, TranscriptEvent, stable_prefix
+from hailo_whisper_ros.core.transcripts import FINAL, PARTIAL, LoopGuardTally, StreamingOptions, TranscriptEvent, stable_prefix
 
 if TYPE_CHECKING:
     from hailo_whisper_ros.core.recognizer import Recognizer, TranscriptionResult
@@ -67,8 +67,7 @@ class UtteranceRecognition:
         self.inference_s = self.speech_s_transcribed = 0.0
         self.final_latencies_ms: deque[float] = deque(maxlen=FINAL_LATENCY_HISTORY)
         self.recent_decode_s = 0.0  # moving average of the inference time
-        self.guards_fired: Counter[str] = Counter()  # loop guards fired, partials' and finals' decodes alike
-        self.loop_recoveries = self.unrecovered_loops = 0
+        self.loop_guards = LoopGuardTally()  # partials' and finals' decodes alike
         self._logged_error_kinds: set[str] = set()
 
     def start(self, utterance_id: int, start: int, decoding: DecodingOptions, streaming: StreamingOptions) -> None:
@@ -160,8 +159,6 @@ class UtteranceRecognition:
             self.recent_decode_s += DECODE_TIME_SMOOTHING * (elapsed - self.recent_decode_s)
         self.speech_s_transcribed += len(audio) / SAMPLE_RATE
         self.frames_transcribed += sum(segment.frames for segment in result.segments)
-        self.guards_fired.update(result.guards)
-        self.loop_recoveries += result.recoveries
-        self.unrecovered_loops += result.loops
+        self.loop_guards.add(result)
         utterance.decoded, utterance.decoded_length = result, len(audio)
         return result

@@ -8,7 +8,6 @@ one each clip, so machine noise hits all alike (as evaluation.engines.run_interl
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
@@ -18,6 +17,7 @@ from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.decoding import GUARDS, DecodingOptions
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.recognizer import Recognizer
+from hailo_whisper_ros.core.transcripts import LoopGuardTally
 from hailo_whisper_ros.evaluation.datasets import Clip
 from hailo_whisper_ros.evaluation.scoring import word_errors
 
@@ -82,9 +82,7 @@ class VariantRuns:
     hypotheses: list[str] = field(default_factory=list)
     decode_ms: list[float] = field(default_factory=list)  # each clip's whole transcribe call
     looped: list[str] = field(default_factory=list)  # clip ids
-    guards: Counter = field(default_factory=Counter)
-    recovered: int = 0
-    unrecovered: int = 0  # kept decodes that did not end at EOT
+    loop_guards: LoopGuardTally = field(default_factory=LoopGuardTally)
 
     @property
     def wer(self) -> float:
@@ -96,8 +94,8 @@ class VariantRuns:
 
     def as_json(self) -> dict:
         return {"setup": self.setup, "cut": self.cut.name, "clips": len(self.references), "loops": len(self.looped),
-                "looped_clips": self.looped, "guards": dict(self.guards), "recovered": self.recovered,
-                "unrecovered": self.unrecovered, "wer": self.wer, "median_decode_ms": round(self.median_decode_ms, 3)}
+                "looped_clips": self.looped, "guards": dict(self.loop_guards.fired),
+                "recovered": self.loop_guards.recovered, "unrecovered": self.loop_guards.unrecovered, "wer": self.wer, "median_decode_ms": round(self.median_decode_ms, 3)}
 
 
 def run_variants(
@@ -122,9 +120,7 @@ def run_variants(
                 run.references.append(clip.reference)
                 run.hypotheses.append(result.text)
                 run.decode_ms.append(result.timings.total_ms)
-                run.guards.update(result.guards)
-                run.recovered += result.recoveries
-                run.unrecovered += result.loops
+                run.loop_guards.add(result)
                 if result.loops or result.guards:
                     run.looped.append(clip.id)
     return [runs[(name, cut)] for name in names for cut in cuts]
@@ -140,7 +136,7 @@ def format_table(runs: Sequence[VariantRuns]) -> list[str]:
     lines = [f"{'set-up':<12} {'cut':<{width}} {'loops':>7} {'recovered':>9} "
              f"{' '.join(f'{guard:>12}' for guard in GUARDS)} {'WER':>7} {'median ms':>9}"]
     for run in runs:
-        guards = " ".join(f"{run.guards[guard]:>12}" for guard in GUARDS)
+        guards = " ".join(f"{run.loop_guards.fired[guard]:>12}" for guard in GUARDS)
         lines.append(f"{run.setup:<12} {run.cut.name:<{width}} {len(run.looped):>3}/{len(run.references):<3} "
-                     f"{run.recovered:>9} {guards} {run.wer:>7.2%} {run.median_decode_ms:>9.1f}")
+                     f"{run.loop_guards.recovered:>9} {guards} {run.wer:>7.2%} {run.median_decode_ms:>9.1f}")
     return lines

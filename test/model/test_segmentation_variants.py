@@ -36,8 +36,9 @@ def test_the_guards_alone_stop_and_recover_the_loop(recognizer, clips_and_audio)
     runs = {(run.setup, run.cut): run for run in run_variants(recognizer, setups, clips, audio, CUTS)}
     behind_silence = CUTS[1]
     unguarded, guarded = runs[("none", behind_silence)], runs[("guards", behind_silence)]
-    assert unguarded.unrecovered >= 1 and unguarded.wer > 1.0  # the loop this test exists for
-    assert guarded.unrecovered == 0 and guarded.recovered >= 1 and sum(guarded.guards.values()) >= 1
+    assert unguarded.loop_guards.unrecovered >= 1 and unguarded.wer > 1.0  # the loop this test exists for
+    assert guarded.loop_guards.unrecovered == 0 and guarded.loop_guards.recovered >= 1
+    assert sum(guarded.loop_guards.fired.values()) >= 1
     assert guarded.wer <= WER_BOUND, guarded.hypotheses
     assert runs[("guards", CUTS[0])].looped == []
 
