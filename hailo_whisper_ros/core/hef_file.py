@@ -214,7 +214,8 @@ def model_mismatch(description: HefDescription, info) -> str | None:
                     f"{whisper_name(output.shape[-1], info.multilingual)} encoder, use a matching model directory")
         return None
     if description.vocabulary is None:
-        return f"decoder HEF has no logits output (no output name holds 'conv'): {[s.name for s in description.outputs]}"
+        names = [stream.name for stream in description.outputs]
+        return f"decoder HEF has no logits output (no output name holds 'conv'): {names}"
     if description.vocabulary != info.n_vocab:
         kind = "multilingual" if description.vocabulary > info.n_vocab else "English-only"
         return (f"decoder HEF has {description.vocabulary} logits ({kind}); {info.name} has {info.n_vocab} tokens: "

@@ -303,7 +303,8 @@ def held_by_another_process(**fields):
     (held_by_another_process(), "encoder.hef", ["error 74", "another process holds the NPU"]),
     (dict(version="4.23.0"), "encoder_h8.hef", ["compiled for HAILO8, this device is a HAILO8L", "_h8l"]),
     (dict(version="4.20.0"), "encoder_h8.hef", ["compiled for HAILO8, this device is a HAILO8L", "InvalidHEF"]),
-    (dict(), "tiny-whisper-encoder-10s_15dB_h8l.hef", ["Hailo's tiny encoder (multilingual)", "config/hailo_tiny.yaml"]),
+    (dict(), "tiny-whisper-encoder-10s_15dB_h8l.hef",
+     ["Hailo's tiny encoder (multilingual)", "config/hailo_tiny.yaml"]),
 ], ids=["hailo_platform missing", "service not running", "device held directly elsewhere", "Hailo-8 HEF 4.23",
         "Hailo-8 HEF 4.20", "multilingual tiny HEF with tiny.en"])
 def test_unusable_npu_falls_back_to_the_cpu_encoder_with_the_reason(
