@@ -17,7 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hailo_whisper_ros.core.backends.hailort import HailoUnavailable, describe_hef
-    from hailo_whisper_ros.core.hef_file import FRAMES_PER_SECOND, PUBLISHED_HEFS, model_mismatch, read_hef_header
+    from hailo_whisper_ros.core.hef_file import (
+        FRAMES_PER_SECOND,
+        PUBLISHED_HEFS,
+        architecture_mismatch,
+        model_mismatch,
+        read_hef_header,
+    )
     from hailo_whisper_ros.core.model_dir import MODEL_INFO, ModelInfo
 
     header = read_hef_header(args.hef)
@@ -45,9 +51,34 @@ def run(args: argparse.Namespace) -> int:
         embedded = "inside the HEF" if published else "inside the HEF if compiled as Hailo's (since Dec 2025)"
         print(f"  positional embedding  {embedded}; model.decoder_hef_positional_embedding only for a decoder "
               f"compiled without it")
+    device = _device_architecture()
+    if device is not None:
+        mismatch = architecture_mismatch(header.architecture, device)
+        print(f"  this device           {device}: " + (f"does NOT run it: {mismatch}" if mismatch else "runs it"))
     if args.model_dir is None:
         return 0
     info = ModelInfo.load(args.model_dir / MODEL_INFO)
     mismatch = model_mismatch(description, info)
     print(f"  fits {args.model_dir}: " + (f"NO: {mismatch}" if mismatch else f"yes ({info.name})"))
     return 1 if mismatch else 0
+
+
+def _device_architecture() -> str | None:
+    """The NPU's architecture, through the VDevice the recognizer would open (None, and a line, if it cannot)."""
+    from hailo_whisper_ros.core.backends.hailort import (
+        HailoDeviceOptions,
+        HailoUnavailable,
+        acquire_vdevice,
+        device_architecture,
+        release_vdevice,
+    )
+
+    try:
+        _, vdevice = acquire_vdevice(HailoDeviceOptions())
+    except HailoUnavailable as unavailable:
+        print(f"  this device           not reachable: {unavailable}")
+        return None
+    try:
+        return device_architecture(vdevice)
+    finally:
+        release_vdevice()
