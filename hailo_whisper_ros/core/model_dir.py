@@ -8,8 +8,6 @@ export as well as at ours::
       encoder_10s.onnx               10 s encoder: input_features [1, n_mels, 1000] -> last_hidden_state [1, 500, d]
       encoder_dynamic.onnx           any even frame count T <= 3000 -> [1, T/2, d]
       encoder_10s_hailo.onnx         (export --hailo) static NCHW [1, n_mels, 1, 1000] graph for the Hailo compiler
-      hailo_decoder_assets/          (export --hailo) NAME/decoder_tokenization/token_embedding_weight_NAME.npy,
-                                     the token embedding Hailo's decoder HEF takes from the host, in Hailo's layout
       decoder_model.onnx             input_ids [1, S], encoder_hidden_states [1, T, d]
                                      (+ encoder_attention_bias [T] in ours, not in Optimum's)
                                      -> logits [1, S, V], present.{i}.{decoder,encoder}.{key,value}

@@ -17,9 +17,6 @@ from hailo_whisper_ros.core import model_dir as mf
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.export.graphs import EMBEDDING_T
 
-ASSETS_FOLDER = "hailo_decoder_assets"  # beside the ONNX files: pipeline --decoder_assets_path MODEL_DIR/this
-
-
 def token_embedding_path(assets: Path, variant: str) -> Path:
     return Path(assets) / variant / "decoder_tokenization" / f"token_embedding_weight_{variant}.npy"
 
