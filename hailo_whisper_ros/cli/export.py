@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="model directory to write")
     parser.add_argument("--hailo", action="store_true", help="also write encoder_10s_hailo.onnx for the Hailo compiler")
     parser.add_argument(
+        "--hailo_decoder_assets", type=Path, metavar="ASSETS",
+        help="also write the token embedding Hailo's decoder HEF takes from the host, in Hailo's decoder assets "
+        "layout under ASSETS (for pipeline --decoder_assets_path ASSETS --variant MODEL_NAME)")
+    parser.add_argument(
         "--verify", action="store_true",
         help="compare the encoders and greedy transcripts (FP32 and INT8 decoders) with CTranslate2/faster-whisper "
         f"float32 on the same weights, on every {SUBSET_STRIDE}th clip of --speech-dev (at most 30 s each)",
@@ -44,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise HailoWhisperError(f"--out {out} is not a directory")
     ensure_export(args.source, out, hailo=args.hailo, force=args.force, log=print, log_files=print)
+    if args.hailo_decoder_assets is not None:
+        from hailo_whisper_ros.export.hailo_assets import write_decoder_assets
+
+        print(f"  wrote {write_decoder_assets(out, args.hailo_decoder_assets)}")
     if args.verify or args.verify_all:
         _verify(resolve_source(args.source), out, args.speech_dev, every_clip=args.verify_all)
     return 0

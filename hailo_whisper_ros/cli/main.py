@@ -1,5 +1,5 @@
-"""`hailo-whisper`: one command, a subcommand per job (export, pipeline, compare, variants, caption, bench, soak, bursts,
-shutdowns, demo).
+"""`hailo-whisper`: one command, a subcommand per job (export, hef-info, pipeline, compare, variants, caption, bench, soak,
+bursts, shutdowns, demo).
 
 Each subcommand lives in ``hailo_whisper_ros/cli/<name>.py`` with ``HELP``, ``add_arguments(parser)`` and
 ``run(args) -> int``; heavy imports happen inside ``run`` so ``--help`` stays fast.
@@ -14,13 +14,13 @@ import sys
 from hailo_whisper_ros.core.errors import HailoWhisperError
 
 SUBCOMMANDS = (
-    "export", "pipeline", "compare", "variants", "caption", "bench", "soak", "bursts", "shutdowns", "demo",
+    "export", "hef-info", "pipeline", "compare", "variants", "caption", "bench", "soak", "bursts", "shutdowns", "demo",
 )
 
 
 def _command_modules():
     for name in SUBCOMMANDS:
-        yield name, importlib.import_module(f"hailo_whisper_ros.cli.{name}")
+        yield name, importlib.import_module(f"hailo_whisper_ros.cli.{name.replace('-', '_')}")
 
 
 def build_parser() -> argparse.ArgumentParser:

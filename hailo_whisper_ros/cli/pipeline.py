@@ -42,8 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "its tokenizer.json and hailo_whisper_model.json are looked up in it, then in its parent")
     add_decoder_hef_flags(model)
     add_flag(model, "decoder_assets_path", type=Path, metavar="DIR",
-             help="Hailo's decoder assets folder instead of the two .npy flags: "
-             "VARIANT/decoder_tokenization/{token_embedding_weight,onnx_add_input}_VARIANT.npy")
+             help="Hailo's decoder assets folder instead of --decoder_hef_token_embedding: "
+             "VARIANT/decoder_tokenization/token_embedding_weight_VARIANT.npy (its onnx_add_input is left out: "
+             "Hailo's decoder HEFs add the positional embedding themselves)")
     add_flag(model, "variant", default="tiny", help="subfolder of --decoder_assets_path (default: tiny)")
     add_flag(model, "multi_process_service", action="store_true",
              help="reach the NPU through hailort_service (group SHARED), so other processes can share it")
@@ -122,8 +123,8 @@ def _decoder_hef_assets(args: argparse.Namespace) -> tuple[Path | None, Path | N
     if args.decoder_assets_path is not None:
         folder = args.decoder_assets_path / args.variant / "decoder_tokenization"
         token = token or folder / f"token_embedding_weight_{args.variant}.npy"
-        add_input = folder / f"onnx_add_input_{args.variant}.npy"
-        positional = positional or (add_input if add_input.is_file() else None)
+        # Not onnx_add_input_<variant>.npy of that folder: Hailo's published decoder HEFs add the positional
+        # embedding themselves (Hailo's pipeline: add_embed=False), so adding it here would add it twice.
     if args.decoder_hef_file is not None and token is None:
         raise HailoWhisperError("--decoder_hef_file needs --decoder_hef_token_embedding or --decoder_assets_path")
     return token, positional

@@ -45,11 +45,11 @@ class RecognizerConfig(Options):
     fail_on_fallback: bool = option(
         False, "Fail instead of falling back to the CPU when the configured HEF cannot run.", read_only=True)
     hailo_multi_process_service: bool = option(
-        False, "Reach the NPU through hailort_service, so other processes (vision models) can share it.",
-        read_only=True)
+        True, "Reach the NPU through HailoRT's multi-process service (hailort.service, which must be running), so "
+        "other processes (vision models) can share it; false: this process holds the NPU alone.", read_only=True)
     hailo_group_id: str = option(
-        "", "VDevice group shared with the other processes' models (e.g. SHARED); empty: HailoRT's default.",
-        read_only=True)
+        "SHARED", "VDevice group shared with the other processes' models (Hailo's apps use SHARED); empty: "
+        "HailoRT's default, UNIQUE, which never shares.", read_only=True)
     hailo_timeout_ms: int = option(10000, "Time limit of one inference on the NPU.", unit="ms",
                                    range=(100, 600000), read_only=True)
     warmup: bool = option(

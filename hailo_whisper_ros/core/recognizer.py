@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hailo_whisper_ros.core.audio import QUIET_FRAME_SAMPLES, QUIET_HOP_SAMPLES, quietest_point, short_time_energy
+from hailo_whisper_ros.core.backends.hailo import calibration_gain
 from hailo_whisper_ros.core.backends.select import create_decoder, create_encoder
 from hailo_whisper_ros.core.config import RecognizerConfig
 from hailo_whisper_ros.core.constants import HOP_LENGTH, SAMPLE_RATE
@@ -39,6 +40,9 @@ MIN_DYNAMIC_WINDOW_FRAMES = 600  # 6 s: the dynamic encoder's shortest window
 LEAD_KEEP_S = 0.1  # a window starts this long before the speech onset (decoding.window_lead_trim_db)
 SPLIT_SEARCH_S = 2.0  # a long clip is cut at the quietest point of the last this-many seconds of each part
 WARMUP_OPTIONS = DecodingOptions(max_new_tokens=4)
+# A decoder of few positions (Hailo's fixed 32-token HEF) gets parts short enough for their words at this rate: the
+# most real speech needed on the 61 dev clips and 33 speech samples (decoding.max_tokens_per_s's description).
+SPEECH_TOKENS_PER_S = 4.1
 
 
 @dataclass(frozen=True)
@@ -200,7 +204,7 @@ class Recognizer:
         audio = audio.astype(np.float32, copy=False)
         prefix = options.forced_prefix(self.info)
         filters = build_logit_filters(options, self.info)
-        max_samples = self.encoder.max_frames * HOP_LENGTH - int(WINDOW_MARGIN_S * SAMPLE_RATE)
+        max_samples = self._max_part_samples(len(prefix))
         spans = split_at_quiet_points(audio, max_samples, int(SPLIT_SEARCH_S * SAMPLE_RATE)) if len(audio) else []
 
         segments = []
@@ -209,6 +213,8 @@ class Recognizer:
         for begin, end in spans:
             onset = begin + speech_onset(audio[begin:end], options.window_lead_trim_db)
             speech = audio[onset:end]
+            if self.encoder_backend == "hailo":
+                speech = calibration_gain(speech)
             decodes = []
             # A guard that fires is answered by one re-decode with the encoder's longest window, which recovered
             # every loop the guards stopped on the dev set under leading silence (decoding.loop_recovery).
@@ -267,6 +273,13 @@ class Recognizer:
             fallback_reason=self.fallback_reason,
         )
 
+    def _max_part_samples(self, prefix_tokens: int) -> int:
+        """The longest part: the encoder's window less the trailing margin, and no longer than the decoder's
+        positions hold at SPEECH_TOKENS_PER_S (a fixed 32-token decoder HEF: about 7 s)."""
+        window = self.encoder.max_frames * HOP_LENGTH - int(WINDOW_MARGIN_S * SAMPLE_RATE)
+        tokens = self.decoder.max_positions - prefix_tokens
+        return min(window, int(tokens / SPEECH_TOKENS_PER_S * SAMPLE_RATE))
+
     def _frames_for(self, samples: int) -> int:
         """Mel frames to compute: the encoder's window, or for a dynamic encoder the audio's frames plus the trailing
         margin, rounded up to even and at least MIN_DYNAMIC_WINDOW_FRAMES."""
@@ -276,11 +289,9 @@ class Recognizer:
         return min(max(frames + frames % 2, MIN_DYNAMIC_WINDOW_FRAMES), self.encoder.max_frames)
 
     def close(self) -> None:
-        """Release NPU resources (HEFs, then the shared VDevice); CPU sessions go with the object."""
-        from hailo_whisper_ros.core.backends.hailort import release_shared_vdevices
-
+        """Release NPU resources (each HEF shuts down and gives back its share of the process's VDevice, which goes
+        with the last); CPU sessions go with the object."""
         if self.encoder_backend == "hailo":
             self.encoder.close()
         if self.decoder_backend == "hailo":
             self.decoder.close()
-        release_shared_vdevices()

@@ -61,13 +61,14 @@ def test_the_base_file_lists_every_parameter_with_its_declared_default():
         assert all(type(v) is type(defaults[k]) for k, v in parameters.items()), node
 
 
-def test_the_hailo_overlay_sets_only_declared_parameters_to_valid_values():
-    for node, parameters in sections("hailo.yaml").items():
+@pytest.mark.parametrize("overlay", sorted(path.name for path in CONFIG.glob("hailo*.yaml")))
+def test_the_hailo_overlays_set_only_declared_parameters_to_valid_values(overlay):
+    for node, parameters in sections(overlay).items():
         defaults = declared_defaults(node)
         assert set(parameters) <= set(defaults), f"{node}: undeclared {sorted(set(parameters) - set(defaults))}"
         assert all(type(v) is type(defaults[k]) for k, v in parameters.items()), node
         options_with(node, parameters)  # raises HailoWhisperError on an invalid value
-    assert sections("hailo.yaml")["recognizer"]["model.encoder"] == "hef"
+    assert sections(overlay)["recognizer"]["model.encoder"] == "hef"
 
 
 def test_an_invalid_value_in_a_file_would_be_refused():

@@ -1,5 +1,6 @@
 """Whisper on the Hailo NPU: an encoder HEF, and Hailo's fixed-sequence decoder HEF; both run through the thin
-HailoRT adapter (``hailort``), and every shape is read from the HEF."""
+HailoRT adapter (``hailort``), every shape is read from the HEF, and a HEF that does not fit the model directory is
+refused before the device is opened (hef_file.model_mismatch), so the recognizer falls back to the CPU."""
 
 from __future__ import annotations
 
@@ -9,9 +10,22 @@ from typing import Sequence
 import numpy as np
 
 from hailo_whisper_ros.core.backends.base import zero_pad
-from hailo_whisper_ros.core.backends.hailort import ConfiguredHef, HailoDeviceOptions
+from hailo_whisper_ros.core.backends.hailort import ConfiguredHef, HailoDeviceOptions, HailoUnavailable
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.model_dir import ModelInfo
+
+# Hailo's preprocessing raises quiet recordings by 20 dB before the mel features, and its encoder HEFs were
+# calibrated on audio so raised (Hailo-Application-Code-Examples 5eab622, runtime/python/speech_recognition/common/
+# preprocessing.py improve_input_audio: peak < 0.1 -> apply_gain(audio, 20)); the "15dB" of the tiny HEF's name.
+QUIET_PEAK = 0.1
+QUIET_GAIN_DB = 20.0
+
+
+def calibration_gain(audio: np.ndarray) -> np.ndarray:
+    """The audio as Hailo's encoder HEFs expect it: raised by QUIET_GAIN_DB when its peak is below QUIET_PEAK."""
+    if not len(audio) or np.max(audio) >= QUIET_PEAK:
+        return audio
+    return (audio * np.float32(10.0 ** (QUIET_GAIN_DB / 20.0))).astype(np.float32)
 
 
 def _without_unit_axes(shape: Sequence[int]) -> tuple[int, ...]:
@@ -23,23 +37,20 @@ class HailoEncoder:
     10 s encoder) or mel-major (NCHW [n_mels, 1, frames]); its output is [positions, d_model] either way round."""
 
     def __init__(self, path: Path, info: ModelInfo, options: HailoDeviceOptions = HailoDeviceOptions()):
-        self._hef = ConfiguredHef(path, options)
+        self._hef = ConfiguredHef(path, options, info)
         if len(self._hef.input_names) != 1 or len(self._hef.sorted_output_names) != 1:
-            raise HailoWhisperError(f"encoder HEF {path} must have one input and one output")
+            self._hef.close()
+            raise HailoUnavailable(f"encoder HEF {path} must have one input and one output")
         self.name = f"hailo:{Path(path).name}"
         self._input_name = self._hef.input_names[0]
         self._input_shape = self._hef.input_shapes[self._input_name]
+        # The window is the HEF's own (Hailo's base encoder takes 5 s, its tiny one 10 s): the recognizer cuts
+        # utterances and long audio to max_frames.
         in_dims = _without_unit_axes(self._input_shape)
-        if len(in_dims) != 2 or info.n_mels not in in_dims:
-            raise HailoWhisperError(
-                f"encoder HEF {path} input shape {self._input_shape} is not a {info.n_mels}-mel window"
-            )
         self._frames_major = in_dims[1] == info.n_mels
         self.window_frames = in_dims[0] if self._frames_major else in_dims[1]
         self.max_frames = self.window_frames
         out_dims = _without_unit_axes(next(iter(self._hef.outputs.values())).shape)
-        if len(out_dims) != 2 or info.n_audio_state not in out_dims:
-            raise HailoWhisperError(f"encoder HEF {path} output shape {out_dims} lacks d_model {info.n_audio_state}")
         self._positions_major = out_dims[1] == info.n_audio_state
         self.output_positions = out_dims[0] if self._positions_major else out_dims[1]
 
@@ -62,9 +73,12 @@ class HailoEncoder:
 class HailoSequenceDecoder:
     """Hailo's fixed-sequence decoder HEF (no KV cache): the whole token sequence is re-run for every step.
 
-    Inputs, in HEF name order as in Hailo's app: the encoder states, then the token embeddings computed on the host
-    (token embedding matrix [n_vocab, d] and, for older HEFs, a positional add-input [sequence, d], both .npy).
-    The logits come split over several outputs, concatenated along the vocabulary in the HEF's sorted output order.
+    Inputs, in HEF name order as in Hailo's app: the encoder states, then the token embeddings looked up on the host
+    (token embedding matrix [n_vocab, d], .npy). Hailo's published decoder HEFs add the positional embedding
+    themselves (its pipeline calls ``_tokenization(add_embed=False)`` since Dec 2025), so a positional add-input
+    [sequence, d] is added only when configured, for decoders compiled without it. The logits come split over the
+    outputs whose name holds "conv", concatenated along the vocabulary in the HEF's sorted output order; any other
+    output is not logits and is left alone, as Hailo's pipeline does.
     """
 
     def __init__(
@@ -82,29 +96,33 @@ class HailoSequenceDecoder:
                 f"{token_embedding} has {self._embedding.shape[0]} tokens; model {info.name} has {info.n_vocab}"
             )
         d_model = self._embedding.shape[1]
-        self._hef = ConfiguredHef(path, options)
-        if len(self._hef.input_names) != 2:
-            raise HailoWhisperError(f"decoder HEF {path} must have two inputs (encoder states, token embeddings)")
-        self._states_name, self._tokens_name = self._hef.input_names
+        self._hef = ConfiguredHef(path, options, info)
+        try:
+            self._check_inputs(path, d_model, token_embedding)
+        except HailoUnavailable:
+            self._hef.close()
+            raise
+        self._logit_names = [stream.name for stream in self._hef.description.logit_outputs]
         tokens_shape = self._hef.input_shapes[self._tokens_name]
-        if _without_unit_axes(tokens_shape)[-1:] != (d_model,):
-            raise HailoWhisperError(
-                f"decoder HEF {path} token input {tokens_shape} does not end in d={d_model} of {token_embedding}"
-            )
         self.max_positions = int(np.prod(tokens_shape)) // d_model
         states_shape = self._hef.input_shapes[self._states_name]
         self.fixed_encoder_positions = int(np.prod(states_shape)) // info.n_audio_state
         self._positional = None
         if positional_embedding is not None:
             self._positional = _load_npy(positional_embedding, ndim=None).reshape(-1, d_model)[: self.max_positions]
-        vocabulary = sum(int(np.prod(out.shape)) for out in self._hef.outputs.values()) // self.max_positions
-        if vocabulary != self._embedding.shape[0]:
-            raise HailoWhisperError(
-                f"decoder HEF {path} has {vocabulary} logits, {token_embedding} {self._embedding.shape[0]} tokens"
-            )
         self._ids = np.zeros(self.max_positions, dtype=np.int64)
         self._position = 0
         self._states: np.ndarray | None = None
+
+    def _check_inputs(self, path: Path, d_model: int, token_embedding: Path) -> None:
+        if len(self._hef.input_names) != 2:
+            raise HailoUnavailable(f"decoder HEF {path} must have two inputs (encoder states, token embeddings)")
+        self._states_name, self._tokens_name = self._hef.input_names
+        tokens_shape = self._hef.input_shapes[self._tokens_name]
+        if _without_unit_axes(tokens_shape)[-1:] != (d_model,):
+            raise HailoUnavailable(
+                f"decoder HEF {path} token input {tokens_shape} does not end in d={d_model} of {token_embedding}"
+            )
 
     def start(self, encoder_states: np.ndarray, prefix: Sequence[int], padded_positions: int) -> np.ndarray:
         """The HEF's encoder input is fixed: the states are zero-padded to its size whatever ``padded_positions``."""
@@ -132,7 +150,7 @@ class HailoSequenceDecoder:
             embedded += self._positional
         tokens = embedded.astype(np.float32, copy=False).reshape(self._hef.input_shapes[self._tokens_name])
         outputs = self._hef.run({self._states_name: self._states, self._tokens_name: tokens})
-        parts = [outputs[name].reshape(self.max_positions, -1)[rows] for name in self._hef.sorted_output_names]
+        parts = [outputs[name].reshape(self.max_positions, -1)[rows] for name in self._logit_names]
         return np.concatenate(parts, axis=-1)
 
     def close(self) -> None:

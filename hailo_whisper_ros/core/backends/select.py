@@ -1,6 +1,6 @@
 """The encoder and decoder a RecognizerConfig asks for. A configured HEF that cannot run (missing or unreadable, no
-hailo_platform, no free device, not a HEF or one for another architecture) falls back to the CPU with the reason in
-the Recognizer's fallback_reason, unless fail_on_fallback."""
+hailo_platform, no service, no free device, not a HEF, one for another architecture or one that does not fit the
+model directory) falls back to the CPU with the reason in the Recognizer's fallback_reason, unless fail_on_fallback."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from hailo_whisper_ros.core.model_dir import ENCODER_10S, ENCODER_30S, ENCODER_D
 logger = logging.getLogger(__name__)
 
 ONNX_ENCODER_FILES = {"10s": ENCODER_10S, "30s": ENCODER_30S, "dynamic": ENCODER_DYNAMIC}
-HEF_FALLBACK_KIND = "10s"  # Hailo's encoder HEFs take 10 s windows, so the CPU stand-in does too
+# The CPU stand-in for a HEF: a 10 s window, the longest of Hailo's Hailo-8/8L encoder HEFs (base's is 5 s).
+HEF_FALLBACK_KIND = "10s"
 
 Backend = TypeVar("Backend")
 
