@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="model directory to write")
     parser.add_argument("--hailo", action="store_true", help="also write encoder_10s_hailo.onnx for the Hailo compiler")
+    parser.add_argument("--ggml", action="store_true",
+                        help="also write ggml-model-f16.bin, the same weights as a whisper.cpp model (whisper_ros, "
+                        "ros2_whisper)")
     parser.add_argument(
         "--verify", action="store_true",
         help="compare the encoders and greedy transcripts (FP32 and INT8 decoders) with CTranslate2/faster-whisper "
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     if out.exists() and not out.is_dir():
         raise HailoWhisperError(f"--out {out} is not a directory")
-    ensure_export(args.source, out, hailo=args.hailo, force=args.force, log=print, log_files=print)
+    ensure_export(args.source, out, hailo=args.hailo, ggml=args.ggml, force=args.force, log=print, log_files=print)
     if args.verify or args.verify_all:
         _verify(resolve_source(args.source), out, args.speech_dev, every_clip=args.verify_all)
     return 0

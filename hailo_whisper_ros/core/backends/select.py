@@ -13,11 +13,10 @@ from hailo_whisper_ros.core.backends.base import DecoderSteps, Encoder
 from hailo_whisper_ros.core.backends.onnx import OnnxEncoder, OnnxKvDecoder
 from hailo_whisper_ros.core.config import RecognizerConfig
 from hailo_whisper_ros.core.errors import HailoWhisperError
-from hailo_whisper_ros.core.model_dir import ENCODER_10S, ENCODER_30S, ENCODER_DYNAMIC, ModelInfo
+from hailo_whisper_ros.core.model_dir import ONNX_ENCODER_FILES, ModelInfo, onnx_encoder_path
 
 logger = logging.getLogger(__name__)
 
-ONNX_ENCODER_FILES = {"10s": ENCODER_10S, "30s": ENCODER_30S, "dynamic": ENCODER_DYNAMIC}
 HEF_FALLBACK_KIND = "10s"  # Hailo's encoder HEFs take 10 s windows, so the CPU stand-in does too
 
 Backend = TypeVar("Backend")
@@ -32,7 +31,7 @@ class BackendChoice(Generic[Backend]):
 
 def create_encoder(config: RecognizerConfig, info: ModelInfo) -> BackendChoice[Encoder]:
     if config.encoder != "hef":
-        path = config.encoder_file or Path(config.model_dir) / ONNX_ENCODER_FILES[config.encoder]
+        path = config.encoder_file or onnx_encoder_path(config.model_dir, config.encoder)
         return BackendChoice(OnnxEncoder(path, config.threads), "onnx", None)
     if config.encoder_file is None:
         raise HailoWhisperError("encoder 'hef' needs encoder_file, the path of the compiled encoder .hef")
