@@ -8,7 +8,7 @@ from hailo_whisper_ros.cli.main import main as cli_main
 
 def test_bench_reads_the_peak_memory_of_the_composed_process(model_dir, tmp_path, capsys):
     report_path = tmp_path / "bench.json"
-    status = cli_main(["bench", "--limit", "2", "--targets", "5", "--ros_speed", "8", "--model_dir", str(model_dir),
+    status = cli_main(["bench", "--limit", "2", "--targets", "6", "--ros_speed", "8", "--model_dir", str(model_dir),
                        "--json", str(report_path)])
     out = capsys.readouterr().out
     assert status == 0, out
