@@ -247,7 +247,7 @@ def _streaming(args, model_dir: Path, recording, targets, details) -> list[Figur
 
 
 def _ros_memory(args, model_dir: Path, recording, details) -> Figure:
-    """Target 5: VmHWM of speech_recognition (default parameters) once it transcribed the recording a wav_source
+    """Target 6: VmHWM of speech_recognition (default parameters) once it transcribed the recording a wav_source
     played to it."""
     import tempfile
 
@@ -261,7 +261,7 @@ def _ros_memory(args, model_dir: Path, recording, details) -> Figure:
     if missing:
         return Figure(ROS_PEAK_MEMORY, None, f"not installed here: {', '.join(missing)}")
     with tempfile.TemporaryDirectory() as scratch, local_context() as context:
-        print(f"target 5: speech_recognition with wav_source at {args.ros_speed:g}x "
+        print(f"target 6: speech_recognition with wav_source at {args.ros_speed:g}x "
               f"(ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']})", flush=True)
         wav = Path(scratch) / "recording.wav"
         soundfile.write(wav, recording.audio, SAMPLE_RATE, subtype="PCM_16")

@@ -33,8 +33,8 @@ HELP = "compare WER, latency and memory of the ONNX, Hailo and faster-whisper se
 BASELINE_KEY = "fw-int8"  # every configuration's speed is given relative to faster-whisper int8 ...
 WHISPER_CPP_KEY = "cpp-f16"  # ... and to whisper.cpp
 DEFAULT_KEY = "dynamic-int8"  # the default set-up, whose figures are set beside the offline targets
-# "dynamic" is the model's partially INT8 dynamic encoder where it has one (core/model_dir.onnx_encoder_path),
-# "dynamic32" its FP32 original.
+# "dynamic" is the model's dynamic encoder with INT8 MatMuls (core/model_dir.ONNX_ENCODER_FILES), "dynamic32" its
+# FP32 original.
 ONNX_ENCODERS = (("30s", "ONNX 30 s encoder"), ("10s", "ONNX 10 s encoder"),
                  ("dynamic32", "ONNX dynamic FP32 encoder"), ("dynamic", "ONNX dynamic encoder, INT8 MatMuls"))
 DECODERS = (("fp32", "FP32 decoder"), ("int8", "INT8 decoder"))
@@ -161,7 +161,7 @@ def _candidates(args: argparse.Namespace, model_dir: Path, info, options) -> lis
         DECODER_WITH_PAST,
         ENCODER_DYNAMIC,
         INT8_SUBDIR,
-        onnx_encoder_path,
+        ONNX_ENCODER_FILES,
     )
     from hailo_whisper_ros.core.config import RecognizerConfig
 
@@ -174,7 +174,7 @@ def _candidates(args: argparse.Namespace, model_dir: Path, info, options) -> lis
             encoder, hef = "dynamic", {"encoder_file": model_dir / ENCODER_DYNAMIC}
             needed.append(hef["encoder_file"])
         else:
-            needed.append(onnx_encoder_path(model_dir, encoder if encoder != "hef" else "10s"))  # HEF: the fallback
+            needed.append(model_dir / ONNX_ENCODER_FILES[encoder if encoder != "hef" else "10s"])  # HEF: the fallback
         missing = next((path for path in needed if not path.is_file()), None)
         config = RecognizerConfig(model_dir, encoder=encoder, decoder_dir=decoder_dirs[decoder], threads=args.threads,
                                   **hef)

@@ -8,7 +8,7 @@ export as well as at ours::
       encoder_10s.onnx               10 s encoder: input_features [1, n_mels, 1000] -> last_hidden_state [1, 500, d]
       encoder_dynamic.onnx           any even frame count T <= 3000 -> [1, T/2, d]
       encoder_dynamic_int8.onnx      (ours) the same with its weight MatMuls dynamically quantized to INT8 (which:
-                                     export/quantize.py); the 'dynamic' encoder where the export has it
+                                     export/quantize.py): the 'dynamic' encoder
       encoder_10s_hailo.onnx         (export --hailo) static NCHW [1, n_mels, 1, 1000] graph for the Hailo compiler
       decoder_model.onnx             input_ids [1, S], encoder_hidden_states [1, T, d]
                                      (+ encoder_attention_bias [T] in ours, not in Optimum's)
@@ -47,7 +47,9 @@ TOKENIZER = "tokenizer.json"
 MODEL_INFO = "hailo_whisper_model.json"
 INT8_SUBDIR = "default_int8"
 GGML_MODEL = "ggml-model-f16.bin"
-ONNX_ENCODER_FILES = {"10s": ENCODER_10S, "30s": ENCODER_30S, "dynamic": ENCODER_DYNAMIC}
+# The file of each CPU encoder kind (RecognizerConfig.encoder); encoder_dynamic.onnx is the FP32 original of the
+# 'dynamic' one, kept for --verify, compare and an explicit model.encoder_file.
+ONNX_ENCODER_FILES = {"10s": ENCODER_10S, "30s": ENCODER_30S, "dynamic": ENCODER_DYNAMIC_INT8}
 
 # ONNX tensor names (Optimum's).
 INPUT_FEATURES = "input_features"
@@ -120,15 +122,6 @@ class ModelInfo:
             raise ValueError(f"task must be 'transcribe' or 'translate', not {task!r}")
         task_token = self.transcribe if task == "transcribe" else self.translate
         return [self.sot, self.languages[language], task_token, self.no_timestamps]
-
-
-def onnx_encoder_path(directory: Path, kind: str) -> Path:
-    """The encoder file of a CPU encoder kind ('dynamic', '10s', '30s'): for 'dynamic' the partially quantized one
-    where the export has it (exports before it, and Optimum's, have only the FP32 file)."""
-    directory = Path(directory)
-    if kind == "dynamic" and (directory / ENCODER_DYNAMIC_INT8).is_file():
-        return directory / ENCODER_DYNAMIC_INT8
-    return directory / ONNX_ENCODER_FILES[kind]
 
 
 def find_beside(directory: Path, file_name: str) -> Path:

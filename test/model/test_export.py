@@ -79,7 +79,7 @@ def test_the_dynamic_encoder_is_written_with_its_weight_matmuls_int8_and_no_fp32
     assert not {node.input[1] for node in chosen} & names  # the FP32 weights are gone ...
     assert {f"{node.input[1]}_quantized" for node in chosen} <= names  # ... for their INT8 copies
     assert sum(node.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for node in quantized.node) == len(chosen)
-    assert mf.onnx_encoder_path(exported, "dynamic") == exported / mf.ENCODER_DYNAMIC_INT8
+    assert mf.ONNX_ENCODER_FILES["dynamic"] == mf.ENCODER_DYNAMIC_INT8
 
 
 def test_decoder_interface_uses_optimum_names(exported):

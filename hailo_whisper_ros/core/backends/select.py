@@ -13,7 +13,7 @@ from hailo_whisper_ros.core.backends.base import DecoderSteps, Encoder
 from hailo_whisper_ros.core.backends.onnx import OnnxEncoder, OnnxKvDecoder
 from hailo_whisper_ros.core.config import RecognizerConfig
 from hailo_whisper_ros.core.errors import HailoWhisperError
-from hailo_whisper_ros.core.model_dir import ONNX_ENCODER_FILES, ModelInfo, onnx_encoder_path
+from hailo_whisper_ros.core.model_dir import ONNX_ENCODER_FILES, ModelInfo
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class BackendChoice(Generic[Backend]):
 
 def create_encoder(config: RecognizerConfig, info: ModelInfo) -> BackendChoice[Encoder]:
     if config.encoder != "hef":
-        path = config.encoder_file or onnx_encoder_path(config.model_dir, config.encoder)
+        path = config.encoder_file or Path(config.model_dir) / ONNX_ENCODER_FILES[config.encoder]
         return BackendChoice(OnnxEncoder(path, config.threads), "onnx", None)
     if config.encoder_file is None:
         raise HailoWhisperError("encoder 'hef' needs encoder_file, the path of the compiled encoder .hef")
