@@ -1,14 +1,16 @@
 """`hailo-whisper bench`: the performance targets of the default set-up (tiny.en, CPU, INT8 decoder), each figure
 printed next to its target.
 
-1. Median latency per clip against faster-whisper int8 (greedy, same weights, same threads), run interleaved clip
-   by clip in this process, and the WER difference.
 2. Decoder time per generated token (cross-attention over the 1500 padded positions included), next to the
    encoder's achieved GFLOP/s and a 1024x1024 FP32 GEMM measured in the same run: the machine's yardstick.
 3. Streaming: from the VAD's end-of-utterance decision to the final transcript, p50 over utterances up to 5 s.
 4. Live captioning of a long recording (the clips with their speech trimmed, joined by pauses): RTFx with partial
    results every 1.0 s and with none.
-5. Peak resident memory of the composed ROS process (speech_recognition) while a wav_source plays that recording
+5. Offline: median latency per clip against faster-whisper int8 and whisper.cpp (pywhispercpp on the model's
+   ggml-model-f16.bin from `export --ggml`; greedy, same weights, same threads), all run interleaved clip by clip
+   in this process, and the WER difference from faster-whisper. whisper.cpp's threads spin-wait: run bench
+   un-niced.
+6. Peak resident memory of the composed ROS process (speech_recognition) while a wav_source plays that recording
    to it over DDS on this machine only.
 
 Timings are wall times on a shared machine: compare the ratios of one run, not absolute times across runs.
@@ -29,6 +31,7 @@ from hailo_whisper_ros.cli.targets import (
     DECODER_MS_PER_TOKEN,
     FINAL_LATENCY,
     LATENCY_VS_FASTER_WHISPER,
+    LATENCY_VS_WHISPER_CPP,
     ROS_PEAK_MEMORY,
     SHORT_UTTERANCE_S,
     TARGET_NUMBERS,
@@ -58,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--targets", default=",".join(TARGET_NUMBERS), metavar="N,N",
                         help="which targets to measure (default: all)")
     parser.add_argument("--ros_speed", "--ros-speed", type=float, default=4.0, metavar="S",
-                        help="target 5: play the recording at S times real time (default: 4)")
+                        help="target 6: play the recording at S times real time (default: 4)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to this JSON file")
 
 
@@ -88,14 +91,14 @@ def run(args: argparse.Namespace) -> int:
 
     figures: list[Figure] = []
     details: dict = {"machine": machine}
-    if "1" in targets or "2" in targets:
+    if "5" in targets or "2" in targets:
         audio = [load_audio(clip.audio_path) for clip in clips]
         figures += _offline(args, model_dir, info, clips, audio, targets, details)
-    if {"3", "4", "5"} & set(targets):
+    if {"3", "4", "6"} & set(targets):
         recording = _long_recording(clips)
         if "3" in targets or "4" in targets:
             figures += _streaming(args, model_dir, recording, targets, details)
-        if "5" in targets:
+        if "6" in targets:
             figures.append(_ros_memory(args, model_dir, recording, details))
 
     print(f"\ntargets (load average {os.getloadavg()[0]:.2f} at the end):")
@@ -108,38 +111,54 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _offline(args, model_dir: Path, info, clips, audio, targets, details) -> list[Figure]:
-    """Targets 1 and 2: our default set-up and faster-whisper int8, interleaved on the clips."""
+    """Targets 5 and 2: our default set-up, faster-whisper int8 and whisper.cpp, interleaved on the clips."""
     from hailo_whisper_ros.core.config import RecognizerConfig
     from hailo_whisper_ros.core.decoding import DecodingOptions
     from hailo_whisper_ros.core.recognizer import Recognizer
-    from hailo_whisper_ros.evaluation.engines import FasterWhisperEngine, RecognizerEngine, ct2_model_dir, run_interleaved
+    from hailo_whisper_ros.evaluation.engines import (
+        FasterWhisperEngine,
+        RecognizerEngine,
+        WhisperCppEngine,
+        ct2_model_dir,
+        ggml_model_file,
+        run_interleaved,
+    )
     from hailo_whisper_ros.evaluation.stats import summarise
 
     ours = RecognizerEngine("ours", Recognizer(RecognizerConfig(model_dir, threads=args.threads)), DecodingOptions())
-    engines = [ours]
-    ct2_dir, unavailable = ct2_model_dir(None, info)
-    if "1" in targets and ct2_dir is not None:
-        engines.append(FasterWhisperEngine("faster-whisper int8", ct2_dir, "int8", args.threads, "en"))
-    print(f"target 1/2: {' and '.join(e.label for e in engines)} on {len(clips)} clips, interleaved", flush=True)
+    baselines = {}  # target -> engine
+    ct2_dir, fw_unavailable = ct2_model_dir(None, info)
+    ggml_file, cpp_unavailable = ggml_model_file(model_dir)
+    if "5" in targets:
+        if ct2_dir is not None:
+            baselines[LATENCY_VS_FASTER_WHISPER] = FasterWhisperEngine("faster-whisper int8", ct2_dir, "int8",
+                                                                       args.threads, "en")
+        if ggml_file is not None:
+            baselines[LATENCY_VS_WHISPER_CPP] = WhisperCppEngine("whisper.cpp f16", ggml_file, args.threads, "en")
+    engines = [ours, *baselines.values()]
+    print(f"target 5/2: {', '.join(e.label for e in engines)} on {len(clips)} clips, interleaved", flush=True)
     runs = run_interleaved(engines, clips, audio)
-    summaries = [summarise(r) for r in runs]
-    ours_summary = summaries[0]
-    details["offline"] = {e.label: s.as_json() for e, s in zip(engines, summaries)}
+    summaries = dict(zip((e.label for e in engines), (summarise(r) for r in runs)))
+    ours_summary = summaries[ours.label]
+    details["offline"] = {label: summary.as_json() for label, summary in summaries.items()}
     figures = []
-    if "1" in targets:
-        if len(engines) == 1:
-            figures.append(Figure(LATENCY_VS_FASTER_WHISPER, None, f"baseline unavailable: {unavailable}"))
-            figures.append(Figure(WER_VS_FASTER_WHISPER, None))
-        else:
-            baseline = summaries[1]
+    if "5" in targets:
+        for target, unavailable in ((LATENCY_VS_FASTER_WHISPER, fw_unavailable),
+                                    (LATENCY_VS_WHISPER_CPP, cpp_unavailable)):
+            if target not in baselines:
+                figures.append(Figure(target, None, f"baseline unavailable: {unavailable}"))
+                continue
+            baseline = summaries[baselines[target].label]
             figures.append(Figure(
-                LATENCY_VS_FASTER_WHISPER, baseline.total_ms.median / ours_summary.total_ms.median,
-                f"{ours_summary.total_ms.median:.0f} vs {baseline.total_ms.median:.0f} ms",
-            ))
-            figures.append(Figure(
-                WER_VS_FASTER_WHISPER, 100 * (ours_summary.wer - baseline.wer),
+                target, baseline.total_ms.median / ours_summary.total_ms.median,
+                f"{ours_summary.total_ms.median:.0f} vs {baseline.total_ms.median:.0f} ms; WER "
                 f"{100 * ours_summary.wer:.2f}% vs {100 * baseline.wer:.2f}%",
             ))
+        fw = baselines.get(LATENCY_VS_FASTER_WHISPER)
+        figures.append(Figure(
+            WER_VS_FASTER_WHISPER, fw and 100 * (ours_summary.wer - summaries[fw.label].wer),
+            f"{100 * ours_summary.wer:.2f}% vs {100 * summaries[fw.label].wer:.2f}%" if fw else "",
+        ))
     if "2" in targets:
         per_token = ours.decoder_steps_ms / ours.decoder_steps if ours.decoder_steps else None
         encoder_gflops = _encoder_gflops(ours.recognizer, audio, info)
@@ -228,7 +247,7 @@ def _streaming(args, model_dir: Path, recording, targets, details) -> list[Figur
 
 
 def _ros_memory(args, model_dir: Path, recording, details) -> Figure:
-    """Target 5: VmHWM of speech_recognition (default parameters) once it transcribed the recording a wav_source
+    """Target 6: VmHWM of speech_recognition (default parameters) once it transcribed the recording a wav_source
     played to it."""
     import tempfile
 
@@ -242,7 +261,7 @@ def _ros_memory(args, model_dir: Path, recording, details) -> Figure:
     if missing:
         return Figure(ROS_PEAK_MEMORY, None, f"not installed here: {', '.join(missing)}")
     with tempfile.TemporaryDirectory() as scratch, local_context() as context:
-        print(f"target 5: speech_recognition with wav_source at {args.ros_speed:g}x "
+        print(f"target 6: speech_recognition with wav_source at {args.ros_speed:g}x "
               f"(ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']})", flush=True)
         wav = Path(scratch) / "recording.wav"
         soundfile.write(wav, recording.audio, SAMPLE_RATE, subtype="PCM_16")

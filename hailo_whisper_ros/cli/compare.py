@@ -1,4 +1,6 @@
-"""`hailo-whisper compare`: every encoder/decoder set-up available here and faster-whisper, on the same clips.
+"""`hailo-whisper compare`: every encoder/decoder set-up available here, faster-whisper and whisper.cpp (through
+pywhispercpp, on the model directory's ggml-model-f16.bin from `export --ggml`), on the same clips. whisper.cpp's
+threads spin-wait for work: run compare un-niced.
 
 All configurations are loaded in one process and run interleaved clip by clip, the order rotating by one each clip,
 so machine noise (other processes, thermal state) hits all of them alike. Each is warmed up on the first clip
@@ -28,14 +30,19 @@ from hailo_whisper_ros.export.store import resolve_model_dir
 
 HELP = "compare WER, latency and memory of the ONNX, Hailo and faster-whisper set-ups on a folder of clips"
 
-BASELINE_KEY = "fw-int8"  # every configuration's speed is given relative to faster-whisper int8
-ONNX_ENCODERS = (("30s", "ONNX 30 s encoder"), ("10s", "ONNX 10 s encoder"), ("dynamic", "ONNX dynamic encoder"))
+BASELINE_KEY = "fw-int8"  # every configuration's speed is given relative to faster-whisper int8 ...
+WHISPER_CPP_KEY = "cpp-f16"  # ... and to whisper.cpp
+DEFAULT_KEY = "dynamic-int8"  # the default set-up, whose figures are set beside the offline targets
+# "dynamic" is the model's dynamic encoder with INT8 MatMuls (core/model_dir.ONNX_ENCODER_FILES), "dynamic32" its
+# FP32 original.
+ONNX_ENCODERS = (("30s", "ONNX 30 s encoder"), ("10s", "ONNX 10 s encoder"),
+                 ("dynamic32", "ONNX dynamic FP32 encoder"), ("dynamic", "ONNX dynamic encoder, INT8 MatMuls"))
 DECODERS = (("fp32", "FP32 decoder"), ("int8", "INT8 decoder"))
 FASTER_WHISPER_TYPES = ("int8", "float32")
 CONFIG_KEYS = (
     *(f"{encoder}-{decoder}" for encoder, _ in ONNX_ENCODERS for decoder, _ in DECODERS),
     *(f"hef-{decoder}" for decoder, _ in DECODERS), "hef-hef",
-    *(f"fw-{compute_type}" for compute_type in FASTER_WHISPER_TYPES),
+    *(f"fw-{compute_type}" for compute_type in FASTER_WHISPER_TYPES), WHISPER_CPP_KEY,
 )
 
 
@@ -142,9 +149,20 @@ def _peak_memory(candidates: list[Candidate], clip, skipped: dict[str, str]) -> 
 
 def _candidates(args: argparse.Namespace, model_dir: Path, info, options) -> list[Candidate]:
     """Every configuration in table order, each with its spec or the reason it cannot run here."""
-    from hailo_whisper_ros.evaluation.engines import FasterWhisperSpec, RecognizerSpec, ct2_model_dir
-    from hailo_whisper_ros.core.backends.select import ONNX_ENCODER_FILES
-    from hailo_whisper_ros.core.model_dir import DECODER, DECODER_WITH_PAST, INT8_SUBDIR
+    from hailo_whisper_ros.evaluation.engines import (
+        FasterWhisperSpec,
+        RecognizerSpec,
+        WhisperCppSpec,
+        ct2_model_dir,
+        ggml_model_file,
+    )
+    from hailo_whisper_ros.core.model_dir import (
+        DECODER,
+        DECODER_WITH_PAST,
+        ENCODER_DYNAMIC,
+        INT8_SUBDIR,
+        ONNX_ENCODER_FILES,
+    )
     from hailo_whisper_ros.core.config import RecognizerConfig
 
     decoder_dirs = {"fp32": model_dir, "int8": model_dir / INT8_SUBDIR}
@@ -152,7 +170,11 @@ def _candidates(args: argparse.Namespace, model_dir: Path, info, options) -> lis
 
     def recognizer(key: str, label: str, encoder: str, decoder: str, **hef) -> None:
         needed = [decoder_dirs[decoder] / DECODER, decoder_dirs[decoder] / DECODER_WITH_PAST]
-        needed += [model_dir / ONNX_ENCODER_FILES[encoder if encoder != "hef" else "10s"]]  # HEF: the fallback
+        if encoder == "dynamic32":
+            encoder, hef = "dynamic", {"encoder_file": model_dir / ENCODER_DYNAMIC}
+            needed.append(hef["encoder_file"])
+        else:
+            needed.append(model_dir / ONNX_ENCODER_FILES[encoder if encoder != "hef" else "10s"])  # HEF: the fallback
         missing = next((path for path in needed if not path.is_file()), None)
         config = RecognizerConfig(model_dir, encoder=encoder, decoder_dir=decoder_dirs[decoder], threads=args.threads,
                                   **hef)
@@ -182,6 +204,10 @@ def _candidates(args: argparse.Namespace, model_dir: Path, info, options) -> lis
             spec = FasterWhisperSpec(key, f"faster-whisper {compute_type}", ct2_dir, compute_type, args.threads,
                                      options.language or "en")
         candidates.append(Candidate(key, spec, ct2_problem))
+    ggml_file, ggml_problem = ggml_model_file(model_dir)
+    spec = ggml_file and WhisperCppSpec(WHISPER_CPP_KEY, "whisper.cpp f16", ggml_file, args.threads,
+                                        options.language or "en")
+    candidates.append(Candidate(WHISPER_CPP_KEY, spec, ggml_problem))
     return candidates
 
 
@@ -205,7 +231,7 @@ def _report(specs, runs, memory, skipped, memory_clip, folder, machine, wall_s) 
     from hailo_whisper_ros.evaluation.stats import NORMALISATION, summarise
 
     summaries = {spec.key: summarise(runs[spec.key]) for spec in specs}
-    baseline = summaries.get(BASELINE_KEY)
+    baseline, whisper_cpp = summaries.get(BASELINE_KEY), summaries.get(WHISPER_CPP_KEY)
     configurations = []
     for spec in specs:
         summary = summaries[spec.key]
@@ -214,6 +240,7 @@ def _report(specs, runs, memory, skipped, memory_clip, folder, machine, wall_s) 
             "key": spec.key,
             "label": spec.label,
             "speed_vs_faster_whisper_int8": baseline.total_ms.median / summary.total_ms.median if baseline else None,
+            "speed_vs_whisper_cpp": whisper_cpp.total_ms.median / summary.total_ms.median if whisper_cpp else None,
             "peak_memory": {"peak_rss_mb": peak.peak_rss_mb, "loaded_rss_mb": peak.loaded_rss_mb,
                             "base_rss_mb": peak.base_rss_mb},
             "summary": summary.as_json(),
@@ -241,18 +268,19 @@ def _markdown(report: dict) -> str:
         return "–" if stats is None else f"{stats['median']:.0f}"
 
     rows = [
-        "| Configuration | WER | CER | Encoder ms | Decoder ms | Total ms | Peak memory MB | Speed vs faster-whisper int8 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| Configuration | WER | CER | Encoder ms | Decoder ms | Total ms | Peak memory MB | Speed vs faster-whisper "
+        "int8 | Speed vs whisper.cpp |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     any_non_speech = False
     for config in report["configurations"]:
         summary = config["summary"]
-        ratio = config["speed_vs_faster_whisper_int8"]
+        ratio, cpp_ratio = config["speed_vs_faster_whisper_int8"], config["speed_vs_whisper_cpp"]
         any_non_speech |= summary["non_speech_clips"] > 0
         rows.append(
             f"| {config['label']} (`{config['key']}`) | {percent(summary['wer'])} | {percent(summary['cer'])} | "
             f"{ms(summary['encoder_ms'])} | {ms(summary['decoder_ms'])} | {ms(summary['total_ms'])} | "
-            f"{config['peak_memory']['peak_rss_mb']:.0f} | {'–' if ratio is None else f'{ratio:.2f}×'} |"
+            f"{config['peak_memory']['peak_rss_mb']:.0f} | {_times(ratio)} | {_times(cpp_ratio)} |"
         )
     machine = report["machine"]
     versions = ", ".join(f"{name} {version}" for name, version in machine["versions"].items() if version)
@@ -267,7 +295,9 @@ def _markdown(report: dict) -> str:
         "for faster-whisper (greedy, beam 1, no timestamps, no VAD, no previous-text conditioning, temperature 0), "
         "which reports no stage times (–). All configurations run interleaved clip by clip in one process, the order "
         "rotating each clip, after one untimed warm-up clip each.",
-        "Speed vs faster-whisper int8: its median total divided by the configuration's (2.00× = twice as fast).",
+        "Speed vs faster-whisper int8 / whisper.cpp: its median total divided by the configuration's (2.00× = twice "
+        "as fast). whisper.cpp (pywhispercpp, the export's ggml F16 file of the same weights) runs greedy, without "
+        "timestamps, context or temperature fallback.",
         f"Peak memory: peak resident set size (VmHWM) of a fresh process that loads only this configuration, "
         f"warms it up and transcribes the longest clip ({report['memory_clip']['id']}, "
         f"{report['memory_clip']['duration_s']:.1f} s); it includes the Python interpreter and libraries (that "
@@ -281,9 +311,31 @@ def _markdown(report: dict) -> str:
         non_speech = report["configurations"][0]["summary"]["non_speech_clips"]
         notes.insert(2, f"{non_speech} non-speech clip(s) (empty reference) are left out of WER/CER; "
                         f"hallucinations on them: {counts}.")
+    default = next((c for c in report["configurations"] if c["key"] == DEFAULT_KEY), None)
+    if default is not None:
+        notes.append(_offline_targets(default, report["configurations"]))
     if report["skipped"]:
         notes.append("Not run here: " + "; ".join(f"`{key}` ({reason})" for key, reason in report["skipped"].items()) + ".")
     return "\n".join(rows) + "\n\n" + "\n".join(f"{i}. {note}" for i, note in enumerate(notes, start=1)) + "\n"
+
+
+def _times(ratio: float | None) -> str:
+    return "–" if ratio is None else f"{ratio:.2f}×"
+
+
+def _offline_targets(default: dict, configurations: list[dict]) -> str:
+    """Issue 14's target 5 for the default set-up: >= 6x faster-whisper int8, >= 15x whisper.cpp, WER <= +0.5."""
+    fw = next((c for c in configurations if c["key"] == BASELINE_KEY), None)
+    wer_points = fw and 100 * (default["summary"]["wer"] - fw["summary"]["wer"])
+    parts = []
+    for name, ratio, goal in (("faster-whisper int8", default["speed_vs_faster_whisper_int8"], 6.0),
+                              ("whisper.cpp", default["speed_vs_whisper_cpp"], 15.0)):
+        verdict = "n/a" if ratio is None else ("met" if ratio >= goal else "NOT met")
+        parts.append(f"{_times(ratio)} {name} (target ≥ {goal:g}×: {verdict})")
+    verdict = "n/a" if wer_points is None else ("met" if wer_points <= 0.5 else "NOT met")
+    wer = "–" if wer_points is None else f"{wer_points:+.2f}"
+    return (f"Offline target (`{DEFAULT_KEY}`, the default): " + ", ".join(parts)
+            + f", WER {wer} points vs faster-whisper int8 (target ≤ +0.5: {verdict}).")
 
 
 def _span(values: list[float]) -> str:

@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="model directory to write")
     parser.add_argument("--hailo", action="store_true", help="also write encoder_10s_hailo.onnx for the Hailo compiler")
+    parser.add_argument("--ggml", action="store_true",
+                        help="also write ggml-model-f16.bin, the same weights as a whisper.cpp model (whisper_ros, "
+                        "ros2_whisper)")
     parser.add_argument(
         "--hailo_decoder_assets", type=Path, metavar="ASSETS",
         help="also write the token embedding Hailo's decoder HEF takes from the host, in Hailo's decoder assets "
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     if out.exists() and not out.is_dir():
         raise HailoWhisperError(f"--out {out} is not a directory")
-    ensure_export(args.source, out, hailo=args.hailo, force=args.force, log=print, log_files=print)
+    ensure_export(args.source, out, hailo=args.hailo, ggml=args.ggml, force=args.force, log=print, log_files=print)
     if args.hailo_decoder_assets is not None:
         from hailo_whisper_ros.export.hailo_assets import write_decoder_assets
 

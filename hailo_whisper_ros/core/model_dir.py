@@ -7,6 +7,8 @@ export as well as at ours::
       encoder_model.onnx             30 s encoder: input_features [1, n_mels, 3000] -> last_hidden_state [1, 1500, d]
       encoder_10s.onnx               10 s encoder: input_features [1, n_mels, 1000] -> last_hidden_state [1, 500, d]
       encoder_dynamic.onnx           any even frame count T <= 3000 -> [1, T/2, d]
+      encoder_dynamic_int8.onnx      (ours) the same with its weight MatMuls dynamically quantized to INT8 (which:
+                                     export/quantize.py): the 'dynamic' encoder
       encoder_10s_hailo.onnx         (export --hailo) static NCHW [1, n_mels, 1, 1000] graph for the Hailo compiler
       decoder_model.onnx             input_ids [1, S], encoder_hidden_states [1, T, d]
                                      (+ encoder_attention_bias [T] in ours, not in Optimum's)
@@ -19,6 +21,7 @@ export as well as at ours::
                                      self-attention cache), so decoder_model.onnx need not be loaded
       tokenizer.json
       hailo_whisper_model.json       ModelInfo below
+      ggml-model-f16.bin             (export --ggml) the same weights as a whisper.cpp model
       default_int8/                  the two decoders, dynamically quantized to INT8, plus copies of
                                      tokenizer.json and hailo_whisper_model.json so the folder stands alone
 
@@ -35,6 +38,7 @@ from pathlib import Path
 ENCODER_30S = "encoder_model.onnx"
 ENCODER_10S = "encoder_10s.onnx"
 ENCODER_DYNAMIC = "encoder_dynamic.onnx"
+ENCODER_DYNAMIC_INT8 = "encoder_dynamic_int8.onnx"
 ENCODER_10S_HAILO = "encoder_10s_hailo.onnx"
 DECODER = "decoder_model.onnx"
 DECODER_WITH_PAST = "decoder_with_past_model.onnx"
@@ -42,6 +46,10 @@ DECODER_CROSS_KV = "decoder_cross_kv.onnx"
 TOKENIZER = "tokenizer.json"
 MODEL_INFO = "hailo_whisper_model.json"
 INT8_SUBDIR = "default_int8"
+GGML_MODEL = "ggml-model-f16.bin"
+# The file of each CPU encoder kind (RecognizerConfig.encoder); encoder_dynamic.onnx is the FP32 original of the
+# 'dynamic' one, kept for --verify, compare and an explicit model.encoder_file.
+ONNX_ENCODER_FILES = {"10s": ENCODER_10S, "30s": ENCODER_30S, "dynamic": ENCODER_DYNAMIC_INT8}
 
 # ONNX tensor names (Optimum's).
 INPUT_FEATURES = "input_features"

@@ -1,5 +1,5 @@
-"""Engines that turn speech clips into text, timed: our recognizer (any encoder/decoder set-up) and faster-whisper
-as the baseline, how to build each (picklable specs, so a memory-measuring child process can build them too), and the
+"""Engines that turn speech clips into text, timed: our recognizer (any encoder/decoder set-up), and faster-whisper
+and whisper.cpp (through pywhispercpp, on the ggml file of `export --ggml`) as the baselines, how to build each (picklable specs, so a memory-measuring child process can build them too), and the
 runs of one or several engines over clips.
 
 Shared by the ``pipeline``, ``compare`` and ``bench`` commands, so that every figure they print is computed one
@@ -92,6 +92,31 @@ class FasterWhisperEngine:
         return " ".join(segment.text.strip() for segment in segments).strip(), None, None
 
 
+class WhisperCppEngine:
+    """whisper.cpp through pywhispercpp, configured as our decoder runs: greedy, no timestamps, no context from the
+    previous window, no temperature fallback. Only ever given a file path: given a bare model name, pywhispercpp
+    would download that model. whisper.cpp's OpenMP threads spin-wait for work, so a niced process starves them."""
+
+    fallback_reason = None
+
+    def __init__(self, label: str, model_file: Path, threads: int, language: str):
+        try:
+            from pywhispercpp.model import Model
+        except ImportError as error:
+            raise HailoWhisperError(f"pywhispercpp is not installed: {error}") from None
+        if not Path(model_file).is_file():
+            raise HailoWhisperError(f"whisper.cpp model file not found: {model_file} (hailo-whisper export --ggml)")
+        self.label = label
+        self.model = Model(
+            str(Path(model_file).resolve()), redirect_whispercpp_logs_to=None, n_threads=threads, language=language,
+            no_context=True, no_timestamps=True, temperature_inc=0.0, print_progress=False, print_realtime=False,
+        )
+
+    def transcribe(self, audio: np.ndarray) -> tuple[str, float | None, float | None]:
+        segments = self.model.transcribe(np.ascontiguousarray(audio, dtype=np.float32))
+        return " ".join(segment.text.strip() for segment in segments).strip(), None, None
+
+
 @dataclass(frozen=True)
 class RecognizerSpec:
     """How to build a RecognizerEngine; picklable, so a memory-measuring child process can build it too."""
@@ -116,6 +141,33 @@ class FasterWhisperSpec:
 
     def create(self) -> FasterWhisperEngine:
         return FasterWhisperEngine(self.label, self.model_dir, self.compute_type, self.threads, self.language)
+
+
+@dataclass(frozen=True)
+class WhisperCppSpec:
+    key: str
+    label: str
+    model_file: Path  # a ggml model file (export --ggml)
+    threads: int
+    language: str
+
+    def create(self) -> WhisperCppEngine:
+        return WhisperCppEngine(self.label, self.model_file, self.threads, self.language)
+
+
+def ggml_model_file(model_dir: Path) -> tuple[Path | None, str | None]:
+    """The whisper.cpp model written beside the export by `export --ggml`, or why the whisper.cpp baseline cannot
+    run."""
+    import importlib.util
+
+    from hailo_whisper_ros.core.model_dir import GGML_MODEL
+
+    if importlib.util.find_spec("pywhispercpp") is None:
+        return None, "pywhispercpp is not installed (requirements-test.txt)"
+    path = Path(model_dir) / GGML_MODEL
+    if not path.is_file():
+        return None, f"no {GGML_MODEL} in {model_dir}: hailo-whisper export --ggml"
+    return path, None
 
 
 def ct2_model_dir(override: Path | None, info) -> tuple[Path | None, str | None]:

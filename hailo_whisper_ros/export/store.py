@@ -30,7 +30,7 @@ def default_model_dir() -> Path:
 
 def ensure_export(
     source_name: str, directory: Path, hailo: bool = False, force: bool = False, log=logger.info,
-    log_files=logger.debug, log_up_to_date=None,
+    log_files=logger.debug, log_up_to_date=None, ggml: bool = False,
 ) -> bool:
     """Export a weights source (a model name or a weights directory) into ``directory`` unless it already holds
     that export. ``log`` gets a line before and one after an export, ``log_up_to_date`` (``log`` unless given) the
@@ -40,12 +40,12 @@ def ensure_export(
 
     source = resolve_source(source_name)
     fingerprint = source.fingerprint()
-    if not force and is_up_to_date(directory, fingerprint, hailo):
+    if not force and is_up_to_date(directory, fingerprint, hailo, ggml):
         (log_up_to_date or log)(f"{directory} is up to date ({source.name}, sha256 {fingerprint['sha256'][:12]})")
         return False
     log(f"exporting {source.name} ({source.kind}, sha256 {fingerprint['sha256'][:12]}) to {directory}")
     start = time.perf_counter()
-    export_model_dir(load_weights(source), source.tokenizer, directory, fingerprint, hailo, log=log_files)
+    export_model_dir(load_weights(source), source.tokenizer, directory, fingerprint, hailo, log=log_files, ggml=ggml)
     log(f"exported {source.name} to {directory} in {time.perf_counter() - start:.1f} s")
     return True
 

@@ -2,9 +2,10 @@
 
 Checks the encoders' outputs on real speech (max abs difference from CTranslate2's float32 encoder) and the greedy
 transcripts of the clips the caller gives: faster-whisper float32 against the runtime's own decoding
-(core.backends.onnx.OnnxKvDecoder stepped by core.decoding.greedy_decode) with the FP32 and the INT8 decoders, both
-on the 30 s encoder's states. Log-mel features come from faster-whisper's FeatureExtractor so that both sides see
-identical inputs.
+(core.backends.onnx.OnnxKvDecoder stepped by core.decoding.greedy_decode) with the FP32 and the INT8 decoders on the
+30 s encoder's states, and with the INT8 decoder on the partially INT8 dynamic encoder's (over the same 30 s window),
+the default set-up. The quantized encoder's difference is reported, not bounded: its transcripts are the check.
+Log-mel features come from faster-whisper's FeatureExtractor so that both sides see identical inputs.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ def encoder_differences(
     from faster_whisper.audio import pad_or_trim
 
     encoders = [(mf.ENCODER_30S, N_FRAMES), (mf.ENCODER_10S, N_FRAMES // 3), (mf.ENCODER_DYNAMIC, N_FRAMES // 3)]
-    if (Path(model_dir) / mf.ENCODER_10S_HAILO).is_file():
-        encoders.append((mf.ENCODER_10S_HAILO, N_FRAMES // 3))
+    for name in (mf.ENCODER_DYNAMIC_INT8, mf.ENCODER_10S_HAILO):
+        if (Path(model_dir) / name).is_file():
+            encoders.append((name, N_FRAMES // 3))
     differences = {}
     for name, frames in encoders:
         window = np.ascontiguousarray(pad_or_trim(features, frames), dtype=np.float32)
@@ -102,14 +104,18 @@ def verify(
         log(f"  encoder {name}: max abs diff vs CTranslate2 {difference:.2e} ({Path(audio_paths[0]).name})")
 
     tokenizer = WhisperTokenizer(model_dir / mf.TOKENIZER, info.eot)
-    encoder = OnnxEncoder(model_dir / mf.ENCODER_30S, threads)
-    decoders = {"fp32": OnnxKvDecoder(model_dir, info, threads)}
+    encoders = {"fp32": OnnxEncoder(model_dir / mf.ENCODER_30S, threads)}
+    setups = {"fp32": ("fp32", OnnxKvDecoder(model_dir, info, threads))}  # kind -> (encoder, decoder)
     if int8:
-        decoders["int8"] = OnnxKvDecoder(model_dir / mf.INT8_SUBDIR, info, threads)
+        int8_decoder = OnnxKvDecoder(model_dir / mf.INT8_SUBDIR, info, threads)
+        setups["int8"] = ("fp32", int8_decoder)
+        if (model_dir / mf.ENCODER_DYNAMIC_INT8).is_file():
+            encoders["int8"] = OnnxEncoder(model_dir / mf.ENCODER_DYNAMIC_INT8, threads)
+            setups["int8-encoder+int8"] = ("int8", int8_decoder)
     prefix = MIRRORED_OPTIONS.forced_prefix(info)
     filters = build_logit_filters(MIRRORED_OPTIONS, info)
-    comparisons = {kind: TranscriptComparison(0, 0, 0, []) for kind in decoders}
-    seconds = {"faster-whisper": 0.0, **{kind: 0.0 for kind in decoders}}
+    comparisons = {kind: TranscriptComparison(0, 0, 0, []) for kind in setups}
+    seconds = {"faster-whisper": 0.0, **{kind: 0.0 for kind in setups}}
     for path in map(Path, audio_paths):
         audio, features = features_of(path)
         start = time.perf_counter()
@@ -121,13 +127,16 @@ def verify(
         seconds["faster-whisper"] += time.perf_counter() - start
         expected_tokens = [token for segment in segments for token in segment.tokens]
         expected_text = "".join(segment.text for segment in segments)
-        start = time.perf_counter()
-        encoder_states = encoder.encode(np.asarray(pad_or_trim(features, N_FRAMES), dtype=np.float32))
-        encode_seconds = time.perf_counter() - start
-        for kind, decoder in decoders.items():
+        window = np.asarray(pad_or_trim(features, N_FRAMES), dtype=np.float32)
+        states, encode_seconds = {}, {}
+        for name, encoder in encoders.items():
             start = time.perf_counter()
-            tokens = list(greedy_decode(decoder, encoder_states, prefix, info, MIRRORED_OPTIONS, filters).tokens)
-            seconds[kind] += time.perf_counter() - start + encode_seconds
+            states[name] = encoder.encode(window)
+            encode_seconds[name] = time.perf_counter() - start
+        for kind, (encoder_name, decoder) in setups.items():
+            start = time.perf_counter()
+            tokens = list(greedy_decode(decoder, states[encoder_name], prefix, info, MIRRORED_OPTIONS, filters).tokens)
+            seconds[kind] += time.perf_counter() - start + encode_seconds[encoder_name]
             text = tokenizer.decode(tokens)
             comparison = comparisons[kind]
             comparison.clips += 1

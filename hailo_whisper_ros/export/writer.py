@@ -1,11 +1,11 @@
 """Write a model directory in the layout of hailo_whisper_ros/core/model_dir.py: the graphs of graphs.py, the INT8
-decoders quantized from them, the tokenizer and model info, and a stamp that tells whether the export is up to date.
+decoders and the partially INT8 dynamic encoder quantized from them (export/quantize.py), the whisper.cpp model if
+asked (export/ggml.py), the tokenizer and model info, and a stamp that tells whether the export is up to date.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 from pathlib import Path
@@ -25,11 +25,12 @@ from hailo_whisper_ros.export.graphs import (
     build_decoder,
     build_encoder,
 )
+from hailo_whisper_ros.export.quantize import quantize_encoder, quantize_matmuls
 from hailo_whisper_ros.export.weights import WhisperWeights
 
 # Bump whenever the graphs or the files written change, so that existing exports are rebuilt. Written into every
 # ONNX file as its producer version, and into the stamp.
-EXPORTER_VERSION = 4
+EXPORTER_VERSION = 5
 STAMP = "export_stamp.json"
 
 
@@ -50,20 +51,9 @@ def quantize_decoder(source: Path, target: Path, n_text_layer: int) -> None:
     INT8 token lookup added below; 59 when the logits MatMul stays FP32, but that forgoes most of the speed-up.
     WER against the references is the same for all (0.077-0.084). The cross-attention K/V projection runs once
     per utterance, so it stays FP32: quantizing it would cost accuracy for no per-token gain."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     partial = target.with_name(target.name + ".partial")
-    root_logger = logging.getLogger()
-    level = root_logger.level
-    root_logger.setLevel(logging.ERROR)  # quantize_dynamic warns about optional shape pre-processing every time
-    try:
-        quantize_dynamic(
-            source, partial, op_types_to_quantize=["MatMul"], weight_type=QuantType.QUInt8, per_channel=True,
-            nodes_to_exclude=[f"decoder/layer_{i}/attention/linear_1/MatMul" for i in range(n_text_layer)],
-            extra_options={"MatMulConstBOnly": True},
-        )
-    finally:
-        root_logger.setLevel(level)
+    quantize_matmuls(source, partial,
+                     nodes_to_exclude=[f"decoder/layer_{i}/attention/linear_1/MatMul" for i in range(n_text_layer)])
     _look_up_tokens_in_quantized_embedding(partial)
     os.replace(partial, target)
 
@@ -109,11 +99,11 @@ def hailo_encoder_difference(directory: Path, n_mels: int, threads: int = Recogn
     return float(np.abs(hailo - cpu).max())
 
 
-def expected_files(hailo: bool) -> list[str]:
-    files = [mf.ENCODER_30S, mf.ENCODER_10S, mf.ENCODER_DYNAMIC, mf.DECODER, mf.DECODER_WITH_PAST,
+def expected_files(hailo: bool, ggml: bool = False) -> list[str]:
+    files = [mf.ENCODER_30S, mf.ENCODER_10S, mf.ENCODER_DYNAMIC, mf.ENCODER_DYNAMIC_INT8, mf.DECODER, mf.DECODER_WITH_PAST,
              mf.DECODER_CROSS_KV, mf.TOKENIZER, mf.MODEL_INFO]
     files += [f"{mf.INT8_SUBDIR}/{name}" for name in (mf.DECODER, mf.DECODER_WITH_PAST, mf.TOKENIZER, mf.MODEL_INFO)]
-    return files + ([mf.ENCODER_10S_HAILO] if hailo else [])
+    return files + ([mf.ENCODER_10S_HAILO] if hailo else []) + ([mf.GGML_MODEL] if ggml else [])
 
 
 def read_stamp(directory: Path) -> dict | None:
@@ -123,22 +113,23 @@ def read_stamp(directory: Path) -> dict | None:
         return None
 
 
-def is_up_to_date(directory: Path, fingerprint: dict, hailo: bool) -> bool:
+def is_up_to_date(directory: Path, fingerprint: dict, hailo: bool, ggml: bool = False) -> bool:
     """True when ``directory`` holds a complete export of the same source by this exporter version."""
     stamp = read_stamp(directory)
     if not stamp or stamp.get("exporter_version") != EXPORTER_VERSION or stamp.get("source") != fingerprint:
         return False
-    if hailo and not stamp.get("hailo"):
+    if (hailo and not stamp.get("hailo")) or (ggml and not stamp.get("ggml")):
         return False
     sizes = stamp.get("files", {})
     return all(
         name in sizes and (Path(directory) / name).is_file() and (Path(directory) / name).stat().st_size == sizes[name]
-        for name in expected_files(bool(stamp.get("hailo")))
+        for name in expected_files(bool(stamp.get("hailo")), bool(stamp.get("ggml")))
     )
 
 
 def export_model_dir(
-    weights: WhisperWeights, tokenizer: Path, directory: Path, fingerprint: dict, hailo: bool, log=print
+    weights: WhisperWeights, tokenizer: Path, directory: Path, fingerprint: dict, hailo: bool, log=print,
+    ggml: bool = False,
 ) -> None:
     """Write every file of the layout into ``directory``; the stamp last, so only a complete export counts."""
     directory = Path(directory)
@@ -165,6 +156,13 @@ def export_model_dir(
     for name in (mf.DECODER, mf.DECODER_WITH_PAST):
         quantize_decoder(directory / name, int8 / name, weights.info.n_text_layer)
         log(f"  wrote {mf.INT8_SUBDIR}/{name}")
+    quantize_encoder(directory / mf.ENCODER_DYNAMIC, directory / mf.ENCODER_DYNAMIC_INT8)
+    log(f"  wrote {mf.ENCODER_DYNAMIC_INT8}")
+    if ggml:
+        from hailo_whisper_ros.export.ggml import write_ggml
+
+        write_ggml(weights, tokenizer, directory / mf.GGML_MODEL)
+        log(f"  wrote {mf.GGML_MODEL}")
     if hailo:
         difference = hailo_encoder_difference(directory, weights.info.n_mels)
         log(f"  {mf.ENCODER_10S_HAILO} vs {mf.ENCODER_10S}: max abs diff {difference:.2e}")
@@ -174,6 +172,7 @@ def export_model_dir(
         "exporter_version": EXPORTER_VERSION,
         "source": fingerprint,
         "hailo": hailo,
-        "files": {name: (directory / name).stat().st_size for name in expected_files(hailo)},
+        "ggml": ggml,
+        "files": {name: (directory / name).stat().st_size for name in expected_files(hailo, ggml)},
     }
     (directory / STAMP).write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")

@@ -3,6 +3,7 @@
 import pytest
 
 from hailo_whisper_ros.core.config import RecognizerConfig
+from hailo_whisper_ros.core.model_dir import ONNX_ENCODER_FILES
 from hailo_whisper_ros.evaluation.memory import load_recognizer
 
 
@@ -20,7 +21,8 @@ def test_memory_figure_of_a_reload_counts_the_models_again(model_dir):
     first = load_recognizer(config)[1].load_mb
     second = load_recognizer(config)[1].load_mb
     # What is loaded: the dynamic encoder, the INT8 step decoder and the cross-attention cache graph.
-    files = ("encoder_dynamic.onnx", "default_int8/decoder_with_past_model.onnx", "decoder_cross_kv.onnx")
-    weights_mb = sum((model_dir / name).stat().st_size for name in files) / 2**20
+    files = (model_dir / ONNX_ENCODER_FILES["dynamic"], model_dir / "default_int8/decoder_with_past_model.onnx",
+             model_dir / "decoder_cross_kv.onnx")
+    weights_mb = sum(path.stat().st_size for path in files) / 2**20
     print(f"\nload: {first:.0f} MB, after a reload: {second:.0f} MB, weights {weights_mb:.0f} MB")
     assert second > weights_mb and first > weights_mb

@@ -253,10 +253,12 @@ def test_compare_smoke_writes_table_json_and_plot_with_speed_ratios(tmp_path, sa
         assert len(config["clips"]) == 2 and all(CLIP_FIELDS <= set(clip) for clip in config["clips"])
 
     table = (out_dir / "compare.md").read_text()
-    header = "| Configuration | WER | CER | Encoder ms | Decoder ms | Total ms | Peak memory MB | Speed vs faster-whisper int8 |"
+    header = ("| Configuration | WER | CER | Encoder ms | Decoder ms | Total ms | Peak memory MB | Speed vs faster-whisper "
+              "int8 | Speed vs whisper.cpp |")
     assert table.startswith(header) and table in printed
     rows = [line for line in table.splitlines() if line.startswith("| ") and "`" in line]
-    assert len(rows) == 2 and rows[1].rstrip().endswith("| 1.00× |")
+    assert len(rows) == 2 and rows[1].rstrip().endswith("| 1.00× | – |")  # whisper.cpp not asked for
+    assert all(config["speed_vs_whisper_cpp"] is None for config in configs.values())
     assert (out_dir / "compare.png").read_bytes().startswith(b"\x89PNG")
 
 

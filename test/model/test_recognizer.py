@@ -153,7 +153,7 @@ def corrupt(path, content="{"):
     [
         (lambda m: (m / "default_int8" / "decoder_with_past_model.onnx").unlink(), "decoder_with_past_model.onnx"),
         (lambda m: corrupt(m / "decoder_cross_kv.onnx", "not an onnx model"), "decoder_cross_kv.onnx"),
-        (lambda m: (m / "encoder_dynamic.onnx").unlink(), "encoder_dynamic.onnx"),
+        (lambda m: (m / "encoder_dynamic_int8.onnx").unlink(), "encoder_dynamic_int8.onnx"),
         (lambda m: [(d / "hailo_whisper_model.json").unlink() for d in (m, m / "default_int8")], "model.json"),
         (lambda m: [corrupt(d / "tokenizer.json") for d in (m, m / "default_int8")], "tokenizer.json"),
     ],

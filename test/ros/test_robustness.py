@@ -336,7 +336,7 @@ def damaged_model_dir(model_dir: Path, tmp_path: Path, damage: str) -> tuple[Pat
     if damage == "no directory":
         return Path("/nonexistent/tiny.en"), "/nonexistent/tiny.en"
     damaged = {
-        "missing file": "encoder_dynamic.onnx", "truncated file": "default_int8/decoder_with_past_model.onnx"
+        "missing file": "encoder_dynamic_int8.onnx", "truncated file": "default_int8/decoder_with_past_model.onnx"
     }[damage]
     copy = tmp_path / "model"
     for source in model_dir.rglob("*"):

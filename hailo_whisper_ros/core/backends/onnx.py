@@ -46,6 +46,10 @@ def create_ort_session(model: Path | bytes, threads: int):
     # two decoders) on two cores they steal time from the session that runs: measured on jfk with 2 threads, the
     # per-token time fell from 4.5 to 2.6 ms without spinning.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Not ONNX Runtime's one global pool for all sessions (set_global_thread_pool_sizes): from Python its workers
+    # always spin, and the per-token time of 16 dev clips doubled (7.7 -> 16.5 ms, 8.2 -> 14.1 ms on a second run)
+    # for a peak RSS within the run-to-run spread (179-194 MB). Nor session.disable_prepacking: 157 instead of 194 MB
+    # peak, but MLAS then packs every weight on every call (46.6 instead of 13.7 ms per token, interleaved).
     # No arena and no memory pattern: tensors are freed back to the allocator after each run instead of the session
     # keeping its largest set for ever. Measured with tiny.en (10 s encoder, INT8 decoder): peak resident memory
     # 306 -> 266 MB, encoder and per-token times unchanged within noise.

@@ -13,11 +13,10 @@ from hailo_whisper_ros.core.backends.base import DecoderSteps, Encoder
 from hailo_whisper_ros.core.backends.onnx import OnnxEncoder, OnnxKvDecoder
 from hailo_whisper_ros.core.config import RecognizerConfig
 from hailo_whisper_ros.core.errors import HailoWhisperError
-from hailo_whisper_ros.core.model_dir import ENCODER_10S, ENCODER_30S, ENCODER_DYNAMIC, ModelInfo
+from hailo_whisper_ros.core.model_dir import ONNX_ENCODER_FILES, ModelInfo
 
 logger = logging.getLogger(__name__)
 
-ONNX_ENCODER_FILES = {"10s": ENCODER_10S, "30s": ENCODER_30S, "dynamic": ENCODER_DYNAMIC}
 # The CPU stand-in for a HEF: a 10 s window, the longest of Hailo's Hailo-8/8L encoder HEFs (base's is 5 s).
 HEF_FALLBACK_KIND = "10s"
 
