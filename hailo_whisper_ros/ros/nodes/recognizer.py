@@ -2,7 +2,8 @@
 
 Holds the encoder (Hailo NPU or ONNX on the CPU, with the core's fallback) and the CPU KV-cache decoder. The
 subscription callback only hands the audio to the core's queue; a worker thread transcribes. When it falls
-behind, the core drops the oldest audio (``queue.max_audio_s``) and counts it.
+behind, the core drops the oldest audio (``queue.max_audio_s``) and counts it. A managed (lifecycle) node: see
+RecognizerNode.
 """
 
 from __future__ import annotations
@@ -130,6 +131,8 @@ class RecognizerNode(LifecycleNode):
         with self.model_lock:
             self.active = False
             self.transcriber.reset()  # the queued speech and the open utterance (it gets no final) go
+            self.utterance_starts.clear()
+            self.utterance_stamps.clear()
         self.get_logger().info("inactive: speech is ignored until activated")
         return super().on_deactivate(state)
 
