@@ -215,6 +215,33 @@ def test_audio_while_the_robot_speaks_and_for_the_tail_after_is_not_recognized(m
     assert listener.contract_violations == []
 
 
+def test_an_utterance_in_progress_when_the_robot_starts_speaking_is_ended_there_and_transcribed(managed, clips):
+    process, listener, driver = managed
+    assert state(listener) == "active"
+    speaking = listener.node.create_publisher(Bool, topics.ROBOT_SPEAKING, topics.ROBOT_SPEAKING_QOS)
+    try:
+        assert wait_until(lambda: speaking.get_subscription_count() > 0, TIMEOUT_S)
+        events = len(listener.events)
+        segmented = value(listener, "audio_subscriber", diagnostics.UTTERANCES_SEGMENTED)
+        audio, reference = clips[2]
+        said = " ".join(reference.split()[:3])  # what the first half of the clip surely holds
+        driver.stream(s16le(audio[: len(audio) // 2]), S16_RATE, speed=SPEED)  # the person is cut off mid-sentence
+        assert listener.wait_for(lambda: value(listener, "audio_subscriber", diagnostics.UTTERANCES_SEGMENTED)
+                                 > segmented and value(listener, "audio_subscriber", diagnostics.INPUT_QUEUE_S) == 0,
+                                 TIMEOUT_S)
+        speaking.publish(Bool(data=True))
+        # No pause ends it: only the gate does. Its final holds the words said before.
+        assert listener.wait_for(lambda: any(recall(said, e.text) == 1
+                                             for e in finals_since(listener, events)), TIMEOUT_S), (
+            [e.text for e in finals_since(listener, events)])
+        speaking.publish(Bool(data=False))
+        assert listener.wait_for(lambda: values(listener, "audio_subscriber").get(diagnostics.ROBOT_SPEAKING)
+                                 == "False", TIMEOUT_S)
+    finally:
+        listener.node.destroy_publisher(speaking)
+    assert listener.contract_violations == []
+
+
 def test_shutdown_from_active_frees_the_model_and_the_process_still_stops_cleanly(managed):
     process, listener, driver = managed
     assert state(listener) == "active"
