@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up everything on a fresh machine, idempotently (`make setup`): a Python 3.11 venv with ROS 2 Kilted from
-# PyPI wheels, the audio_common_msgs interface package built into it, this package, and the default model.
+# PyPI wheels, the interface packages of interfaces/ built into it, this package, and the default model.
 # Each step leaves a stamp in .venv/.stamps holding a hash of its inputs, so a second run with nothing changed
 # only checks the hashes.
 set -euo pipefail
@@ -46,22 +46,28 @@ if [ "${#stale_exports[@]}" -gt 0 ]; then
     "${stale_exports[@]}"
 fi
 
-# audio_common_msgs installs into the venv itself: its Python package lands in site-packages and its libraries
-# in .venv/lib, which the ROS wheels' bootstrapper puts on LD_LIBRARY_PATH, so no environment needs sourcing.
-msg_inputs=("$repo"/interfaces/audio_common_msgs/{package.xml,CMakeLists.txt} "$repo"/interfaces/audio_common_msgs/msg/*.msg)
-if needs audio_common_msgs "${msg_inputs[@]}"; then
-  log "building audio_common_msgs into the venv"
-  build_dir="$repo/build/audio_common_msgs"
+# The interface packages of interfaces/ install into the venv itself: their Python packages land in site-packages
+# and their libraries in .venv/lib, which the ROS wheels' bootstrapper puts on LD_LIBRARY_PATH, so no environment
+# needs sourcing. Each is a step of its own, stamped with its own files.
+build_interfaces() {
+  local name=$1 import_check=$2 source="$repo/interfaces/$1"
+  local inputs=("$source"/{package.xml,CMakeLists.txt} "$source"/msg/*.msg)
+  needs "$name" "${inputs[@]}" || return 0
+  log "building $name into the venv"
+  local build_dir="$repo/build/$name"
   rm -rf "$build_dir" && mkdir -p "$build_dir"
-  PATH="$venv/bin:$PATH" AMENT_PREFIX_PATH="$venv" cmake -S "$repo/interfaces/audio_common_msgs" -B "$build_dir" \
+  PATH="$venv/bin:$PATH" AMENT_PREFIX_PATH="$venv" cmake -S "$source" -B "$build_dir" \
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$venv" -DCMAKE_PREFIX_PATH="$venv" \
     -DPython3_EXECUTABLE="$py" -DPYTHON_EXECUTABLE="$py" -DBUILD_TESTING=OFF > "$build_dir.log" 2>&1 \
     || { cat "$build_dir.log" >&2; exit 1; }
   { cmake --build "$build_dir" -j "$(nproc)" && cmake --install "$build_dir"; } >> "$build_dir.log" 2>&1 \
     || { tail -50 "$build_dir.log" >&2; exit 1; }
-  "$py" -c 'from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo'
-  stamp audio_common_msgs "${msg_inputs[@]}"
-fi
+  "$py" -c "$import_check"
+  stamp "$name" "${inputs[@]}"
+}
+# In dependency order (each depends only on std_msgs, from the wheels).
+build_interfaces audio_common_msgs 'from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo'
+build_interfaces hailo_whisper_msgs 'from hailo_whisper_msgs.msg import Speech, Transcript'
 
 if needs package "$repo/setup.py" "$repo/setup.cfg" "$repo/package.xml"; then
   log "installing hailo_whisper_ros (editable) and its executables into the venv"

@@ -11,7 +11,6 @@ import os
 import sys
 import time
 
-from hailo_whisper_ros.core.transcripts import FINAL, PARTIAL
 from hailo_whisper_ros.evaluation.datasets import SPEECH_SAMPLES
 
 DEFAULT_CLIPS = [
@@ -37,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def print_record(record) -> None:
-    """A partial or final TranscriptRecord as it arrives."""
-    if record.kind == PARTIAL:
+    """A partial or final hailo_whisper_msgs/Transcript as it arrives."""
+    if not record.final:
         print(f"  partial #{record.utterance_id}: {record.text}", flush=True)
     else:
         print(
@@ -77,4 +76,4 @@ def run(args: argparse.Namespace) -> int:
         finally:
             recognition.stop()
             listener.close()
-        return 0 if any(record.kind == FINAL for record in listener.events) else 1
+        return 0 if any(record.final for record in listener.events) else 1

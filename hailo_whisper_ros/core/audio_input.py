@@ -8,7 +8,8 @@ with a reason, and counts every kind of problem so diagnostics can show it; it n
 
 from __future__ import annotations
 
-from collections import Counter
+import bisect
+from collections import Counter, deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,3 +140,27 @@ class AudioFrontEnd:
         self.rejected[kind] += count
         self.reasons[kind] = reason
         self.last_error = reason
+
+
+class StreamClock:
+    """The time of each sample of the 16 kHz stream on the audio's clock: each converted message marks where its
+    samples start in the stream and when its first sample was recorded (an audio_stamped header stamp, else its
+    arrival less its duration); a sample between marks is its mark's time plus the samples since. Marks anchor
+    the time again after a gap (audio not fed: a pause in listening, the robot speaking) and against drift."""
+
+    def __init__(self, marks: int = 2000):
+        self._positions: deque[int] = deque(maxlen=marks)
+        self._times_ns: deque[int] = deque(maxlen=marks)
+
+    def mark(self, position: int, time_ns: int) -> None:
+        """Stream sample ``position`` (not before the previous mark) was recorded at ``time_ns``."""
+        self._positions.append(position)
+        self._times_ns.append(time_ns)
+
+    def time_ns(self, position: int) -> int:
+        """The recording time of stream sample ``position``; 0 before the first mark. A position older than the
+        marks kept counts back from the oldest."""
+        if not self._positions:
+            return 0
+        index = max(bisect.bisect_right(self._positions, position) - 1, 0)
+        return self._times_ns[index] + (position - self._positions[index]) * 10**9 // SAMPLE_RATE

@@ -24,6 +24,7 @@ import rclpy
 from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
+from hailo_whisper_msgs.msg import Transcript
 from rclpy.qos import QoSProfile
 from std_msgs.msg import String
 
@@ -48,8 +49,6 @@ from hailo_whisper_ros.ros.topics import (
     TRANSCRIPT,
     TRANSCRIPT_EVENTS,
     TRANSCRIPT_PARTIAL,
-    TranscriptRecord,
-    from_event_message,
 )
 
 BIN_DIR = Path(sys.executable).parent  # the executables are installed beside the interpreter of the venv
@@ -215,8 +214,9 @@ class NodeStatus(NamedTuple):
 
 class Listener:
     """What the nodes publish, collected on a thread of its own: final texts on ``transcript``, partial texts on
-    ``transcript/partial``, every result on ``transcript/events`` (TranscriptRecord) and every node's status on
-    /diagnostics. ``on_record`` sees each result as it arrives; ``on_status(name, status)`` each status.
+    ``transcript/partial``, every result on ``transcript/events`` (hailo_whisper_msgs/Transcript), checked against
+    the message's contract, and every node's status on /diagnostics. ``on_record`` sees each result as it arrives;
+    ``on_status(name, status)`` each status.
     ``keep_diagnostics=False`` keeps only each node's latest status (a long soak would pile up the rest)."""
 
     def __init__(
@@ -224,7 +224,7 @@ class Listener:
         context: rclpy.Context,
         namespace: str = "",
         node_name: str = "hailo_whisper_listener",
-        on_record: Callable[[TranscriptRecord], None] | None = None,
+        on_record: Callable[[Transcript], None] | None = None,
         on_status: Callable[[str, NodeStatus], None] | None = None,
         keep_diagnostics: bool = True,
     ):
@@ -234,16 +234,17 @@ class Listener:
         self.lock = threading.RLock()  # reentrant: wait_for's predicates call the locked accessors
         self.finals: list[str] = []
         self.partials: list[str] = []
-        self.events: list[TranscriptRecord] = []
+        self.events: list[Transcript] = []
         self.event_arrivals: list[float] = []  # time.monotonic() when each of the events arrived
-        self.malformed_events: list[str] = []  # why each message on transcript/events that is no record was not
+        self.contract_violations: list[str] = []  # each result on transcript/events that broke Transcript's contract
+        self.finished_ids: set[int] = set()  # utterances whose final came
         self.diagnostics: list[tuple[float, dict[str, NodeStatus]]] = []  # (arrival, {status name: status})
         self.statuses: dict[str, tuple[float, NodeStatus]] = {}  # status name -> (arrival, its latest status)
         self.node.create_subscription(String, TRANSCRIPT, lambda m: self._add(self.finals, m.data), RESULTS_QOS)
         self.node.create_subscription(
             String, TRANSCRIPT_PARTIAL, lambda m: self._add(self.partials, m.data), PARTIAL_QOS
         )
-        self.node.create_subscription(String, TRANSCRIPT_EVENTS, self._on_event, RESULTS_QOS)
+        self.node.create_subscription(Transcript, TRANSCRIPT_EVENTS, self._on_event, RESULTS_QOS)
         self.node.create_subscription(DiagnosticArray, DIAGNOSTICS, self._on_diagnostics, DIAGNOSTICS_DEPTH)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
@@ -254,17 +255,20 @@ class Listener:
         with self.lock:
             target.append(item)
 
-    def _on_event(self, message: String) -> None:
-        try:
-            record = from_event_message(message)
-        except ValueError as error:
-            self._add(self.malformed_events, str(error))
-            return
+    def _on_event(self, message: Transcript) -> None:
         with self.lock:
-            self.events.append(record)
+            kind = "final" if message.final else "partial"
+            if message.utterance_id in self.finished_ids:
+                self.contract_violations.append(f"a {kind} of utterance {message.utterance_id} after its final")
+            elif self.events and message.utterance_id < self.events[-1].utterance_id:
+                self.contract_violations.append(
+                    f"utterance {message.utterance_id} after utterance {self.events[-1].utterance_id}")
+            if message.final:
+                self.finished_ids.add(message.utterance_id)
+            self.events.append(message)
             self.event_arrivals.append(time.monotonic())
         if self.on_record is not None:
-            self.on_record(record)
+            self.on_record(message)
 
     def _on_diagnostics(self, message: DiagnosticArray) -> None:
         arrival = time.monotonic()

@@ -20,7 +20,6 @@ import numpy as np
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.resources import resident_mb
-from hailo_whisper_ros.core.transcripts import FINAL, PARTIAL
 from hailo_whisper_ros.evaluation.ros_session import AudioDriver, Listener, NodeStatus, ros_context, s16le
 from hailo_whisper_ros.evaluation.soak import Failures, FinalSpan, SoakInput, SoakReport, account, result_delays
 from hailo_whisper_ros.ros.diagnostics import (
@@ -168,7 +167,7 @@ def run_ros_soak(
         finally:
             driver.close()
             listener.close()
-    for problem in listener.malformed_events:
+    for problem in listener.contract_violations:
         failures.record(TRANSCRIPT_EVENTS, ValueError(problem))
 
     def delta(node: str, key: str) -> float:
@@ -181,8 +180,8 @@ def run_ros_soak(
         return FinalSpan(start, end, record.text, delay)
 
     records = list(zip(listener.event_arrivals, listener.events))
-    finals = [record for _, record in records if record.kind == FINAL]
-    spans = [span(arrival, record) for arrival, record in records if record.kind == FINAL]
+    finals = [record for _, record in records if record.final]
+    spans = [span(arrival, record) for arrival, record in records if record.final]
     accounting = account(soak_input.clips, spans, dropped=[])
     dropped_s = delta("audio_subscriber", DROPPED_AUDIO_S) + delta("recognizer", DROPPED_AUDIO_S)
     if dropped_s > 0 and accounting.missing:
@@ -214,6 +213,6 @@ def run_ros_soak(
             "soak process memory end (MB)": f"{resident_mb():.1f}",
             "subscriber max input queue (s)": maxima.of(listener.status_name("audio_subscriber"), INPUT_QUEUE_S),
             "subscriber rejections": {k: v for k, v in rejections.items() if v} or "none",
-            "partial results": sum(record.kind == PARTIAL for _, record in records),
+            "partial results": sum(not record.final for _, record in records),
         },
     )

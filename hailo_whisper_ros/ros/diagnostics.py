@@ -23,6 +23,9 @@ REPEAT_AFTER_S = 60.0  # a kind of problem logged again at most this often
 
 # Values of the audio_subscriber's status.
 LISTENING = "listening"
+ROBOT_SPEAKING = "robot speaking"  # the robot_speaking gate is closed
+GATED_AUDIO_S = "gated audio (s)"  # not recognized: while the robot spoke, and gate.tail_ms after
+GATE_CLOSINGS = "gate closings"  # times robot_speaking turned true
 AUDIO_INPUT = "audio input"
 AUDIO_MESSAGES = "audio messages"
 AUDIO_RECEIVED_S = "audio received (s)"
@@ -46,6 +49,8 @@ SECONDS_SINCE_AUDIO = "seconds since last audio"
 REJECTED_PREFIX = "rejected "  # + the front end's kind of problem, e.g. "rejected partial_frame"
 
 # Values of the recognizer's status.
+LIFECYCLE_STATE = "lifecycle state"  # unconfigured, inactive, active...
+IGNORED_INACTIVE = "speech ignored while inactive"  # speech messages
 ENCODER_BACKEND = "encoder backend"
 DECODER_BACKEND = "decoder backend"
 FALLBACK_REASON = "fallback reason"
@@ -68,7 +73,6 @@ UNRECOVERED_LOOPS = "loops unrecovered"
 
 # Values of the transcript_publisher's status.
 EMPTY_FINALS = "empty finals"
-MALFORMED_EVENTS = "malformed events"
 
 StatusFunction = Callable[[], tuple[bytes, str, dict[str, Any]]]
 

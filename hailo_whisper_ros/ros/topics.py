@@ -1,46 +1,42 @@
 """The names, QoS profiles and message contracts of every topic and service of the package, each written and
 read here and nowhere else.
 
-``speech`` (between the audio subscriber and the recognizer): AudioDataStamped messages holding 16 kHz mono F32LE
-samples; ``header.frame_id`` says what a message is, in the words of the core's segmenter events
-(hailo_whisper_ros.core.vad)::
+``speech`` (between the audio subscriber and the recognizer): hailo_whisper_msgs/Speech, one segmenter event of
+the core (hailo_whisper_ros.core.vad, core.streaming.SpeechPaused) per message, with its utterance id, its stream
+sample and, for audio, 16 kHz mono samples. Sample positions count from the first sample of the 16 kHz stream the
+audio subscriber produced, so the recognizer can report start and end times; ``header.stamp`` is that sample's time
+on the audio's clock, so the recognizer can stamp a transcript with its utterance's first sample.
 
-    start/<utterance>/<start sample>          an utterance begins (no audio)
-    audio/<utterance>/<first sample>          the next audio of the utterance
-    pause/<utterance>/<end sample>            its audio so far ends there and it is in a pause that may end it
-                                              (core.streaming.SpeechPaused): its final can be decoded now
-    end/<utterance>/<end sample>/<forced>     the utterance is over (no audio); forced=1 when cut at max length
-
-Sample positions count from the first sample of the 16 kHz stream the audio subscriber produced, so the
-recognizer can report start and end times; ``header.stamp`` is when the message was sent.
-
-``transcript/events``: every result of the recognizer as JSON in a std_msgs/String (``TranscriptRecord``).
+``transcript/events``: every result of the recognizer as a hailo_whisper_msgs/Transcript (partials, then one final
+per utterance id; see the message's definition for the contract).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
+import array
+import math
+from dataclasses import dataclass
 
 import numpy as np
-from audio_common_msgs.msg import AudioData, AudioDataStamped
+from builtin_interfaces.msg import Time
+from hailo_whisper_msgs.msg import Speech, Transcript
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from std_msgs.msg import String
 
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.streaming import SpeechPaused
-from hailo_whisper_ros.core.transcripts import TranscriptEvent
+from hailo_whisper_ros.core.transcripts import FINAL, TranscriptEvent
 from hailo_whisper_ros.core.vad import SegmenterEvent, SpeechAudio, SpeechEnded, SpeechStarted
 
 AUDIO = "audio"  # audio_common_msgs/AudioData from the microphone driver
 AUDIO_STAMPED = "audio_stamped"  # audio_common_msgs/AudioDataStamped, with audio.stamped: true
 AUDIO_INFO = "audio_info"  # audio_common_msgs/AudioInfo, latched by the driver
-SPEECH = "speech"  # the segmented utterances (above)
+SPEECH = "speech"  # hailo_whisper_msgs/Speech: the segmented utterances (above)
 TRANSCRIPT = "transcript"  # std_msgs/String: one message per final utterance
 TRANSCRIPT_PARTIAL = "transcript/partial"  # std_msgs/String: growing text while a person speaks
-TRANSCRIPT_EVENTS = "transcript/events"  # std_msgs/String: TranscriptRecord as JSON
+TRANSCRIPT_EVENTS = "transcript/events"  # hailo_whisper_msgs/Transcript: every partial and final
 DIAGNOSTICS = "/diagnostics"  # absolute: diagnostics aggregate per robot, whatever namespace a node runs in
 LISTEN = "listen"  # std_srvs/SetBool: pause (false) and resume (true) listening
+ROBOT_SPEAKING = "robot_speaking"  # std_msgs/Bool: true while the robot speaks; its audio is not recognized
 
 # Best effort (audio.reliability's default) accepts reliable and best-effort publishers alike; a reliable subscription
 # matches no best-effort one, but has a reliable driver resend what DDS lost (at 100x, a tenth of a burst of 192 kB
@@ -69,6 +65,8 @@ AUDIO_INFO_QOS = QoSProfile(
 SPEECH_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 # Results are few and each matters: reliable, with room for a burst of finals.
 RESULTS_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+# A state whose every change matters; volatile so that it matches volatile and latching publishers alike.
+ROBOT_SPEAKING_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # A partial is superseded by the next one: a short history is enough.
 PARTIAL_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -77,90 +75,82 @@ PARTIAL_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 class UtteranceEvent:
     utterance_id: int
     event: SegmenterEvent | SpeechPaused
+    stamp: Time  # the event's stream sample on the audio's clock
 
 
-def to_message(utterance_id: int, event: SegmenterEvent | SpeechPaused) -> AudioDataStamped:
-    message = AudioDataStamped()
+def event_sample(event: SegmenterEvent | SpeechPaused) -> int:
+    """The stream sample a Speech message of the event carries: a start or audio event's first, else its end."""
+    return event.start if isinstance(event, (SpeechStarted, SpeechAudio)) else event.end
+
+
+def to_message(utterance_id: int, event: SegmenterEvent | SpeechPaused, stamp: Time | None = None,
+               offset: int = 0) -> Speech:
+    """``stamp``: the event's sample on the audio's clock; ``offset``: added to the event's stream positions (a
+    segmenter restarted at 0 after a flush goes on where its stream left off)."""
+    message = Speech(utterance_id=utterance_id, sample=event_sample(event) + offset)
+    if stamp is not None:
+        message.header.stamp = stamp
     if isinstance(event, SpeechStarted):
-        message.header.frame_id = f"start/{utterance_id}/{event.start}"
+        message.event = Speech.START
     elif isinstance(event, SpeechAudio):
-        message.header.frame_id = f"audio/{utterance_id}/{event.start}"
-        message.audio = AudioData(data=np.asarray(event.audio, dtype="<f4").tobytes())
+        message.event = Speech.AUDIO
+        message.audio = array.array("f", np.asarray(event.audio, dtype=np.float32).tobytes())
     elif isinstance(event, SpeechPaused):
-        message.header.frame_id = f"pause/{utterance_id}/{event.end}"
+        message.event = Speech.PAUSE
     else:
-        message.header.frame_id = f"end/{utterance_id}/{event.end}/{int(event.forced)}"
+        message.event, message.forced = Speech.END, event.forced
     return message
 
 
-def from_message(message: AudioDataStamped, utterance_starts: dict[int, int]) -> UtteranceEvent:
+def from_message(message: Speech, utterance_starts: dict[int, int]) -> UtteranceEvent:
     """Decodes one message; ``utterance_starts`` (utterance -> start sample) is kept by the caller so that an end
-    event carries its start as the segmenter's does. Raises ValueError on a malformed frame_id."""
-    kind, utterance, position, *rest = message.header.frame_id.split("/")
-    utterance_id, position = int(utterance), int(position)
-    if kind == "start":
+    event carries its start as the segmenter's does. Raises ValueError on an event the contract has not."""
+    utterance_id, position, stamp = message.utterance_id, message.sample, message.header.stamp
+    if message.event == Speech.START:
         utterance_starts[utterance_id] = position
-        return UtteranceEvent(utterance_id, SpeechStarted(position))
-    if kind == "audio":
-        return UtteranceEvent(utterance_id, SpeechAudio(position, np.frombuffer(bytes(message.audio.data), "<f4")))
-    if kind == "pause" and not rest:
-        return UtteranceEvent(utterance_id, SpeechPaused(position))
-    if kind == "end" and len(rest) == 1:
+        return UtteranceEvent(utterance_id, SpeechStarted(position), stamp)
+    if message.event == Speech.AUDIO:
+        return UtteranceEvent(utterance_id, SpeechAudio(position, np.frombuffer(message.audio, np.float32)), stamp)
+    if message.event == Speech.PAUSE:
+        return UtteranceEvent(utterance_id, SpeechPaused(position), stamp)
+    if message.event == Speech.END:
         start = utterance_starts.pop(utterance_id, position)
-        return UtteranceEvent(utterance_id, SpeechEnded(start, position, rest[0] == "1"))
-    raise ValueError(f"not a speech segment message: frame_id {message.header.frame_id!r}")
+        return UtteranceEvent(utterance_id, SpeechEnded(start, position, message.forced), stamp)
+    raise ValueError(f"not a speech segmenter event: event {message.event} of utterance {utterance_id}")
 
 
-@dataclass(frozen=True)
-class TranscriptRecord:
-    """One result on ``transcript/events``: what the recognizer knew of it, in seconds of the audio stream."""
-
-    kind: str  # "partial" or "final"
-    utterance_id: int
-    text: str
-    stable_text: str  # the leading words a partial shares with the previous one; a final's whole text
-    start_s: float
-    end_s: float
-    latency_ms: float  # final: end-of-utterance decision -> result; partial: its inference time
-    encoder_backend: str  # "hailo" or "onnx"
-    avg_logprob: float
-    no_speech_prob: float
-    encoder_ms: float
-    decoder_ms: float
-    guards: list[str] = field(default_factory=list)  # loop guards that fired in this result's decode, in order
-    recovered: int = 0  # segments whose loop the re-decode recovered
-    loops: int = 0  # segments whose kept text a guard cut or max_new_tokens ended
-
-
-def transcript_record(event: TranscriptEvent) -> TranscriptRecord:
+def transcript_message(event: TranscriptEvent, stamp: Time, language: str) -> Transcript:
+    """The Transcript of one result; ``stamp``: the utterance's first sample on the audio's clock; ``language``:
+    the one decoded in (given by the model or decoding.language: no detector's probability yet)."""
     result = event.result
-    return TranscriptRecord(
-        kind=event.kind,
+    message = Transcript(
         utterance_id=event.utterance_id,
+        final=event.kind == FINAL,
         text=event.text,
         stable_text=event.stable_text,
         start_s=event.start_sample / SAMPLE_RATE,
         end_s=event.end_sample / SAMPLE_RATE,
-        latency_ms=round(event.latency_ms, 3),
-        encoder_backend=result.encoder_backend,
-        avg_logprob=round(result.avg_logprob, 4),
-        no_speech_prob=round(result.no_speech_prob, 4),
-        encoder_ms=round(result.timings.encoder_ms, 3),
-        decoder_ms=round(result.timings.decoder_ms, 3),
+        confidence=math.exp(result.avg_logprob),
+        avg_logprob=result.avg_logprob,
+        no_speech_prob=result.no_speech_prob,
+        language=language,
+        language_prob=math.nan,
         guards=list(result.guards),
-        recovered=result.recoveries,
+        loops_recovered=result.recoveries,
         loops=result.loops,
+        latency_ms=event.latency_ms,
+        encoder_ms=result.timings.encoder_ms,
+        decoder_ms=result.timings.decoder_ms,
+        encoder_backend=result.encoder_backend,
+        decoder_backend=result.decoder_backend,
     )
+    message.header.stamp = stamp
+    return message
 
 
-def to_event_message(record: TranscriptRecord) -> String:
-    return String(data=json.dumps(asdict(record)))
+def stamp_of(nanoseconds: int) -> Time:
+    return Time(sec=nanoseconds // 10**9, nanosec=nanoseconds % 10**9)
 
 
-def from_event_message(message: String) -> TranscriptRecord:
-    """Raises ValueError when the message is not a TranscriptRecord."""
-    try:
-        data = json.loads(message.data)
-        return TranscriptRecord(**{f.name: data[f.name] for f in fields(TranscriptRecord)})
-    except (TypeError, KeyError, json.JSONDecodeError) as error:
-        raise ValueError(f"not a transcript event: {message.data[:80]!r} ({error!r})") from None
+def nanoseconds_of(stamp: Time) -> int:
+    return stamp.sec * 10**9 + stamp.nanosec

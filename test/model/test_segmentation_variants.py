@@ -43,13 +43,13 @@ def test_the_guards_alone_stop_and_recover_the_loop(recognizer, clips_and_audio)
     assert runs[("guards", CUTS[0])].looped == []
 
 
-def test_a_fired_guard_is_named_in_the_transcript_record_and_counted_in_the_stats(recognizer, clips_and_audio):
-    import json
+def test_a_fired_guard_is_named_in_the_transcript_message_and_counted_in_the_stats(recognizer, clips_and_audio):
+    from builtin_interfaces.msg import Time
 
     from hailo_whisper_ros.core.streaming import UtteranceTranscriber
     from hailo_whisper_ros.core.transcripts import FINAL, StreamingOptions
     from hailo_whisper_ros.core.vad import SpeechAudio, SpeechEnded, SpeechStarted
-    from hailo_whisper_ros.ros.topics import to_event_message, transcript_record
+    from hailo_whisper_ros.ros.topics import transcript_message
 
     clips, audio = clips_and_audio
     speech = Cut(lead_s=0.3).apply(audio[0])  # 61-70968-0004: loops with untrimmed windows
@@ -60,9 +60,9 @@ def test_a_fired_guard_is_named_in_the_transcript_record_and_counted_in_the_stat
         transcriber.submit(1, event)
     finals = [event for event in transcriber.process_pending() if event.kind == FINAL]
     assert len(finals) == 1
-    record = json.loads(to_event_message(transcript_record(finals[0])).data)
-    assert record["guards"] and record["recovered"] == 1 and record["loops"] == 0
-    assert "maid" in record["text"].lower() and record["text"].lower().count("maid") == 1
+    message = transcript_message(finals[0], Time(), "en")
+    assert message.guards and message.loops_recovered == 1 and message.loops == 0
+    assert "maid" in message.text.lower() and message.text.lower().count("maid") == 1
     stats = transcriber.stats()
-    assert sum(stats.guards_fired.values()) == len(record["guards"])
+    assert sum(stats.guards_fired.values()) == len(message.guards)
     assert stats.loop_recoveries == 1 and stats.unrecovered_loops == 0

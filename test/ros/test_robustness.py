@@ -16,12 +16,11 @@ import numpy as np
 import psutil
 import pytest
 import rclpy
-from audio_common_msgs.msg import AudioDataStamped
+from hailo_whisper_msgs.msg import Speech
 from ros_harness import AudioDriver, Listener, NodeProcess, executable, s16le
 
 from hailo_whisper_ros.core.audio import resample
 from hailo_whisper_ros.core.text import normalise
-from hailo_whisper_ros.core.transcripts import FINAL
 from hailo_whisper_ros.core.vad import SpeechAudio, SpeechEnded, SpeechStarted
 from hailo_whisper_ros.ros import diagnostics
 from hailo_whisper_ros.ros.topics import SPEECH, SPEECH_QOS, to_message
@@ -262,7 +261,7 @@ def test_overload_drops_the_oldest_audio_keeps_latency_bounded_and_memory_flat(s
     finally:
         assert set_parameter(session.listener, "recognizer", "queue.max_audio_s", 30.0)[0]
     with session.listener.lock:
-        finals = [e for e in session.listener.events[events_before:] if e.kind == FINAL]
+        finals = [e for e in session.listener.events[events_before:] if e.final]
         depths = [
             float(statuses["recognizer"].values[diagnostics.QUEUE_DEPTH_S])
             for _, statuses in session.listener.diagnostics[diagnostics_before:]
@@ -280,7 +279,7 @@ def test_overload_drops_the_oldest_audio_keeps_latency_bounded_and_memory_flat(s
 def test_an_inference_error_skips_that_utterance_only(session, clips, ros_context):
     # A fault the recognizer really meets: utterances of NaN audio on `speech` make the encoder input invalid.
     node = rclpy.create_node("test_speech_injector", context=ros_context)
-    speech_pub = node.create_publisher(AudioDataStamped, SPEECH, SPEECH_QOS)
+    speech_pub = node.create_publisher(Speech, SPEECH, SPEECH_QOS)
     errors_before = float(session.values("recognizer")[diagnostics.INFERENCE_ERRORS])
     with session.listener.lock:
         diagnostics_before = len(session.listener.diagnostics)

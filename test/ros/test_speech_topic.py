@@ -1,51 +1,64 @@
 """The contracts between the nodes (ros/topics.py): every kind of `speech` message the audio subscriber sends
-comes back as the same event, and every result on `transcript/events` as the same record."""
+comes back as the same event with its stamp, and a result becomes a Transcript with every field filled in."""
+
+import math
 
 import numpy as np
 import pytest
-from audio_common_msgs.msg import AudioDataStamped
-from std_msgs.msg import String
+from hailo_whisper_msgs.msg import Speech
 
+from hailo_whisper_ros.core.decoding import GUARDS, STOP_EOT
+from hailo_whisper_ros.core.recognizer import Segment, Timings, TranscriptionResult
 from hailo_whisper_ros.core.streaming import SpeechPaused
+from hailo_whisper_ros.core.transcripts import FINAL, PARTIAL, TranscriptEvent
 from hailo_whisper_ros.core.vad import SpeechAudio, SpeechEnded, SpeechStarted
-from hailo_whisper_ros.ros.topics import (
-    TranscriptRecord,
-    from_event_message,
-    from_message,
-    to_event_message,
-    to_message,
-)
+from hailo_whisper_ros.ros.topics import from_message, nanoseconds_of, stamp_of, to_message, transcript_message
 
 
-def test_every_kind_of_speech_message_round_trips():
+def test_every_kind_of_speech_message_round_trips_with_its_stamp():
     audio = np.linspace(-1, 1, 480, dtype=np.float32)
-    events = [SpeechStarted(1600), SpeechAudio(1600, audio), SpeechPaused(2080), SpeechEnded(1600, 2080, False)]
+    events = [SpeechStarted(1600), SpeechAudio(1600, audio), SpeechPaused(2080), SpeechEnded(1600, 2080, True)]
     starts = {}
-    decoded = [from_message(to_message(7, event), starts) for event in events]
+    stamp = stamp_of(1_700_000_000_123_456_789)
+    decoded = [from_message(to_message(7, event, stamp), starts) for event in events]
     assert [d.utterance_id for d in decoded] == [7] * 4
     assert decoded[0].event == events[0] and decoded[2].event == events[2] and decoded[3].event == events[3]
     np.testing.assert_array_equal(decoded[1].event.audio, audio)
+    assert all(nanoseconds_of(d.stamp) == 1_700_000_000_123_456_789 for d in decoded)
     assert starts == {}  # the end took its start back
 
 
-@pytest.mark.parametrize("frame_id", ["pause/3", "pause/3/100/1", "stop/3/100", "audio/x/1"])
-def test_malformed_speech_messages_are_value_errors(frame_id):
-    message = AudioDataStamped()
-    message.header.frame_id = frame_id
-    with pytest.raises(ValueError):
-        from_message(message, {})
+def test_an_offset_moves_every_position_of_a_restarted_segmenter():
+    starts = {}
+    decoded = [from_message(to_message(2, event, offset=16000), starts)
+               for event in (SpeechStarted(100), SpeechEnded(100, 900, False))]
+    assert decoded[0].event == SpeechStarted(16100) and decoded[1].event == SpeechEnded(16100, 16900, False)
 
 
-def test_a_transcript_record_round_trips():
-    record = TranscriptRecord(
-        kind="final", utterance_id=3, text="He could wait no longer.", stable_text="He could wait no longer.",
-        start_s=1.25, end_s=3.5, latency_ms=81.5, encoder_backend="onnx", avg_logprob=-0.21, no_speech_prob=0.01,
-        encoder_ms=40.2, decoder_ms=35.0,
-    )
-    assert from_event_message(to_event_message(record)) == record
+@pytest.mark.parametrize("event", [4, 255])
+def test_a_speech_event_the_contract_lacks_is_a_value_error(event):
+    with pytest.raises(ValueError, match="not a speech segmenter event"):
+        from_message(Speech(event=event, utterance_id=3), {})
 
 
-@pytest.mark.parametrize("data", ["not json", "[]", '{"kind": "final", "text": "a field is missing"}'])
-def test_malformed_transcript_events_are_value_errors(data):
-    with pytest.raises(ValueError, match="not a transcript event"):
-        from_event_message(String(data=data))
+@pytest.mark.parametrize("kind", [PARTIAL, FINAL])
+def test_a_result_becomes_a_transcript_with_its_stamp_times_quality_and_timings(kind):
+    segment = Segment(start_s=0.0, end_s=2.25, window_start_s=0.0, frames=225, text="He could wait no longer.",
+                      tokens=(1, 2, 3), avg_logprob=-0.25, no_speech_prob=0.02, no_speech=False, stop=STOP_EOT,
+                      guards=(GUARDS[0],), recovered=True)
+    timings = Timings(features_ms=1.0, encoder_ms=40.5, decoder_ms=35.25, decoder_first_pass_ms=5.0,
+                      per_token_ms=3.0, decoder_steps=10, total_ms=77.0)
+    result = TranscriptionResult(text=segment.text, segments=(segment,), timings=timings, encoder_backend="onnx",
+                                 decoder_backend="onnx-kv-int8", fallback_reason=None)
+    event = TranscriptEvent(kind, 3, segment.text, "He could", 20000, 56000, 20000, 56000, 81.5, result)
+    message = transcript_message(event, stamp_of(5_000_000_001), "en")
+    assert nanoseconds_of(message.header.stamp) == 5_000_000_001
+    assert (message.utterance_id, message.final, message.text, message.stable_text) == (
+        3, kind == FINAL, "He could wait no longer.", "He could")
+    assert (message.start_s, message.end_s) == (1.25, 3.5)
+    assert message.confidence == pytest.approx(math.exp(-0.25)) and message.avg_logprob == pytest.approx(-0.25)
+    assert message.no_speech_prob == pytest.approx(0.02)
+    assert message.language == "en" and math.isnan(message.language_prob)
+    assert list(message.guards) == [GUARDS[0]] and message.loops_recovered == 1 and message.loops == 0
+    assert (message.latency_ms, message.encoder_ms, message.decoder_ms) == (81.5, 40.5, 35.25)
+    assert (message.encoder_backend, message.decoder_backend) == ("onnx", "onnx-kv-int8")

@@ -88,3 +88,17 @@ def test_audio_format_validation_names_the_problem():
         AudioFormat(16000, 0)
     with pytest.raises(HailoWhisperError, match="MP3"):
         AudioFormat(coding_format="MP3")
+
+
+def test_the_stream_clock_times_each_sample_from_the_mark_before_it():
+    from hailo_whisper_ros.core.audio_input import StreamClock
+
+    clock = StreamClock(marks=3)
+    assert clock.time_ns(100) == 0  # nothing marked yet
+    clock.mark(0, 5_000_000_000)
+    clock.mark(16000, 7_000_000_000)  # a second of audio later, but two seconds of time: a gap (gated audio)
+    assert clock.time_ns(8000) == 5_500_000_000
+    assert clock.time_ns(16000) == 7_000_000_000 and clock.time_ns(24000) == 7_500_000_000
+    clock.mark(32000, 8_000_000_000)
+    clock.mark(48000, 9_000_000_000)  # the first mark is forgotten: older samples count back from the oldest kept
+    assert clock.time_ns(8000) == 6_500_000_000

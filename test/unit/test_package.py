@@ -14,12 +14,16 @@ def test_package_xml_is_valid_format_3_with_the_runtime_dependencies():
     assert package.package_format == 3
     assert package.get_build_type() == "ament_python"
     exec_depends = {dep.name for dep in package.exec_depends}
-    assert {"rclpy", "std_msgs", "std_srvs", "diagnostic_msgs", "audio_common_msgs"} <= exec_depends
+    assert {"rclpy", "std_msgs", "std_srvs", "diagnostic_msgs", "audio_common_msgs", "hailo_whisper_msgs",
+            "lifecycle_msgs"} <= exec_depends
 
 
-def test_vendored_interfaces_are_hidden_from_colcon_crawls():
-    assert (REPO / "interfaces" / "COLCON_IGNORE").is_file()
+def test_the_vendored_audio_common_msgs_is_hidden_from_colcon_crawls_and_our_own_messages_are_not():
+    assert (REPO / "interfaces" / "audio_common_msgs" / "COLCON_IGNORE").is_file()
     assert parse_package(str(REPO / "interfaces" / "audio_common_msgs")).name == "audio_common_msgs"
+    assert not (REPO / "interfaces" / "COLCON_IGNORE").exists()
+    assert not (REPO / "interfaces" / "hailo_whisper_msgs" / "COLCON_IGNORE").exists()
+    assert parse_package(str(REPO / "interfaces" / "hailo_whisper_msgs")).name == "hailo_whisper_msgs"
 
 
 def test_no_generated_file_is_tracked():

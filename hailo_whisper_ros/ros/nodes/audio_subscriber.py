@@ -4,6 +4,11 @@ The subscription callbacks only queue the messages; a worker thread converts, re
 slow moment never blocks the executor. When the worker falls behind by more than ``queue.max_input_s`` of audio
 the oldest messages are dropped and counted. What DDS loses (the message_lost event) and what is missing between
 audio_stamped header stamps is counted too: every kind of loss is in /diagnostics, in seconds and messages.
+
+The robot-speaking gate: while ``robot_speaking`` (std_msgs/Bool) is true, and for ``gate.tail_ms`` of audio after it
+turns false (the robot's last words and their echo still in the room), the audio is converted but not segmented,
+so the robot never transcribes itself; an utterance in progress when it starts is ended there and transcribed.
+The gated audio is counted in /diagnostics.
 """
 
 from __future__ import annotations
@@ -13,18 +18,21 @@ from collections import deque
 from dataclasses import dataclass
 
 from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
+from hailo_whisper_msgs.msg import Speech
 from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
 from rclpy.node import Node
+from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
 
-from hailo_whisper_ros.core.audio_input import AudioFormat, AudioFrontEnd, bytes_per_second
+from hailo_whisper_ros.core.audio_input import AudioFormat, AudioFrontEnd, StreamClock, bytes_per_second
+from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.options import Options, option
 from hailo_whisper_ros.core.streaming import SpeechPaused, final_decode_pause
 from hailo_whisper_ros.core.vad import Segmenter, SpeechStarted, VadOptions
 from hailo_whisper_ros.ros import diagnostics, topics
 from hailo_whisper_ros.ros.diagnostics import RateLimitedLog
 from hailo_whisper_ros.ros.params import ParameterBinder
-from hailo_whisper_ros.ros.topics import to_message
+from hailo_whisper_ros.ros.topics import event_sample, stamp_of, to_message
 from hailo_whisper_ros.ros.worker import NodeWorker
 
 
@@ -43,6 +51,9 @@ class AudioSubscriberOptions(Options):
         "best_effort", "Audio subscription QoS: best_effort takes reliable and best-effort drivers; reliable has a "
         "reliable driver resend what the network lost, but matches no best-effort driver.",
         choices=("best_effort", "reliable"), read_only=True)
+    gate_tail_ms: float = option(
+        300.0, "Audio after robot_speaking turns false that is not recognized either: the robot's last words and "
+        "their echo.", unit="ms", range=(0.0, 10000.0), parameter="gate.tail_ms")
 
 
 # A stamp this much of the previous message's duration later than where that message's audio ended is a gap: a
@@ -61,7 +72,8 @@ class AudioSubscriberNode(Node):
         # raised too, and destroy_node stops it.
         self.worker = NodeWorker("audio_subscriber", self._work, idle_wait_s=0.5, has_work=lambda: bool(self.pending))
         self.lock = self.worker.lock  # guards the queue and the counters the callbacks update
-        self.pending: deque = deque()  # ("audio", bytes, seconds) or ("format", AudioInfo) or ("vad", VadOptions)
+        # ("audio", bytes, seconds, first sample's time in ns) or ("format", AudioInfo) or ("vad", VadOptions) ...
+        self.pending: deque = deque()
         binder = ParameterBinder(self)
         audio_format, self.options, vad_options = binder.declare(PARAMETER_GROUPS)
         binder.on_change(self._on_options)
@@ -89,6 +101,13 @@ class AudioSubscriberNode(Node):
         self.utterances = 0
         self.speech_s = 0.0
         self.audio_infos = 0  # AudioInfo messages handled: a driver knows its format is in force once counted
+        self.clock = StreamClock()
+        self.stream_samples = 0  # 16 kHz samples segmented: the stream position of the next one
+        self.segmenter_origin = 0  # the stream position of the segmenter's sample 0 (it restarts after a flush)
+        self.robot_speaking = False
+        self.gate_tail_left = 0  # samples still to gate after robot_speaking turned false
+        self.gated_s = 0.0
+        self.gate_closings = 0
 
         events = SubscriptionEventCallbacks(message_lost=self._on_message_lost)
         audio_qos = topics.audio_qos(self.options.reliability)
@@ -104,20 +123,24 @@ class AudioSubscriberNode(Node):
             )
         self.create_subscription(AudioInfo, topics.AUDIO_INFO, self._queue_format, topics.AUDIO_INFO_QOS)
         self.create_service(SetBool, topics.LISTEN, self._on_listen)
-        self.speech_pub = self.create_publisher(AudioDataStamped, topics.SPEECH, topics.SPEECH_QOS)
+        self.create_subscription(Bool, topics.ROBOT_SPEAKING, self._queue_robot_speaking, topics.ROBOT_SPEAKING_QOS)
+        self.speech_pub = self.create_publisher(Speech, topics.SPEECH, topics.SPEECH_QOS)
         self.diagnostics = diagnostics.DiagnosticsPublisher(self, self._status)
         self.worker.start()
 
     # Executor side: queue only.
-    def _queue_audio(self, message: AudioData) -> float:
-        """Queues the message's audio; its duration."""
+    def _queue_audio(self, message: AudioData, stamp_ns: int | None = None) -> float:
+        """Queues the message's audio with its first sample's time (``stamp_ns``, else its arrival less its
+        duration); its duration."""
         data = bytes(message.data)
+        arrival_ns = self.get_clock().now().nanoseconds
         with self.lock:
             self.last_audio_time = time.monotonic()
             self.received += 1
             seconds = len(data) / self.incoming_bytes_per_s
             self.last_message_s = seconds
-            self.pending.append(("audio", data, seconds))
+            recorded_ns = arrival_ns - int(seconds * 1e9) if stamp_ns is None else stamp_ns
+            self.pending.append(("audio", data, seconds, recorded_ns))
             self.pending_s += seconds
             dropped_before = self.dropped_messages
             while self.pending_s > self.options.max_input_s and self.pending:
@@ -162,7 +185,7 @@ class AudioSubscriberNode(Node):
                 self.missing_by_stamps += max(round(gap_s / self.last_message_s), 1)
                 self.log.warn("stamp_gap", f"audio_stamped: {gap_s:.3f} s of audio missing before stamp "
                               f"{stamp_ns / 1e9:.3f} s; {self.missing_by_stamps_s:.2f} s missing so far")
-        seconds = self._queue_audio(message.audio)
+        seconds = self._queue_audio(message.audio, stamp_ns)
         with self.lock:
             self.last_stamp_end_ns = stamp_ns + int(round(seconds * 1e9))
 
@@ -192,6 +215,11 @@ class AudioSubscriberNode(Node):
         response.message = "listening" if request.data else "paused: audio is ignored until listening resumes"
         return response
 
+    def _queue_robot_speaking(self, message: Bool) -> None:
+        with self.lock:  # in order with the audio: what came before the change is judged by the state before it
+            self.pending.append(("robot_speaking", bool(message.data)))
+            self.worker.wake()
+
     # Worker side.
     def _work(self) -> None:
         with self.lock:
@@ -210,9 +238,13 @@ class AudioSubscriberNode(Node):
             if not self.listening:
                 return
             rejected_before = self.front_end.rejected.copy()
-            samples = self.front_end.convert(item[1])
+            converted = self.front_end.convert(item[1])  # converted even when gated: the resampler's state goes on
             self._warn_new_rejections(rejected_before, "")
+            gated = self._gated(len(converted))
+            samples = converted[gated:]
             if len(samples):
+                self.clock.mark(self.stream_samples, item[3] + gated * 10**9 // SAMPLE_RATE)
+                self.stream_samples += len(samples)
                 self._publish(self.segmenter.feed(samples))
                 self._tell_pause()
         elif kind == "format":
@@ -229,8 +261,29 @@ class AudioSubscriberNode(Node):
             self.segmenter.options = item[1]  # the segmenter reads its options per window
         elif kind == "listen":
             if self.listening and not item[1]:
-                self._publish(self.segmenter.flush())  # what was said before the pause is still transcribed
+                self._flush()  # what was said before the pause is still transcribed
             self.listening = item[1]
+        elif kind == "robot_speaking":
+            if item[1] and not self.robot_speaking:
+                self.gate_closings += 1
+                self._flush()  # what the person said before the robot spoke is still transcribed
+            elif self.robot_speaking and not item[1]:
+                self.gate_tail_left = int(self.options.gate_tail_ms * SAMPLE_RATE / 1000)
+            self.robot_speaking = item[1]
+
+    def _gated(self, samples: int) -> int:
+        """How many of the next ``samples`` the gate holds back (from the first): all while the robot speaks, then
+        those of the tail."""
+        gated = samples if self.robot_speaking else min(self.gate_tail_left, samples)
+        if not self.robot_speaking:
+            self.gate_tail_left -= gated
+        self.gated_s += gated / SAMPLE_RATE
+        return gated
+
+    def _flush(self) -> None:
+        """End the utterance in progress; the segmenter starts again at its sample 0, where the stream is now."""
+        self._publish(self.segmenter.flush())
+        self.segmenter_origin = self.stream_samples
 
     def _warn_new_rejections(self, rejected_before, prefix: str) -> None:
         """A warning per kind of problem the front end just counted, rate-limited per kind (one message can hold
@@ -247,14 +300,20 @@ class AudioSubscriberNode(Node):
             self.pause_told = False
         elif not self.pause_told and pause >= final_decode_pause(self.segmenter.options, None):
             self.pause_told = True
-            self.speech_pub.publish(to_message(self.utterance_id, SpeechPaused(self.segmenter.released)))
+            self._send(SpeechPaused(self.segmenter.released))
 
     def _publish(self, events) -> None:
         for event in events:
             if isinstance(event, SpeechStarted):
                 self.utterance_id += 1
                 self.utterances += 1
-            self.speech_pub.publish(to_message(self.utterance_id, event))
+            self._send(event)
+
+    def _send(self, event) -> None:
+        """One event on `speech`, at its position in the whole stream, stamped on the audio's clock."""
+        position = event_sample(event) + self.segmenter_origin
+        stamp = stamp_of(self.clock.time_ns(position))
+        self.speech_pub.publish(to_message(self.utterance_id, event, stamp, offset=self.segmenter_origin))
 
     def _status(self):
         now = time.monotonic()
@@ -262,6 +321,9 @@ class AudioSubscriberNode(Node):
             silent_for = None if self.last_audio_time is None else now - self.last_audio_time
             values = {
                 diagnostics.LISTENING: self.listening,
+                diagnostics.ROBOT_SPEAKING: self.robot_speaking,
+                diagnostics.GATED_AUDIO_S: self.gated_s,
+                diagnostics.GATE_CLOSINGS: self.gate_closings,
                 diagnostics.AUDIO_INPUT: self.front_end.format.describe(),
                 diagnostics.AUDIO_MESSAGES: self.front_end.messages,
                 diagnostics.AUDIO_RECEIVED_S: self.front_end.input_seconds,
@@ -295,7 +357,8 @@ class AudioSubscriberNode(Node):
             return diagnostics.WARN, f"audio stopped {silent_for:.1f} s ago", values
         if lost:
             return diagnostics.WARN, f"audio lost: {lost}", values
-        return diagnostics.OK, "listening" if self.listening else "paused", values
+        state = "listening" if self.listening else "paused"
+        return diagnostics.OK, f"{state}, robot speaking" if self.robot_speaking else state, values
 
     def destroy_node(self):
         self.worker.stop(timeout_s=5)

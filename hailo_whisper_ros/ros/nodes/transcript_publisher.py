@@ -1,7 +1,6 @@
 """`transcript_publisher`: the recognizer's results -> `transcript` and `transcript/partial`, with latency figures.
 
-The recognizer publishes every result with its details as JSON on `transcript/events` (std_msgs/String):
-``{"kind": "partial"|"final", "utterance_id", "text", "stable_text", "start_s", "end_s", "latency_ms", ...}``.
+The recognizer publishes every result with its details on `transcript/events` (hailo_whisper_msgs/Transcript).
 This node turns them into the plain-text topics a robot's dialogue code subscribes to, one `transcript` message
 per final utterance (reliable), and reports end-of-speech-to-final-transcript latency on /diagnostics.
 """
@@ -14,13 +13,13 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+from hailo_whisper_msgs.msg import Transcript
 from rclpy.node import Node
 from std_msgs.msg import String
 
 from hailo_whisper_ros.core.options import Options, option
 from hailo_whisper_ros.ros import diagnostics, topics
 from hailo_whisper_ros.ros.params import ParameterBinder
-from hailo_whisper_ros.ros.topics import from_event_message
 
 LATENCY_WINDOW = 200  # finals whose latency the percentiles cover
 
@@ -49,35 +48,28 @@ class TranscriptPublisherNode(Node):
         self.finals = 0
         self.partials = 0
         self.empty_finals = 0
-        self.malformed = 0
         self.latencies_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.last_result_time: float | None = None
         self.transcript_pub = self.create_publisher(String, topics.TRANSCRIPT, topics.RESULTS_QOS)
         self.partial_pub = self.create_publisher(String, topics.TRANSCRIPT_PARTIAL, topics.PARTIAL_QOS)
-        self.create_subscription(String, topics.TRANSCRIPT_EVENTS, self._on_event, topics.RESULTS_QOS)
+        self.create_subscription(Transcript, topics.TRANSCRIPT_EVENTS, self._on_event, topics.RESULTS_QOS)
         self.diagnostics = diagnostics.DiagnosticsPublisher(self, self._status)
 
-    def _on_event(self, message: String) -> None:
-        try:
-            record = from_event_message(message)
-        except ValueError:
-            with self.lock:
-                self.malformed += 1
-            return
-        kind, text = record.kind, record.text
+    def _on_event(self, message: Transcript) -> None:
+        text = message.text
         with self.lock:
             self.last_result_time = time.monotonic()
-            if kind == "final":
+            if message.final:
                 self.finals += 1
-                self.latencies_ms.append(record.latency_ms)
+                self.latencies_ms.append(message.latency_ms)
                 if not text:
                     self.empty_finals += 1
-            elif kind == "partial":
+            else:
                 self.partials += 1
-        if kind == "final" and (text or self.options.publish_empty):
+        if message.final and (text or self.options.publish_empty):
             self.transcript_pub.publish(String(data=text))
-        elif kind == "partial":
-            shown = record.stable_text if self.options.partial_stable_only else text
+        elif not message.final:
+            shown = message.stable_text if self.options.partial_stable_only else text
             self.partial_pub.publish(String(data=shown))
 
     def _status(self):
@@ -87,7 +79,6 @@ class TranscriptPublisherNode(Node):
                 diagnostics.UTTERANCES: self.finals,
                 diagnostics.PARTIALS: self.partials,
                 diagnostics.EMPTY_FINALS: self.empty_finals,
-                diagnostics.MALFORMED_EVENTS: self.malformed,
                 diagnostics.LATENCY_P50_MS: -1.0 if latencies is None else float(np.percentile(latencies, 50)),
                 diagnostics.LATENCY_P95_MS: -1.0 if latencies is None else float(np.percentile(latencies, 95)),
             }
