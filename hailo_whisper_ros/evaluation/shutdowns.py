@@ -117,10 +117,10 @@ def package_on_ament_path() -> Iterator[Path]:
                 os.environ["AMENT_PREFIX_PATH"] = previous
 
 
-def ros2_launch(**arguments: str) -> NodeProcess:
+def ros2_launch(launch_file: Path = LAUNCH_FILE, /, **arguments: str) -> NodeProcess:
     """`ros2 launch hailo_whisper_ros speech_recognition.launch.py name:=value...` in a process of its own (the
-    package must be on AMENT_PREFIX_PATH: package_on_ament_path)."""
-    return NodeProcess("launch", command=[sys.executable, "-c", LAUNCH_SCRIPT, str(LAUNCH_FILE),
+    package must be on AMENT_PREFIX_PATH: package_on_ament_path, or a sourced workspace)."""
+    return NodeProcess("launch", command=[sys.executable, "-c", LAUNCH_SCRIPT, str(launch_file),
                                           *(f"{name}:={value}" for name, value in arguments.items())])
 
 
