@@ -17,14 +17,16 @@ def test_package_xml_is_valid_format_3_with_the_runtime_dependencies():
     assert {"rclpy", "std_msgs", "std_srvs", "diagnostic_msgs", "audio_common_msgs"} <= exec_depends
 
 
-def test_vendored_interfaces_are_hidden_from_colcon_crawls():
-    assert (REPO / "interfaces" / "COLCON_IGNORE").is_file()
-    assert parse_package(str(REPO / "interfaces" / "audio_common_msgs")).name == "audio_common_msgs"
+def test_every_interface_package_is_one_a_workspace_builds():
+    # A workspace names interfaces/ as a base path (test/ros/test_colcon_workspace.py): nothing may hide them.
+    assert not list((REPO / "interfaces").rglob("COLCON_IGNORE"))
+    packages = {parse_package(str(path.parent)).name for path in (REPO / "interfaces").glob("*/package.xml")}
+    assert "audio_common_msgs" in packages
 
 
 def test_no_generated_file_is_tracked():
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    generated_prefixes = (".venv/", "build/", "install/", "log/", "models/")
+    generated_prefixes = (".venv/", ".venv-", "build/", "install/", "log/", "models/")
     generated_suffixes = (".onnx", ".hef", ".bin", ".pyc", ".so", ".npy")
     offenders = [p for p in tracked if p.startswith(generated_prefixes) or p.endswith(generated_suffixes)]
     assert not offenders, offenders
