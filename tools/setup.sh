@@ -86,23 +86,23 @@ build_interface_package() {
 }
 
 # launch from ../shared/ros-launch unless a system ROS (a sourced /opt/ros) provides it already.
-system_launch=$("$py" -c 'import launch_ros; print(launch_ros.__file__)' 2>/dev/null || true)
-if [ -n "$system_launch" ] && [ "${system_launch#"$venv"/}" = "$system_launch" ]; then
-  log "launch_ros from the system ROS: $system_launch"
-elif [ -d "$ros_launch/wheels" ]; then
-  launch_inputs=("$ros_launch"/wheels/*.whl "$repo/requirements-launch.txt" "$ros_launch"/composition_interfaces/{package.xml,CMakeLists.txt} "$ros_launch"/composition_interfaces/srv/*.srv)
-  if needs ros_launch "${launch_inputs[@]}"; then
+launch_inputs=("$ros_launch"/wheels/*.whl "$repo/requirements-launch.txt" "$ros_launch"/composition_interfaces/{package.xml,CMakeLists.txt} "$ros_launch"/composition_interfaces/srv/*.srv)
+if [ ! -d "$ros_launch/wheels" ]; then
+  log "no launch wheels: $ros_launch is absent (without a system ROS the launch tests skip)"
+elif needs ros_launch "${launch_inputs[@]}"; then
+  system_launch=$("$py" -c 'import launch_ros; print(launch_ros.__file__)' 2>/dev/null || true)
+  if [ -n "$system_launch" ] && [ "${system_launch#"$venv"/}" = "$system_launch" ]; then
+    log "launch_ros from the system ROS: $system_launch"
+  else
     log "installing launch, launch_ros, launch_testing, launch_pytest from $ros_launch"
-    # --no-deps: the wheels name their ROS dependencies by ROS package name, which the ros-* wheels provide.
     "$py" -m pip install --quiet --disable-pip-version-check -r "$repo/requirements-launch.txt"
+    # --no-deps: the wheels name their ROS dependencies by ROS package name, which the ros-* wheels provide.
     "$py" -m pip install --quiet --disable-pip-version-check --no-deps "$ros_launch"/wheels/*.whl
     log "building composition_interfaces (launch_ros imports it) into the venv"
     build_interface_package composition_interfaces "$ros_launch/composition_interfaces"
     "$py" -c 'import launch_pytest; from launch_ros.actions import Node; from composition_interfaces.srv import LoadNode'
     stamp ros_launch "${launch_inputs[@]}"
   fi
-else
-  log "no launch: $ros_launch is absent and no system ROS provides it (the launch tests skip)"
 fi
 
 if needs package "$repo/setup.py" "$repo/setup.cfg" "$repo/package.xml"; then

@@ -76,6 +76,8 @@ def test_the_sourced_workspace_resolves_the_package_share_and_its_python_from_th
 
 def test_the_installed_launch_file_starts_the_installed_executables_and_ends_cleanly_on_ctrl_c(workspace,
                                                                                               monkeypatch):
+    if reason := shutdowns.launch_available():
+        pytest.skip(reason)
     environment = sourced(workspace, "env -0")
     for name, value in (entry.split("=", 1) for entry in environment.split("\0") if "=" in entry):
         if os.environ.get(name) != value:
