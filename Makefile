@@ -5,19 +5,33 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 # The model `make setup` exports; the nodes and commands find it here instead of exporting one on first use.
 export HAILO_WHISPER_MODEL_DIR ?= $(CURDIR)/models/tiny.en
+# `make test` runs the whole suite on ROS 2 Kilted (.venv) and the ROS tests (test/ros) again on Jazzy
+# (.venv-jazzy); `make test ROS_DISTRO=jazzy` (or kilted) runs one of them. Only a ROS_DISTRO given on the command
+# line chooses: a sourced ROS install sets it in the environment too.
+ifeq ($(origin ROS_DISTRO),command line)
+DISTROS := $(ROS_DISTRO)
+else
+DISTROS := kilted jazzy
+endif
 
 .PHONY: setup test demo clean
 
 setup:
-	@bash tools/setup.sh
+	@bash tools/setup.sh kilted
 
 # pytest exits 5 when a selection (PYTEST_ARGS=-k ...) matches no test: say so instead of failing the target.
-test: setup
-	@$(PY) -m pytest test $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "make test: no test matched the selection"; exit 0; fi; exit $$rc
+test:
+	@status=0; for distro in $(DISTROS); do \
+	  bash tools/setup.sh $$distro || exit 1; \
+	  if [ $$distro = kilted ]; then venv=$(VENV) tests=test; else venv=.venv-$$distro tests=test/ros; fi; \
+	  echo "make test: ROS 2 $$distro: pytest $$tests"; \
+	  $$venv/bin/python -m pytest $$tests $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test: no test matched the selection ($$distro)"; rc=0; fi; \
+	  [ $$rc -eq 0 ] || status=$$rc; \
+	done; exit $$status
 
 demo: setup
 	@$(VENV)/bin/hailo-whisper demo
 
 clean:
-	rm -rf build install log models $(VENV)
+	rm -rf build install log models $(VENV) $(VENV)-*

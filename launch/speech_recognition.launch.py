@@ -3,56 +3,84 @@ process), optionally with a wav_source that plays a sound file instead of a micr
 
     ros2 launch hailo_whisper_ros speech_recognition.launch.py params_file:=<share>/config/speech_recognition.yaml
     ros2 launch hailo_whisper_ros speech_recognition.launch.py use_wav_source:=true wav_file:=/path/speech.wav
+    ros2 launch hailo_whisper_ros speech_recognition.launch.py namespace:=robot audio_topic:=mic encoder:=10s
+
+`ros2 launch ... --show-args` lists the arguments. test/ros/test_launch_file.py launches this file for real.
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition, evaluate_condition_expression
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+CONFIG = PathJoinSubstitution([FindPackageShare("hailo_whisper_ros"), "config"])
+# Launch arguments that set one recognizer parameter each; left empty, the parameter files' value holds.
+PARAMETER_ARGUMENTS = {
+    "model_dir": ("model.dir", "Exported model directory ('' keeps the parameter files' model.dir)."),
+    "encoder": ("model.encoder", "Encoder: dynamic, 10s, 30s or hef ('' keeps the parameter files' model.encoder)."),
+}
+
+
+def speech_recognition(context):
+    """The composed node with the parameter files, then what the launch arguments set on top of them."""
+    overrides = {
+        parameter: value
+        for argument, (parameter, _) in PARAMETER_ARGUMENTS.items()
+        if (value := LaunchConfiguration(argument).perform(context))
+    }
+    overrides["autostart"] = evaluate_condition_expression(context, [LaunchConfiguration("autostart")])
+    audio_topic = LaunchConfiguration("audio_topic")
+    return [
+        Node(
+            package="hailo_whisper_ros",
+            executable="speech_recognition",
+            # No `name`: a node-name remap would rename all three nodes of the process alike.
+            namespace=LaunchConfiguration("namespace"),
+            parameters=[PathJoinSubstitution([CONFIG, "speech_recognition.yaml"]), LaunchConfiguration("params_file"),
+                        overrides],
+            remappings=[("audio", audio_topic), ("audio_stamped", [audio_topic, "_stamped"])],
+            ros_arguments=["--log-level", LaunchConfiguration("log_level")],
+            output="screen",
+        )
+    ]
+
 
 def generate_launch_description():
-    config = PathJoinSubstitution([FindPackageShare("hailo_whisper_ros"), "config"])
-    params_file = LaunchConfiguration("params_file")
-    namespace = LaunchConfiguration("namespace")
-    audio_topic = LaunchConfiguration("audio_topic")
-    log_level = LaunchConfiguration("log_level")
     return LaunchDescription(
         [
             DeclareLaunchArgument(
                 "params_file",
-                default_value=PathJoinSubstitution([config, "hailo.yaml"]),
+                default_value=PathJoinSubstitution([CONFIG, "hailo.yaml"]),
                 description="Parameter file loaded over config/speech_recognition.yaml (every default): "
                 "config/hailo.yaml for the Hailo encoder, config/speech_recognition.yaml itself for the CPU only, "
                 "or a deployment's own.",
             ),
             DeclareLaunchArgument("namespace", default_value="", description="Namespace of every node and topic."),
             DeclareLaunchArgument("audio_topic", default_value="audio", description="Topic the audio arrives on."),
+            *(DeclareLaunchArgument(argument, default_value="", description=description)
+              for argument, (_, description) in PARAMETER_ARGUMENTS.items()),
+            DeclareLaunchArgument(
+                "autostart", default_value="true",
+                description="Load the model and start listening at once (false: wait for the lifecycle transitions).",
+            ),
+            DeclareLaunchArgument("log_level", default_value="info", description="Logging level of the nodes."),
             DeclareLaunchArgument(
                 "use_wav_source", default_value="false", description="Publish wav_file instead of a microphone."
             ),
             DeclareLaunchArgument("wav_file", default_value="", description="Sound file for use_wav_source."),
-            DeclareLaunchArgument("log_level", default_value="info", description="Logging level of the nodes."),
-            Node(
-                package="hailo_whisper_ros",
-                executable="speech_recognition",
-                # No `name`: a node-name remap would rename all three nodes of the process alike.
-                namespace=namespace,
-                parameters=[PathJoinSubstitution([config, "speech_recognition.yaml"]), params_file],
-                remappings=[("audio", audio_topic), ("audio_stamped", [audio_topic, "_stamped"])],
-                arguments=["--ros-args", "--log-level", log_level],
-                output="screen",
-            ),
+            OpaqueFunction(function=speech_recognition),
             Node(
                 package="hailo_whisper_ros",
                 executable="wav_source",
                 name="wav_source",
-                namespace=namespace,
-                parameters=[{"files": [LaunchConfiguration("wav_file")], "loop": True}],
-                remappings=[("audio", audio_topic)],
-                arguments=["--ros-args", "--log-level", log_level],
+                namespace=LaunchConfiguration("namespace"),
+                # A list item that is a list of substitutions stays one string of a STRING_ARRAY; a bare
+                # substitution in the list would be joined into one STRING, which wav_source rejects.
+                parameters=[{"files": [[LaunchConfiguration("wav_file")]], "loop": True}],
+                remappings=[("audio", LaunchConfiguration("audio_topic"))],
+                ros_arguments=["--log-level", LaunchConfiguration("log_level")],
                 condition=IfCondition(LaunchConfiguration("use_wav_source")),
                 output="screen",
             ),

@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# Sets up everything on a fresh machine, idempotently (`make setup`): a Python 3.11 venv with ROS 2 Kilted from
-# PyPI wheels, the interface packages of interfaces/ built into it, this package, and the default model.
-# Each step leaves a stamp in .venv/.stamps holding a hash of its inputs, so a second run with nothing changed
+# Sets up everything on a fresh machine, idempotently (`make setup`): a Python 3.11 venv with ROS 2 from PyPI
+# wheels, the interface packages built into it, launch and launch_ros where ../shared/ros-launch has them, this
+# package (registered in the venv's ament index), and the default model.
+#   tools/setup.sh [kilted|jazzy]    kilted (the default): .venv; jazzy: .venv-jazzy, for the ROS tests on Jazzy
+# Each step leaves a stamp in the venv's .stamps holding a hash of its inputs, so a second run with nothing changed
 # only checks the hashes.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-venv="$repo/.venv"
+distro=${1:-kilted}
+case "$distro" in
+  kilted) venv="$repo/.venv" ros_requirements="$repo/requirements-ros.txt" ;;
+  jazzy) venv="$repo/.venv-jazzy" ros_requirements="$repo/requirements-ros-jazzy.txt" ;;
+  *) echo "setup: the ROS distribution is kilted or jazzy, not '$distro'" >&2; exit 1 ;;
+esac
 stamps="$venv/.stamps"
 py="$venv/bin/python"
+# launch, launch_ros, launch_testing and launch_pytest wheels and composition_interfaces' sources, for machines
+# without a ROS install (its README.md); a user's clone has no such folder beside it and goes without launch.
+ros_launch=${HAILO_WHISPER_ROS_LAUNCH:-$repo/../shared/ros-launch}
 
 log() { printf '[setup] %s\n' "$*"; }
 
@@ -18,7 +28,7 @@ needs() { local name=$1; shift; [ "$(cat "$stamps/$name" 2>/dev/null)" != "$(inp
 stamp() { local name=$1; shift; inputs_hash "$@" > "$stamps/$name"; }
 
 python311=$(command -v python3.11 || true)
-[ -n "$python311" ] || { echo "setup: python3.11 is required (ROS 2 Kilted wheels are built for CPython 3.11)" >&2; exit 1; }
+[ -n "$python311" ] || { echo "setup: python3.11 is required (the ROS 2 wheels are built for CPython 3.11)" >&2; exit 1; }
 
 if [ ! -x "$py" ]; then
   log "creating $venv"
@@ -26,9 +36,9 @@ if [ ! -x "$py" ]; then
 fi
 mkdir -p "$stamps"
 
-requirements=("$repo/requirements.txt" "$repo/requirements-ros.txt" "$repo/requirements-test.txt")
+requirements=("$repo/requirements.txt" "$ros_requirements" "$repo/requirements-build.txt" "$repo/requirements-test.txt")
 if needs requirements "${requirements[@]}"; then
-  log "installing Python dependencies and ROS 2 Kilted wheels"
+  log "installing Python dependencies and ROS 2 ${distro^} wheels"
   "$py" -m pip install --quiet --disable-pip-version-check --upgrade pip
   "$py" -m pip install --quiet --disable-pip-version-check "${requirements[@]/#/-r}"
   stamp requirements "${requirements[@]}"
@@ -46,15 +56,11 @@ if [ "${#stale_exports[@]}" -gt 0 ]; then
     "${stale_exports[@]}"
 fi
 
-# The interface packages of interfaces/ install into the venv itself: their Python packages land in site-packages
-# and their libraries in .venv/lib, which the ROS wheels' bootstrapper puts on LD_LIBRARY_PATH, so no environment
-# needs sourcing. Each is a step of its own, stamped with its own files.
-build_interfaces() {
-  local name=$1 import_check=$2 source="$repo/interfaces/$1"
-  local inputs=("$source"/{package.xml,CMakeLists.txt} "$source"/msg/*.msg)
-  needs "$name" "${inputs[@]}" || return 0
-  log "building $name into the venv"
-  local build_dir="$repo/build/$name"
+# An interface package (package.xml, CMakeLists.txt, msg/ or srv/) built and installed straight into the venv: its
+# Python package lands in site-packages and its libraries in the venv's lib/, which the ROS wheels' bootstrapper puts
+# on LD_LIBRARY_PATH, so no environment needs sourcing.
+build_interface_package() {
+  local name=$1 source=$2 build_dir="$repo/build/$distro/$1"
   rm -rf "$build_dir" && mkdir -p "$build_dir"
   PATH="$venv/bin:$PATH" AMENT_PREFIX_PATH="$venv" cmake -S "$source" -B "$build_dir" \
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$venv" -DCMAKE_PREFIX_PATH="$venv" \
@@ -62,6 +68,15 @@ build_interfaces() {
     || { cat "$build_dir.log" >&2; exit 1; }
   { cmake --build "$build_dir" -j "$(nproc)" && cmake --install "$build_dir"; } >> "$build_dir.log" 2>&1 \
     || { tail -50 "$build_dir.log" >&2; exit 1; }
+}
+
+# The packages of interfaces/, each a step of its own, stamped with its own files.
+build_interfaces() {
+  local name=$1 import_check=$2 source="$repo/interfaces/$1"
+  local inputs=("$source"/{package.xml,CMakeLists.txt} "$source"/msg/*.msg)
+  needs "$name" "${inputs[@]}" || return 0
+  log "building $name into the venv"
+  build_interface_package "$name" "$source"
   "$py" -c "$import_check"
   stamp "$name" "${inputs[@]}"
 }
@@ -69,10 +84,46 @@ build_interfaces() {
 build_interfaces audio_common_msgs 'from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo'
 build_interfaces hailo_whisper_msgs 'from hailo_whisper_msgs.msg import Speech, Transcript'
 
+# launch from ../shared/ros-launch unless a system ROS (a sourced /opt/ros) provides it already.
+launch_inputs=("$ros_launch"/wheels/*.whl "$repo/requirements-launch.txt" "$ros_launch"/composition_interfaces/{package.xml,CMakeLists.txt} "$ros_launch"/composition_interfaces/srv/*.srv)
+if [ ! -d "$ros_launch/wheels" ]; then
+  log "no launch wheels: $ros_launch is absent (without a system ROS the launch tests skip)"
+elif needs ros_launch "${launch_inputs[@]}"; then
+  system_launch=$("$py" -c 'import launch_ros; print(launch_ros.__file__)' 2>/dev/null || true)
+  if [ -n "$system_launch" ] && [ "${system_launch#"$venv"/}" = "$system_launch" ]; then
+    log "launch_ros from the system ROS: $system_launch"
+  else
+    log "installing launch, launch_ros, launch_testing, launch_pytest from $ros_launch"
+    "$py" -m pip install --quiet --disable-pip-version-check -r "$repo/requirements-launch.txt"
+    # --no-deps: the wheels name their ROS dependencies by ROS package name, which the ros-* wheels provide.
+    "$py" -m pip install --quiet --disable-pip-version-check --no-deps "$ros_launch"/wheels/*.whl
+    log "building composition_interfaces (launch_ros imports it) into the venv"
+    build_interface_package composition_interfaces "$ros_launch/composition_interfaces"
+    "$py" -c 'import launch_pytest; from launch_ros.actions import Node; from composition_interfaces.srv import LoadNode'
+    stamp ros_launch "${launch_inputs[@]}"
+  fi
+fi
+
 if needs package "$repo/setup.py" "$repo/setup.cfg" "$repo/package.xml"; then
   log "installing hailo_whisper_ros (editable) and its executables into the venv"
   "$py" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$repo"
   stamp package "$repo/setup.py" "$repo/setup.cfg" "$repo/package.xml"
+fi
+
+# The venv as an ament prefix holding this package the way a colcon install does (share/ and lib/<package>/ point at
+# the checkout and the executables), so that FindPackageShare and launch_ros's Node(package=...) find it with
+# AMENT_PREFIX_PATH=.venv; pip's editable install leaves setup.py's data_files out.
+index_inputs=("$repo/setup.py" "$repo/package.xml" "${BASH_SOURCE[0]}")
+if needs ament_index "${index_inputs[@]}"; then
+  log "registering hailo_whisper_ros in the venv's ament index"
+  mkdir -p "$venv/share/ament_index/resource_index/packages" "$venv/share/hailo_whisper_ros" "$venv/lib/hailo_whisper_ros"
+  cp "$repo/resource/hailo_whisper_ros" "$venv/share/ament_index/resource_index/packages/"
+  for item in package.xml launch config; do ln -sfn "$repo/$item" "$venv/share/hailo_whisper_ros/$item"; done
+  for executable in $("$py" -c 'from importlib.metadata import entry_points
+print(*(e.name for e in entry_points(group="console_scripts") if e.value.startswith("hailo_whisper_ros.")))'); do
+    ln -sfn "$venv/bin/$executable" "$venv/lib/hailo_whisper_ros/$executable"
+  done
+  stamp ament_index "${index_inputs[@]}"
 fi
 
 # The exporter skips its work when the directory already holds an export of the same weights.

@@ -1,5 +1,6 @@
 """Repeated Ctrl-C of the composed speech_recognition process while audio flows and the recognizer works: each stop
-must exit with status 0, in time, and print no error line and no traceback.
+must exit with status 0, in time, and print no error line and no traceback; through the launch file, every process
+it started must also have finished cleanly.
 
 Started directly, or as `ros2 launch` starts it: a LaunchService running launch/speech_recognition.launch.py in a
 process of its own, SIGINT to its process group as a terminal's Ctrl-C sends it. The launch file finds the package
@@ -8,6 +9,7 @@ through the ament index; for a source checkout that is a temporary prefix pointi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -32,6 +34,9 @@ STOP_DELAY_S = (0.0, 1.5)  # after the first result, so that stops land at every
 # Lines that are no problem: INFO log lines, and the one launch prints for every Ctrl-C.
 INFO_LINE = re.compile(r"\[INFO\]")
 LAUNCH_INTERRUPTED = "user interrupted with ctrl-c (SIGINT)"
+# What launch prints of each process it starts, and once it exited with status 0.
+LAUNCH_STARTED = re.compile(r"\[INFO\] \[([\w.-]+)\]: process started with pid \[(\d+)\]")
+LAUNCH_FINISHED_CLEANLY = "process has finished cleanly [pid {pid}]"
 # As `ros2 launch` runs a launch file (ros2launch.api.launch_a_launch_file): argv[1] the file, then name:=value.
 LAUNCH_SCRIPT = """
 import sys
@@ -51,11 +56,22 @@ class Stop:
     exit_code: int | None
     seconds_to_exit: float
     problem_lines: list[str]  # every line of the output that is not an INFO log line
+    unclean_processes: list[str]  # through the launch file: each process it started that did not exit with 0
 
 
 def problem_lines(output: str) -> list[str]:
     return [line for line in output.splitlines()
             if line.strip() and not INFO_LINE.search(line) and LAUNCH_INTERRUPTED not in line]
+
+
+def unclean_processes(launch_output: str) -> list[str]:
+    """The processes a launch started (by its output) that did not finish cleanly or still run; one entry saying so
+    if it started none."""
+    started = LAUNCH_STARTED.findall(launch_output)
+    if not started:
+        return ["the launch started no process"]
+    return [f"{name} (pid {pid})" for name, pid in started
+            if LAUNCH_FINISHED_CLEANLY.format(pid=pid) not in launch_output or Path(f"/proc/{pid}").exists()]
 
 
 def launch_available() -> str | None:
@@ -83,12 +99,36 @@ def ament_prefix(directory: Path) -> Path:
     return directory
 
 
+@contextlib.contextmanager
+def package_on_ament_path() -> Iterator[Path]:
+    """This checkout's package first on AMENT_PREFIX_PATH (launched processes inherit it) while inside: an
+    ament_prefix in a temporary directory."""
+    previous = os.environ.get("AMENT_PREFIX_PATH")
+    with tempfile.TemporaryDirectory(prefix="hailo_whisper_prefix_") as directory:
+        prefix = ament_prefix(Path(directory))
+        os.environ["AMENT_PREFIX_PATH"] = os.pathsep.join(
+            [str(prefix), *filter(None, (previous or "").split(os.pathsep))])
+        try:
+            yield prefix
+        finally:
+            if previous is None:
+                os.environ.pop("AMENT_PREFIX_PATH")
+            else:
+                os.environ["AMENT_PREFIX_PATH"] = previous
+
+
+def ros2_launch(launch_file: Path = LAUNCH_FILE, /, **arguments: str) -> NodeProcess:
+    """`ros2 launch hailo_whisper_ros speech_recognition.launch.py name:=value...` in a process of its own (the
+    package must be on AMENT_PREFIX_PATH: package_on_ament_path, or a sourced workspace)."""
+    return NodeProcess("launch", command=[sys.executable, "-c", LAUNCH_SCRIPT, str(launch_file),
+                                          *(f"{name}:={value}" for name, value in arguments.items())])
+
+
 def start_speech_recognition(via_launch: bool) -> NodeProcess:
     if not via_launch:
         return NodeProcess("speech_recognition", "--params-file", str(BASE_PARAMETERS))
     # CPU only: the launch file's default overlay is the Hailo one, which this stop check is not about.
-    return NodeProcess("launch", command=[sys.executable, "-c", LAUNCH_SCRIPT, str(LAUNCH_FILE),
-                                          f"params_file:={BASE_PARAMETERS}"])
+    return ros2_launch(params_file=str(BASE_PARAMETERS))
 
 
 def stop_once(listener: Listener, via_launch: bool, delay_s: float) -> Stop:
@@ -107,7 +147,7 @@ def stop_once(listener: Listener, via_launch: bool, delay_s: float) -> Stop:
         started = time.monotonic()
         exit_code = process.stop()
         seconds = time.monotonic() - started
-    return Stop(exit_code, seconds, problem_lines(process.log))
+    return Stop(exit_code, seconds, problem_lines(process.log), unclean_processes(process.log) if via_launch else [])
 
 
 def stops(runs: int, via_launch: bool, seed: int = 13) -> Iterator[Stop]:
@@ -118,11 +158,7 @@ def stops(runs: int, via_launch: bool, seed: int = 13) -> Iterator[Stop]:
         raise HailoWhisperError(reason)
     executable("speech_recognition")
     delays = random.Random(seed)
-    with tempfile.TemporaryDirectory(prefix="hailo_whisper_prefix_") as directory, local_context() as context:
-        if via_launch:
-            prefix = ament_prefix(Path(directory))
-            os.environ["AMENT_PREFIX_PATH"] = os.pathsep.join(  # inherited by the launch processes
-                [str(prefix), *filter(None, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep))])
+    with package_on_ament_path() if via_launch else contextlib.nullcontext(), local_context() as context:
         source = NodeProcess("wav_source", "-p", f"files:=['{SPEECH_SAMPLES / 'jfk' / 'jfk.flac'}']",
                              "-p", "loop:=true", "-p", "gap_s:=0.5")
         listener = Listener(context)
@@ -136,12 +172,14 @@ def stops(runs: int, via_launch: bool, seed: int = 13) -> Iterator[Stop]:
 
 def report_line(index: int, stop: Stop) -> str:
     problems = "".join(f"\n    | {line}" for line in stop.problem_lines)
-    return f"run {index:2d}: exit {stop.exit_code}, {stop.seconds_to_exit:.2f} s to exit, " \
+    unclean = f", not finished cleanly: {', '.join(stop.unclean_processes)}" if stop.unclean_processes else ""
+    return f"run {index:2d}: exit {stop.exit_code}, {stop.seconds_to_exit:.2f} s to exit{unclean}, " \
            f"{len(stop.problem_lines)} problem line(s){problems}"
 
 
 def passed(stop: Stop, max_seconds: float) -> bool:
-    return stop.exit_code == 0 and stop.seconds_to_exit <= max_seconds and not stop.problem_lines
+    return (stop.exit_code == 0 and stop.seconds_to_exit <= max_seconds and not stop.problem_lines
+            and not stop.unclean_processes)
 
 
 def summary(results: Sequence[Stop], max_seconds: float) -> str:

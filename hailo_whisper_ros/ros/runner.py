@@ -11,9 +11,11 @@ the context. A shutdown of the context from elsewhere in the process ends the sp
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
+from typing import Iterator
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -73,6 +75,17 @@ class _Spinner:
         self.executor.shutdown()
 
 
+@contextlib.contextmanager
+def initialised(args, **options) -> Iterator[None]:
+    """rclpy.init(args, **options) until the block ends, then the context's shutdown: what `with rclpy.init()` does
+    from Kilted on; Jazzy's rclpy.init returns None."""
+    rclpy.init(args=args, **options)
+    try:
+        yield
+    finally:
+        rclpy.try_shutdown()
+
+
 def run_nodes(args, node_classes) -> int:
     """Create one node of each class, spin them until a stop signal or an external shutdown, destroy them; 2 on a
     configuration error the user can fix (missing model file, invalid parameter), told in one line without a
@@ -83,7 +96,7 @@ def run_nodes(args, node_classes) -> int:
     for number in STOP_SIGNALS:
         signal.signal(number, stop_signal)
     try:
-        with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
+        with initialised(args, signal_handler_options=SignalHandlerOptions.NO):
             nodes = []
             spinner = _Spinner()
             try:

@@ -1,7 +1,7 @@
 """Every executable of setup.py and the launch file starts, and the parameter files hold only declared parameters.
 
-`ros2 launch` is not installable on these machines, so this checks what the launch file points at instead: the
-executables it names and the parameter files it loads, started the way launch_ros starts them.
+Also where launch is not installed (a user's clone): the executables the launch file names and the parameter files it
+loads, started the way launch_ros starts them. test_launch_file.py launches the launch file itself.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_setup_py_and_launch_file_name_the_same_known_executables():
     # The launch file's default parameter file and the installed data files exist.
     for name in PARAMETER_FILES:
         assert (REPO / "config" / name).is_file()
-    assert 'config, "hailo.yaml"' in LAUNCH_FILE.read_text()
+    assert 'CONFIG, "hailo.yaml"' in LAUNCH_FILE.read_text()
 
 
 def test_hailo_whisper_command_starts():

@@ -21,6 +21,7 @@ from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.options import Options, option
 from hailo_whisper_ros.ros import topics
 from hailo_whisper_ros.ros.params import ParameterBinder
+from hailo_whisper_ros.ros.runner import initialised
 
 
 @dataclass
@@ -141,7 +142,7 @@ class WavSource(Node):
 
 def main(args=None) -> int:
     try:
-        with rclpy.init(args=args):
+        with initialised(args):
             try:
                 node = WavSource()
             except (ValueError, FileNotFoundError) as error:

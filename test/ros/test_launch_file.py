@@ -1,0 +1,123 @@
+"""launch/speech_recognition.launch.py launched for real, as `ros2 launch` launches it (a LaunchService in a process
+of its own, the package found through the ament index): with its wav_source and the CPU configuration it
+transcribes, with its default (the Hailo overlay) on this machine without a device it falls back to the CPU.
+test_shutdown_and_fallback.py stops it with Ctrl-C; test_colcon_workspace.py launches it from a colcon install.
+launch_pytest's plugin fails on pytest 9 (pytest.ini), so the launches are the evaluation's `ros2_launch`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from hailo_whisper_ros.evaluation import shutdowns
+
+if reason := shutdowns.launch_available():
+    pytest.skip(reason, allow_module_level=True)
+
+from ament_index_python.packages import get_package_prefix, get_package_share_directory  # noqa: E402
+from rcl_interfaces.srv import GetParameters  # noqa: E402
+from ros_harness import REPO, Listener, NodeProcess  # noqa: E402
+
+from hailo_whisper_ros.core.text import normalise  # noqa: E402
+from hailo_whisper_ros.evaluation.datasets import SPEECH_SAMPLES  # noqa: E402
+from hailo_whisper_ros.ros import diagnostics  # noqa: E402
+
+JFK_WORDS = "ask what you can do for your country"  # the last utterance the VAD cuts jfk.flac into
+HAILO_YAML_HEF = "/usr/local/share/hailo_whisper/tiny.en-whisper-encoder-10s.hef"
+FIRST_RESULT_TIMEOUT_S = 150.0  # the model loads and warms up first, on 2 cores shared with other tests
+
+
+@pytest.fixture(scope="module")
+def package_prefix():
+    """This checkout's package on AMENT_PREFIX_PATH, as a sourced workspace has it, for FindPackageShare."""
+    with shutdowns.package_on_ament_path() as prefix:
+        yield prefix
+
+
+@pytest.fixture(scope="module")
+def model_link(tmp_path_factory):
+    """The exported model under a path of its own, to see the model_dir argument reach the recognizer."""
+    link = tmp_path_factory.mktemp("launch_model") / "tiny.en"
+    link.symlink_to(os.environ.get("HAILO_WHISPER_MODEL_DIR", REPO / "models" / "tiny.en"))
+    return link
+
+
+@pytest.fixture
+def launched(package_prefix):
+    """launched(name=value, ...): the launch file with these arguments; it must end cleanly on Ctrl-C after the
+    test (exit 0, every process it started finished cleanly)."""
+    processes: list[NodeProcess] = []
+
+    def start(**arguments: str) -> NodeProcess:
+        processes.append(shutdowns.ros2_launch(**arguments))
+        return processes[-1]
+
+    yield start
+    for process in processes:
+        assert process.stop() == 0, process.log
+        assert shutdowns.unclean_processes(process.log) == [], process.log
+
+
+def parameters(listener: Listener, node: str, names: list[str]) -> list:
+    """What `ros2 param get` shows: the values of ``names`` on ``node``, through its parameter service."""
+    client = listener.node.create_client(GetParameters, f"{node}/get_parameters")
+    try:
+        assert client.wait_for_service(timeout_sec=30), f"no parameter service on {node}"
+        future = client.call_async(GetParameters.Request(names=names))
+        assert listener.wait_for(future.done, timeout=10), f"{node}/get_parameters did not answer"
+        return future.result().values
+    finally:
+        listener.node.destroy_client(client)
+
+
+def test_the_venv_holds_the_package_in_its_ament_index(monkeypatch):
+    # What tools/setup.sh registers: FindPackageShare and Node(package=...) resolve in the venv as in a colcon
+    # install. (The launches below use a prefix pointing at this checkout, which may not be the venv's.)
+    monkeypatch.setenv("AMENT_PREFIX_PATH", sys.prefix)
+    share = Path(get_package_share_directory("hailo_whisper_ros"))
+    assert (share / "launch" / "speech_recognition.launch.py").is_file()
+    assert {"speech_recognition.yaml", "hailo.yaml"} <= {path.name for path in (share / "config").iterdir()}
+    lib = Path(get_package_prefix("hailo_whisper_ros")) / "lib" / "hailo_whisper_ros"
+    for name in ("speech_recognition", "wav_source"):
+        assert os.access(lib / name, os.X_OK), lib / name
+
+
+def test_launched_with_the_wav_source_and_the_cpu_configuration_it_transcribes(launched, ros_context, model_link):
+    process = launched(
+        params_file=str(REPO / "config" / "speech_recognition.yaml"), namespace="launched", audio_topic="mic",
+        model_dir=str(model_link), encoder="10s", use_wav_source="true",
+        wav_file=str(SPEECH_SAMPLES / "jfk" / "jfk.flac"),
+    )
+    listener = Listener(ros_context, "launched")
+    try:
+        # The wav_source plays jfk.flac in a loop on /launched/mic, remapped to the audio subscriber's input.
+        assert listener.wait_for(lambda: any(JFK_WORDS in normalise(text) for text in listener.finals),
+                                 FIRST_RESULT_TIMEOUT_S), f"{listener.finals}\n{process.log}"
+        model_dir, encoder = parameters(listener, "/launched/recognizer", ["model.dir", "model.encoder"])
+        assert (model_dir.string_value, encoder.string_value) == (str(model_link), "10s")
+        status = listener.latest(listener.status_name("recognizer"))
+        assert status.values[diagnostics.ENCODER_BACKEND] == "onnx" and str(model_link) in status.values[
+            diagnostics.MODEL]
+    finally:
+        listener.close()
+
+
+def test_launched_with_its_default_hailo_configuration_without_a_device_it_falls_back_to_the_cpu(launched,
+                                                                                               ros_context):
+    if Path(HAILO_YAML_HEF).exists():
+        pytest.skip(f"{HAILO_YAML_HEF} exists here: this is the test of a machine without it")
+    process = launched(namespace="launched_hailo")
+    listener = Listener(ros_context, "launched_hailo")
+    try:
+        name = listener.status_name("recognizer")
+        assert listener.wait_for(lambda: listener.latest(name) is not None, FIRST_RESULT_TIMEOUT_S), process.log
+        level, message, values = listener.latest(name)
+        reason = f"encoder: cannot read HEF file {HAILO_YAML_HEF}: No such file or directory"
+        assert (level, message) == (ord(diagnostics.WARN), f"CPU fallback: {reason}")
+        assert values[diagnostics.FALLBACK_REASON] == reason and values[diagnostics.ENCODER_BACKEND] == "onnx"
+    finally:
+        listener.close()
