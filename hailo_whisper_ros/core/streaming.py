@@ -323,6 +323,7 @@ class UtteranceTranscriber(QueuedTranscriber):
         self._submitted = 0
         self._worker_generation = 0
         self._last_audio_at = 0.0  # when the open utterance's latest audio was submitted
+        self._ends_queued = 0  # SpeechEnded events in the queue: a partial would delay their finals
 
     def submit(self, utterance_id: int, event: SegmenterEvent | SpeechPaused) -> None:
         """Queue one segmenter event, or a SpeechPaused, of utterance ``utterance_id`` (cheap; the audio is not
@@ -333,6 +334,12 @@ class UtteranceTranscriber(QueuedTranscriber):
         with self._lock:
             self._enqueue(_SubmittedEvent(self._submitted, utterance_id, event, time.perf_counter()), samples)
             self._submitted += 1
+            self._ends_queued += isinstance(event, SpeechEnded)
+
+    def reset(self) -> None:
+        super().reset()
+        with self._lock:
+            self._ends_queued = sum(isinstance(item.event, SpeechEnded) for item in self._queue)
 
     def update_options(
         self, decoding: DecodingOptions | None = None, streaming: StreamingOptions | None = None
@@ -367,6 +374,7 @@ class UtteranceTranscriber(QueuedTranscriber):
             if not self._queue or self._queue[0].index >= until:
                 return None
             submitted = self._queue.popleft()
+            self._ends_queued -= isinstance(submitted.event, SpeechEnded)
             samples = self._item_samples(submitted)
             self._queued -= samples
             self._processed += samples
@@ -387,7 +395,8 @@ class UtteranceTranscriber(QueuedTranscriber):
             if is_open and event.start == utterance.end:
                 utterance.append(np.asarray(event.audio, dtype=np.float32))
                 self._last_audio_at = submitted.submitted_at
-                self._append(recognition.decode_if_due(self._queued, in_pause=False), events)
+                final_queued = self._ends_queued > 0
+                self._append(recognition.decode_if_due(self._queued, False, final_queued), events)
             else:
                 with self._lock:
                     self._processed -= len(event.audio)

@@ -79,6 +79,9 @@ class QueuedTranscriber:
             guards_fired=dict(recognition.loop_guards.fired),
             loop_recoveries=recognition.loop_guards.recovered,
             unrecovered_loops=recognition.loop_guards.unrecovered,
+            partials_without_speech=recognition.partials_without_speech,
+            decoder_steps=recognition.decoder_steps,
+            draft_tokens_accepted=recognition.draft_tokens_accepted,
         )
 
     def _set_options(self, decoding: DecodingOptions | None, streaming: StreamingOptions | None) -> None:

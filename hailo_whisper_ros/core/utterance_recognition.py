@@ -38,6 +38,7 @@ class OpenUtterance:
     previous_partial: str = ""
     decoded: "TranscriptionResult | None" = None  # the latest decode, of the first decoded_length samples
     decoded_length: int = -1
+    decoded_speech_end: int = -1  # where speech was last heard in that decode's audio (stream position)
     failed: bool = False  # an inference error: no more partials, no final
 
     @property
@@ -62,7 +63,8 @@ class UtteranceRecognition:
         self.speech_span = speech_span  # stream span [start, end) -> where speech was heard in it
         self.utterance: OpenUtterance | None = None
         self.utterances = self.partials = self.partials_skipped = self.no_speech_rejections = 0
-        self.finals_precomputed = 0
+        self.finals_precomputed = self.partials_without_speech = 0
+        self.decoder_steps = self.draft_tokens_accepted = 0
         self.inference_calls = self.frames_transcribed = self.errors = 0
         self.inference_s = self.speech_s_transcribed = 0.0
         self.final_latencies_ms: deque[float] = deque(maxlen=FINAL_LATENCY_HISTORY)
@@ -94,9 +96,10 @@ class UtteranceRecognition:
             self.no_speech_rejections += 1
         return self._event(FINAL, utterance, result.text, latency_ms, result)
 
-    def decode_if_due(self, backlog: int, in_pause: bool) -> TranscriptEvent | None:
+    def decode_if_due(self, backlog: int, in_pause: bool, final_queued: bool = False) -> TranscriptEvent | None:
         """Decode the open utterance if a partial is due or, ``in_pause``, as its possible final; the partial event
-        when partials are on. ``backlog``: samples of input waiting behind this point."""
+        when partials are on. ``backlog``: samples of input waiting behind this point; ``final_queued``: the
+        utterance's end is among them, so a partial now would only delay its final."""
         utterance = self.utterance
         if utterance is None or utterance.failed or utterance.decoded_length == utterance.length:
             return None
@@ -104,8 +107,11 @@ class UtteranceRecognition:
             if not utterance.partial_interval or utterance.length < utterance.next_partial_at:
                 return None
             utterance.next_partial_at = utterance.length + utterance.partial_interval
-            if backlog > utterance.partial_interval:
+            if backlog > utterance.partial_interval or final_queued:
                 self.partials_skipped += 1  # behind the input: leave the time to the finals
+                return None
+            if self.speech_span(utterance.start, utterance.end)[1] <= utterance.decoded_speech_end:
+                self.partials_without_speech += 1  # only silence joined: the words cannot have changed
                 return None
         started = time.perf_counter()
         result = self._transcribe(utterance)
@@ -138,9 +144,13 @@ class UtteranceRecognition:
         """The utterance's audio so far, transcribed; None after an inference error (counted, logged once per kind,
         the utterance marked failed)."""
         audio = utterance.audio()
+        previous = utterance.decoded
+        # The previous decode's tokens are a draft that greedy decoding verifies exactly: it costs less when the
+        # utterance's words so far have not changed, and the text is the same.
+        draft = previous.segments[0].tokens if previous is not None and len(previous.segments) == 1 else ()
         started = time.perf_counter()
         try:
-            result = self.recognizer.transcribe(audio, utterance.decoding)
+            result = self.recognizer.transcribe(audio, utterance.decoding, draft)
         except Exception as error:  # any backend failure must cost one utterance, not the stream
             self.errors += 1
             utterance.failed = True
@@ -160,5 +170,8 @@ class UtteranceRecognition:
         self.speech_s_transcribed += len(audio) / SAMPLE_RATE
         self.frames_transcribed += sum(segment.frames for segment in result.segments)
         self.loop_guards.add(result)
+        self.decoder_steps += result.timings.decoder_steps
+        self.draft_tokens_accepted += result.timings.draft_accepted
         utterance.decoded, utterance.decoded_length = result, len(audio)
+        utterance.decoded_speech_end = self.speech_span(utterance.start, utterance.end)[1]
         return result

@@ -125,11 +125,21 @@ def split_heads(g: GraphBuilder, x: str, parts: int, heads: int, head_dim: int) 
 
 
 def attend(g: GraphBuilder, q: str, k: str, v: str, mask: str | None, width: int) -> str:
-    """softmax(q k^T + mask) v for pre-scaled q, then heads merged back to [1, S, width]."""
-    scores = g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 1, 3, 2])])
-    if mask is not None:
-        scores = g.op("Add", [scores, mask])
+    """softmax(q k^T + mask) v for pre-scaled q, then heads merged back to [1, S, width].
+
+    With a mask (the decoder's attentions), each of the S query rows is its own one-row product ([1, h, S, 1, d]
+    against keys broadcast over S), so that a row's result does not depend on how many rows are run together: a
+    pass over several tokens then gives, bit for bit, the logits of one-token steps, which speculative decoding
+    (core/decoding.greedy_decode's draft) needs. One S-row product may sum in another order than a one-row one."""
+    keys = g.op("Transpose", [k], perm=[0, 1, 3, 2])
+    if mask is None:
+        scores = g.op("MatMul", [q, keys])
+    else:
+        q, keys, v = (g.op("Unsqueeze", [x, g.const([axis])]) for x, axis in ((q, 3), (keys, 2), (v, 2)))
+        scores = g.op("Add", [g.op("MatMul", [q, keys]), mask])
     context = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])
+    if mask is not None:
+        context = g.op("Squeeze", [context, g.const([3])])
     merged = g.op("Transpose", [context], perm=[0, 2, 1, 3])
     return g.op("Reshape", [merged, g.const([1, -1, width])])
 
@@ -290,10 +300,11 @@ def build_decoder(weights: WhisperWeights, with_past: bool) -> onnx.ModelProto:
     table = g.weight("decoder/position_encodings/encodings", tensors["decoder/position_encodings/encodings"])
     x = g.op("Add", [tokens, g.op("Slice", [table, start, end, g.const([0])])])
 
-    # Causal mask [S, P+S]: new token i (absolute position P+i) sees positions j <= P+i.
+    # Causal mask [S, 1, P+S] (attend's one-row products): new token i (absolute position P+i) sees positions
+    # j <= P+i.
     first, last = (g.op("Squeeze", [bound, g.const([0])]) for bound in (start, end))
     columns = g.op("Range", [g.const(0), last, g.const(1)])
-    rows = g.op("Unsqueeze", [g.op("Range", [first, last, g.const(1)]), g.const([1])])
+    rows = g.op("Unsqueeze", [g.op("Range", [first, last, g.const(1)]), g.const([1, 2])])
     future = g.op("Greater", [columns, rows])
     mask = g.op("Where", [future, g.const(MASK_VALUE, np.float32), g.const(0.0, np.float32)])
 

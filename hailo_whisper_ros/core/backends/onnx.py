@@ -19,6 +19,7 @@ from hailo_whisper_ros.core.model_dir import (
     ENCODER_HIDDEN_STATES,
     INPUT_IDS,
     LOGITS,
+    ROWS_INDEPENDENT,
     ModelInfo,
     find_beside,
 )
@@ -111,6 +112,7 @@ class OnnxKvDecoder:
         step_path = decoder_dir / DECODER_WITH_PAST
         self._with_past = create_ort_session(step_path, threads)
         step_inputs = {i.name for i in self._with_past.get_inputs()}
+        self.rows_independent = self._with_past.get_modelmeta().custom_metadata_map.get(ROWS_INDEPENDENT) == "1"
         self.pads_by_bias = ENCODER_ATTENTION_BIAS in step_inputs
         past_names = [name for name in step_inputs if name.startswith(PAST_PREFIX)]
         self._feeds_states = ENCODER_HIDDEN_STATES in step_inputs
@@ -183,6 +185,10 @@ class OnnxKvDecoder:
         outputs = self._with_past.run(self._step_outputs, {**self._feeds, INPUT_IDS: ids})
         self._feeds.update(zip(self._step_targets, outputs[1:]))
         return outputs[0][0]
+
+    def rewind(self, positions: int) -> None:
+        for name in self._step_targets:
+            self._feeds[name] = np.ascontiguousarray(self._feeds[name][:, :, :positions])
 
     def step(self, token: int) -> np.ndarray:
         self._token[0, 0] = token
