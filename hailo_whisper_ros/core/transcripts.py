@@ -107,6 +107,7 @@ class StreamingStats:
     loop_recoveries: int = 0  # of those, decodes whose re-decode ended at EOT
     unrecovered_loops: int = 0  # decodes whose kept text did not end at EOT (a guard's cut, or max_new_tokens)
     partials_without_speech: int = 0  # partials due but not decoded: no speech joined since the last decode
+    decoder_s: float = 0.0  # of inference_s: the decoder's time (first passes and steps)
     decoder_steps: int = 0  # one-token decoder passes over the successful calls
     draft_tokens_accepted: int = 0  # tokens verified from the previous decode's draft instead (no pass of their own)
 

@@ -65,6 +65,7 @@ class UtteranceRecognition:
         self.utterances = self.partials = self.partials_skipped = self.no_speech_rejections = 0
         self.finals_precomputed = self.partials_without_speech = 0
         self.decoder_steps = self.draft_tokens_accepted = 0
+        self.decoder_s = 0.0
         self.inference_calls = self.frames_transcribed = self.errors = 0
         self.inference_s = self.speech_s_transcribed = 0.0
         self.final_latencies_ms: deque[float] = deque(maxlen=FINAL_LATENCY_HISTORY)
@@ -170,6 +171,7 @@ class UtteranceRecognition:
         self.speech_s_transcribed += len(audio) / SAMPLE_RATE
         self.frames_transcribed += sum(segment.frames for segment in result.segments)
         self.loop_guards.add(result)
+        self.decoder_s += result.timings.decoder_ms / 1e3
         self.decoder_steps += result.timings.decoder_steps
         self.draft_tokens_accepted += result.timings.draft_accepted
         utterance.decoded, utterance.decoded_length = result, len(audio)
