@@ -168,6 +168,7 @@ class StreamingTranscriber(QueuedTranscriber):
         chunk = samples.astype(np.float32, copy=True)  # a copy: the caller may reuse its buffer
         with self._lock:
             self._enqueue(chunk, len(chunk))
+            self._arrived(self._fed, time.perf_counter())
 
     def update_options(
         self,
@@ -332,7 +333,10 @@ class UtteranceTranscriber(QueuedTranscriber):
             raise HailoWhisperError(f"submit() takes the segmenter's events, not {type(event).__name__}")
         samples = len(event.audio) if isinstance(event, SpeechAudio) else 0
         with self._lock:
-            self._enqueue(_SubmittedEvent(self._submitted, utterance_id, event, time.perf_counter()), samples)
+            submitted_at = time.perf_counter()
+            self._enqueue(_SubmittedEvent(self._submitted, utterance_id, event, submitted_at), samples)
+            if samples:
+                self._arrived(event.start + samples, submitted_at)
             self._submitted += 1
             self._ends_queued += isinstance(event, SpeechEnded)
 

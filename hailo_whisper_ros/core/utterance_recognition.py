@@ -58,9 +58,15 @@ class OpenUtterance:
 class UtteranceRecognition:
     """Transcribes the open utterance for both transcribers: partials, the final, errors, and their counters."""
 
-    def __init__(self, recognizer: "Recognizer", speech_span: Callable[[int, int], tuple[int, int]]):
+    def __init__(
+        self,
+        recognizer: "Recognizer",
+        speech_span: Callable[[int, int], tuple[int, int]],
+        arrival_of: Callable[[int], float | None],
+    ):
         self.recognizer = recognizer
         self.speech_span = speech_span  # stream span [start, end) -> where speech was heard in it
+        self.arrival_of = arrival_of  # stream position -> when its sample arrived (time.perf_counter())
         self.utterance: OpenUtterance | None = None
         self.utterances = self.partials = self.partials_skipped = self.no_speech_rejections = 0
         self.finals_precomputed = self.partials_without_speech = 0
@@ -69,6 +75,7 @@ class UtteranceRecognition:
         self.inference_calls = self.frames_transcribed = self.errors = 0
         self.inference_s = self.speech_s_transcribed = 0.0
         self.final_latencies_ms: deque[float] = deque(maxlen=FINAL_LATENCY_HISTORY)
+        self.speech_end_latencies_ms: deque[float] = deque(maxlen=FINAL_LATENCY_HISTORY)
         self.recent_decode_s = 0.0  # moving average of the inference time
         self.loop_guards = LoopGuardTally()  # partials' and finals' decodes alike
         self._logged_error_kinds: set[str] = set()
@@ -89,8 +96,13 @@ class UtteranceRecognition:
             result = self._transcribe(utterance)
             if result is None:
                 return None
-        latency_ms = (time.perf_counter() - decided_at) * 1e3
+        finished_at = time.perf_counter()
+        latency_ms = (finished_at - decided_at) * 1e3
         self.final_latencies_ms.append(latency_ms)
+        # What a listener waits: from the arrival of the last speech sample (the VAD's pause included).
+        speech_end_arrival = self.arrival_of(self.speech_span(utterance.start, utterance.end)[1])
+        if speech_end_arrival is not None:
+            self.speech_end_latencies_ms.append((finished_at - speech_end_arrival) * 1e3)
         if result.text:
             self.utterances += 1
         else:
