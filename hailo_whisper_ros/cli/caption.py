@@ -116,7 +116,6 @@ FIGURE_LABELS = {
     "no_speech_rejections": "utterances rejected as no speech",
     "errors": "inference errors",
     "audio_dropped_s": "audio dropped (s)",
-    "partials_without_speech": "partials not decoded (only silence joined)",
     "decoder_steps": "decoder one-token passes",
     "draft_tokens_accepted": "tokens verified from drafts",
     "decoder_ms_per_token": "decoder ms per token, drafts included",

@@ -12,7 +12,11 @@ Both queue their input from any thread (``feed``/``submit`` only append to a que
   on as the next utterance), or when audio of it was dropped from the queue (then with the audio before the gap).
   Its text is empty when the recognizer finds no speech in it;
 - a partial each time ``partial_interval_ms`` of new audio has joined the open utterance, unless the worker is more
-  than one interval behind its input: then the partial is skipped (counted), so that the finals keep up.
+  than one interval behind its input or the utterance's end is already queued: then the partial is skipped
+  (counted), so that the finals keep up. Audio joins an utterance only with speech (the segmenter holds back a
+  pause beyond its pad until speech resumes), so a partial always has new speech to decode. Each decode takes the
+  previous one's tokens as its draft (Recognizer.transcribe), which makes a partial that only added words cost
+  about one decoder pass plus its new tokens.
 
 A final's decode does not have to wait for the end-of-utterance decision: in a pause, the segmenter holds back the
 silence beyond its pad, so the utterance's audio is already complete while the VAD waits out ``min_silence_ms``.

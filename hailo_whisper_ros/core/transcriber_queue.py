@@ -84,7 +84,6 @@ class QueuedTranscriber:
             guards_fired=dict(recognition.loop_guards.fired),
             loop_recoveries=recognition.loop_guards.recovered,
             unrecovered_loops=recognition.loop_guards.unrecovered,
-            partials_without_speech=recognition.partials_without_speech,
             decoder_s=recognition.decoder_s,
             decoder_steps=recognition.decoder_steps,
             draft_tokens_accepted=recognition.draft_tokens_accepted,

@@ -94,7 +94,7 @@ class StreamingStats:
     audio_processed_s: float  # taken by the worker; audio_in_s = processed + dropped + queue depth
     utterances: int  # finals with text
     partials: int  # partials emitted
-    partials_skipped: int  # partials due while the worker was more than one interval behind
+    partials_skipped: int  # partials due while the worker was more than one interval behind, or the end was queued
     no_speech_rejections: int  # finals with empty text: the recognizer found no speech in the utterance
     inference_calls: int  # recognizer calls, partial and final, failed ones included
     inference_s: float  # their wall time
@@ -109,7 +109,6 @@ class StreamingStats:
     # From the arrival of each final's last speech sample (StreamingTranscriber: where the VAD last heard speech;
     # UtteranceTranscriber: the end of the utterance's audio, its trailing pad included) to the final.
     speech_end_latencies_ms: tuple[float, ...] = ()
-    partials_without_speech: int = 0  # partials due but not decoded: no speech joined since the last decode
     decoder_s: float = 0.0  # of inference_s: the decoder's time (first passes and steps)
     decoder_steps: int = 0  # one-token decoder passes over the successful calls
     draft_tokens_accepted: int = 0  # tokens verified from the previous decode's draft instead (no pass of their own)

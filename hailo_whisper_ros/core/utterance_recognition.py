@@ -38,7 +38,6 @@ class OpenUtterance:
     previous_partial: str = ""
     decoded: "TranscriptionResult | None" = None  # the latest decode, of the first decoded_length samples
     decoded_length: int = -1
-    decoded_speech_end: int = -1  # where speech was last heard in that decode's audio (stream position)
     failed: bool = False  # an inference error: no more partials, no final
 
     @property
@@ -69,7 +68,7 @@ class UtteranceRecognition:
         self.arrival_of = arrival_of  # stream position -> when its sample arrived (time.perf_counter())
         self.utterance: OpenUtterance | None = None
         self.utterances = self.partials = self.partials_skipped = self.no_speech_rejections = 0
-        self.finals_precomputed = self.partials_without_speech = 0
+        self.finals_precomputed = 0
         self.decoder_steps = self.draft_tokens_accepted = 0
         self.decoder_s = 0.0
         self.inference_calls = self.frames_transcribed = self.errors = 0
@@ -121,10 +120,7 @@ class UtteranceRecognition:
                 return None
             utterance.next_partial_at = utterance.length + utterance.partial_interval
             if backlog > utterance.partial_interval or final_queued:
-                self.partials_skipped += 1  # behind the input: leave the time to the finals
-                return None
-            if self.speech_span(utterance.start, utterance.end)[1] <= utterance.decoded_speech_end:
-                self.partials_without_speech += 1  # only silence joined: the words cannot have changed
+                self.partials_skipped += 1  # behind the input, or its final waiting: leave the time to the finals
                 return None
         started = time.perf_counter()
         result = self._transcribe(utterance)
@@ -187,5 +183,4 @@ class UtteranceRecognition:
         self.decoder_steps += result.timings.decoder_steps
         self.draft_tokens_accepted += result.timings.draft_accepted
         utterance.decoded, utterance.decoded_length = result, len(audio)
-        utterance.decoded_speech_end = self.speech_span(utterance.start, utterance.end)[1]
         return result

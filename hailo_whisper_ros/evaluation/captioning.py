@@ -42,7 +42,6 @@ class CaptionFigures:
     no_speech_rejections: int
     errors: int
     audio_dropped_s: float
-    partials_without_speech: int = 0  # partials due after only silence joined: not decoded
     decoder_steps: int = 0  # one-token decoder passes, partials and finals
     draft_tokens_accepted: int = 0  # tokens verified from the previous decode's draft, without a pass of their own
     decoder_ms_per_token: float = 0.0  # decoder time (first passes, steps) per token decoded, drafts included
@@ -134,7 +133,6 @@ def caption_stream(
         no_speech_rejections=stats.no_speech_rejections,
         errors=stats.errors,
         audio_dropped_s=stats.audio_dropped_s,
-        partials_without_speech=stats.partials_without_speech,
         decoder_steps=stats.decoder_steps,
         draft_tokens_accepted=stats.draft_tokens_accepted,
         decoder_ms_per_token=1e3 * stats.decoder_s / max(stats.decoder_steps + stats.draft_tokens_accepted, 1),

@@ -104,7 +104,7 @@ class RecognizerNode(Node):
             diagnostics.NO_SPEECH_REJECTIONS: stats.no_speech_rejections,
             diagnostics.INFERENCE_ERRORS: stats.errors,
             diagnostics.REAL_TIME_FACTOR: stats.real_time_factor,
-            # From the arrival of the speech's end to the final, as a listener waits (core.transcripts.StreamingStats).
+            # From the arrival of the end of speech to the final, as a listener waits (StreamingStats).
             diagnostics.LATENCY_P50_MS: -1.0 if stats.speech_end_latency_p50_ms is None
             else stats.speech_end_latency_p50_ms,
             diagnostics.LATENCY_P95_MS: -1.0 if stats.speech_end_latency_p95_ms is None
