@@ -29,7 +29,7 @@ from hailo_whisper_ros.export.weights import WhisperWeights
 
 # Bump whenever the graphs or the files written change, so that existing exports are rebuilt. Written into every
 # ONNX file as its producer version, and into the stamp.
-EXPORTER_VERSION = 5
+EXPORTER_VERSION = 6
 STAMP = "export_stamp.json"
 
 
@@ -225,8 +225,13 @@ def export_model_dir(
     for folder in (directory, int8):
         shutil.copyfile(tokenizer, folder / mf.TOKENIZER)
         weights.info.save(folder)
-    for name in (mf.DECODER, mf.DECODER_WITH_PAST):
-        quantize_decoder(directory / name, int8 / name, weights.info.n_text_layer)
+    for name, with_past in ((mf.DECODER, False), (mf.DECODER_WITH_PAST, True)):
+        source = int8 / f"{name}.fp32.partial"  # attention row by row (graphs.attend) for the rows-independent INT8
+        _save(build_decoder(weights, with_past, one_row_products=True), source)
+        try:
+            quantize_decoder(source, int8 / name, weights.info.n_text_layer)
+        finally:
+            source.unlink()
         log(f"  wrote {mf.INT8_SUBDIR}/{name}")
     if hailo:
         difference = hailo_encoder_difference(directory, weights.info.n_mels)
