@@ -241,7 +241,9 @@ def _streaming(args, model_dir: Path, recording, targets, details) -> list[Figur
             captioned = runs[label].figures
             figures.append(Figure(
                 target, captioned.rtfx,
-                f"{captioned.inference_calls} inference calls, {captioned.audio_s:.0f} s of audio",
+                f"{captioned.inference_calls} inference calls, {captioned.audio_s:.0f} s of audio; decoder "
+                f"{captioned.decoder_ms_per_token:.2f} ms per token, {captioned.decoder_steps} steps + "
+                f"{captioned.draft_tokens_accepted} tokens verified from drafts",
             ))
     return figures
 

@@ -231,6 +231,7 @@ class DecodedTokens:
     first_pass_ms: float  # the prefix pass (for the KV decoder this also computes the cross-attention cache)
     steps: int  # one-token steps run after the first pass
     steps_ms: float  # their total time, logit filters and token choice included
+    draft_accepted: int = 0  # leading tokens taken from the draft that the first pass verified (no step of their own)
 
 
 def greedy_decode(
@@ -241,10 +242,17 @@ def greedy_decode(
     options: DecodingOptions,
     filters: Sequence[LogitFilter],
     audio_s: float | None = None,
+    draft: Sequence[int] = (),
 ) -> DecodedTokens:
     """Decode one segment of ``audio_s`` seconds of audio greedily: prefix pass, then a step per token until EOT,
     the length limit or a loop guard (the token budget, None: no budget; a repeated n-gram). The guards only look
-    at the tokens, so they cost no decoder pass."""
+    at the tokens, so they cost no decoder pass.
+
+    ``draft``: tokens this segment is expected to start with (the previous partial's), verified exactly: the first
+    pass runs the prefix and the draft together, which gives the logits of every draft position at once; each
+    draft token is kept while it is the token greedy decoding chooses from those logits (filters, guards and all),
+    and at the first disagreement the cache is cut back there and decoding goes on a step per token. So the tokens
+    are greedy decoding's own, and each kept draft token costs a share of one pass instead of a step."""
     max_new = min(options.max_new_tokens, backend.max_positions - len(prefix))
     budget = max_new if audio_s is None else min(token_budget(options, audio_s), max_new)
     repetition = (
@@ -255,16 +263,19 @@ def greedy_decode(
         raise HailoWhisperError(
             f"the decoder holds {backend.max_positions} positions, too few for the prompt {list(prefix)}"
         )
+    draft = list(draft[: budget - 1])  # a token beyond the budget could never be kept, nor its logits used
     started = time.perf_counter()
-    prefix_logits = backend.start(encoder_states, prefix, options.pad_encoder_output_to)
-    no_speech_prob = math.exp(_log_softmax_at(prefix_logits[0], info.no_speech))
-    logits = prefix_logits[-1]
+    pass_logits = backend.start(encoder_states, list(prefix) + draft, options.pad_encoder_output_to)
+    no_speech_prob = math.exp(_log_softmax_at(pass_logits[0], info.no_speech))
+    logits = pass_logits[len(prefix) - 1]
     first_pass_done = time.perf_counter()
 
     generated: list[int] = []
     sum_logprob = 0.0
     chosen = 0
     steps = 0
+    accepted = 0  # draft tokens kept; the cache holds the prefix and all of the draft until a disagreement
+    in_draft = bool(draft)
     while True:
         for logit_filter in filters:
             logit_filter.apply(logits, generated)
@@ -283,6 +294,14 @@ def greedy_decode(
         if len(generated) >= budget:
             stop = STOP_MAX_NEW_TOKENS if budget == max_new else GUARD_TOKEN_BUDGET
             break
+        if in_draft and token == draft[accepted]:  # verified: the first pass computed its successor's logits
+            accepted += 1
+            in_draft = accepted < len(draft)
+            logits = pass_logits[len(prefix) - 1 + accepted]
+            continue
+        if in_draft:  # the first disagreement: the cache forgets the rest of the draft
+            backend.rewind(len(prefix) + accepted)
+            in_draft = False
         logits = backend.step(token)
         steps += 1
     finished = time.perf_counter()
@@ -294,6 +313,7 @@ def greedy_decode(
         first_pass_ms=(first_pass_done - started) * 1e3,
         steps=steps,
         steps_ms=(finished - first_pass_done) * 1e3,
+        draft_accepted=accepted,
     )
 
 

@@ -73,8 +73,9 @@ class Timings:
     decoder_ms: float
     decoder_first_pass_ms: float  # of decoder_ms: the prefix passes, which also compute the cross-attention cache
     per_token_ms: float  # mean decoder step after the first pass, logit filters included
-    decoder_steps: int  # those steps: one per generated token but the last
+    decoder_steps: int  # those steps: one per generated token but the last, less the draft tokens verified
     total_ms: float
+    draft_accepted: int = 0  # generated tokens verified in the first pass (decoding.greedy_decode's draft)
 
 
 @dataclass(frozen=True)
@@ -191,8 +192,13 @@ class Recognizer:
         """One short transcription, so that the first real request is not slowed by lazy initialisation."""
         self.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32), WARMUP_OPTIONS)
 
-    def transcribe(self, audio: np.ndarray, options: DecodingOptions = DecodingOptions()) -> TranscriptionResult:
-        """Transcribe float32 mono 16 kHz audio of any length."""
+    def transcribe(
+        self, audio: np.ndarray, options: DecodingOptions = DecodingOptions(), draft: tuple[int, ...] = ()
+    ) -> TranscriptionResult:
+        """Transcribe float32 mono 16 kHz audio of any length. ``draft``: the tokens it probably starts with (an
+        earlier transcription of its beginning), verified exactly by decoding.greedy_decode; the result is the same
+        with or without it, only cheaper when it is right. Used when the audio is one segment and the decoder's
+        rows are independent (DecoderSteps.rows_independent)."""
         started = time.perf_counter()
         audio = np.asarray(audio)
         if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.floating):
@@ -209,7 +215,8 @@ class Recognizer:
 
         segments = []
         features_ms = encoder_ms = decoder_ms = first_pass_ms = steps_ms = 0.0
-        steps = 0
+        steps = accepted = 0
+        draft = draft if len(spans) == 1 and self.decoder.rows_independent else ()
         for begin, end in spans:
             onset = begin + speech_onset(audio[begin:end], options.window_lead_trim_db)
             speech = audio[onset:end]
@@ -225,7 +232,8 @@ class Recognizer:
                 states = self.encoder.encode(mel)
                 t2 = time.perf_counter()
                 decoded = greedy_decode(
-                    self.decoder, states, prefix, self.info, options, filters, len(speech) / SAMPLE_RATE
+                    self.decoder, states, prefix, self.info, options, filters, len(speech) / SAMPLE_RATE,
+                    draft=() if decodes else draft,  # a recovery's longer window is not what the draft was
                 )
                 t3 = time.perf_counter()
                 features_ms += (t1 - t0) * 1e3
@@ -234,6 +242,7 @@ class Recognizer:
                 first_pass_ms += decoded.first_pass_ms
                 steps_ms += decoded.steps_ms
                 steps += decoded.steps
+                accepted += decoded.draft_accepted
                 decodes.append((window, decoded))
                 if decoded.stop not in GUARDS or not options.loop_recovery or window == self.encoder.max_frames:
                     break
@@ -262,6 +271,7 @@ class Recognizer:
             decoder_first_pass_ms=first_pass_ms,
             per_token_ms=steps_ms / steps if steps else 0.0,
             decoder_steps=steps,
+            draft_accepted=accepted,
             total_ms=(time.perf_counter() - started) * 1e3,
         )
         return TranscriptionResult(

@@ -28,10 +28,11 @@ MASK_VALUE = float(np.finfo(np.float32).min)  # additive causal mask; stays fini
 class GraphBuilder:
     """Collects nodes and initializers; names are derived from the call order, so output is deterministic."""
 
-    def __init__(self, weights: WhisperWeights, decomposed_layer_norm: bool = False):
+    def __init__(self, weights: WhisperWeights, decomposed_layer_norm: bool = False, one_row_products: bool = False):
         self.tensors = weights.tensors
         self.info = weights.info
         self.decomposed_layer_norm = decomposed_layer_norm
+        self.one_row_products = one_row_products  # attend's, for the decoder's rows-independent body
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: dict[str, onnx.TensorProto] = {}
         self._constants: dict[tuple, str] = {}
@@ -124,12 +125,31 @@ def split_heads(g: GraphBuilder, x: str, parts: int, heads: int, head_dim: int) 
     return [transposed] if parts == 1 else g.op("Split", [transposed], outputs=parts, axis=1)
 
 
-def attend(g: GraphBuilder, q: str, k: str, v: str, mask: str | None, width: int, heads_one_by_one: int = 0) -> str:
-    """softmax(q k^T + mask) v for pre-scaled q, then heads merged back to [1, S, width]. ``heads_one_by_one``
-    (the head count): each head's scores, softmax and context in turn, so that ONNX Runtime, running the nodes in
-    this order without an arena, holds one head's [S, S] scores at a time instead of all of them (the encoder over
-    28 s: 8 instead of 47 MB per score tensor)."""
-    if heads_one_by_one:
+def attend(g: GraphBuilder, q: str, k: str, v: str, mask: str | None, width: int, heads_one_by_one: int = 0,
+           causal: bool = False) -> str:
+    """softmax(q k^T + mask) v for pre-scaled q, then heads merged back to [1, S, width].
+
+    ``heads_one_by_one`` (the head count; the encoder): each head's scores, softmax and context in turn, so that
+    ONNX Runtime, running the nodes in this order without an arena, holds one head's [S, S] scores at a time instead
+    of all of them (the encoder over 28 s: 8 instead of 47 MB per score tensor).
+
+    With g.one_row_products and a mask (the decoder's attentions), each of the S query rows is its own one-row
+    product ([1, h, S, 1, d] against keys broadcast over S), so that a row's result does not depend on how many
+    rows are run together: a pass over several tokens then gives, bit for bit, the logits of one-token steps,
+    which speculative decoding (core/decoding.greedy_decode's draft) needs. One S-row product may sum in another
+    order than a one-row one. ONNX Runtime folds a Transpose right before a MatMul into the product (FusedMatMul,
+    no copy of the keys), whose sums depend on the number of keys (measured): fine for the cross-attention, where
+    every row sees the same keys; a ``causal`` row of a pass sees more keys (masked) than its step did, so there
+    the keys are transposed apart (cheap: the self-attention keys are few)."""
+    if g.one_row_products and mask is not None:
+        q, v = g.op("Unsqueeze", [q, g.const([3])]), g.op("Unsqueeze", [v, g.const([2])])
+        if causal:
+            keys = g.op("Unsqueeze", [g.op("Transpose", [k], perm=[0, 1, 3, 2]), g.const([2])])
+        else:
+            keys = g.op("Transpose", [g.op("Unsqueeze", [k, g.const([2])])], perm=[0, 1, 2, 4, 3])
+        scores = g.op("Add", [g.op("MatMul", [q, keys]), mask])
+        context = g.op("Squeeze", [g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v]), g.const([3])])
+    elif heads_one_by_one:
         splits = [g.op("Split", [t], outputs=heads_one_by_one, axis=1) for t in (q, k, v)]
         contexts = [attend_one(g, *head, mask) for head in zip(*splits)]
         context = g.op("Concat", contexts, axis=1)
@@ -164,7 +184,7 @@ def self_attention(g: GraphBuilder, x: str, prefix: str, past: Cache | None = No
     if past is not None:
         k = g.op("Concat", [past.key, k], axis=2)
         v = g.op("Concat", [past.value, v], axis=2)
-    context = attend(g, q, k, v, mask, width, heads if heads_one_by_one else 0)
+    context = attend(g, q, k, v, mask, width, heads if heads_one_by_one else 0, causal=True)
     return g.op("Add", [x, linear(g, context, f"{prefix}/linear_1")]), Cache(k, v)
 
 
@@ -252,7 +272,7 @@ def build_encoder(weights: WhisperWeights, frames: int | None, hailo: bool = Fal
     )
 
 
-def build_decoder(weights: WhisperWeights, with_past: bool) -> onnx.ModelProto:
+def build_decoder(weights: WhisperWeights, with_past: bool, one_row_products: bool = False) -> onnx.ModelProto:
     """Token ids -> logits and KV cache, Optimum's interface (core/model_dir.py).
 
     Without past: input_ids [1, S] and encoder_hidden_states -> logits, self- and cross-attention caches.
@@ -261,9 +281,11 @@ def build_decoder(weights: WhisperWeights, with_past: bool) -> onnx.ModelProto:
 
     Both also take encoder_attention_bias [T] (not in Optimum's interface), added to the cross-attention scores. It
     makes zero-padding the encoder output free: P zero positions all have key 0 (Whisper's key projection has no
-    bias) and value = the value bias, so they act exactly like one zero position whose score is raised by log(P)."""
+    bias) and value = the value bias, so they act exactly like one zero position whose score is raised by log(P).
+
+    ``one_row_products``: attention row by row (attend), the body of the INT8 decoder's several-row passes."""
     info = weights.info
-    g = GraphBuilder(weights)
+    g = GraphBuilder(weights, one_row_products=one_row_products)
     tensors = weights.tensors
     heads, head_dim = info.n_text_head, info.n_text_state // info.n_text_head
     float_type = TensorProto.FLOAT
@@ -303,10 +325,11 @@ def build_decoder(weights: WhisperWeights, with_past: bool) -> onnx.ModelProto:
     table = g.weight("decoder/position_encodings/encodings", tensors["decoder/position_encodings/encodings"])
     x = g.op("Add", [tokens, g.op("Slice", [table, start, end, g.const([0])])])
 
-    # Causal mask [S, P+S]: new token i (absolute position P+i) sees positions j <= P+i.
+    # Causal mask [S, P+S] ([S, 1, P+S] for attend's one-row products): new token i (absolute position P+i) sees
+    # positions j <= P+i.
     first, last = (g.op("Squeeze", [bound, g.const([0])]) for bound in (start, end))
     columns = g.op("Range", [g.const(0), last, g.const(1)])
-    rows = g.op("Unsqueeze", [g.op("Range", [first, last, g.const(1)]), g.const([1])])
+    rows = g.op("Unsqueeze", [g.op("Range", [first, last, g.const(1)]), g.const([1, 2] if one_row_products else [1])])
     future = g.op("Greater", [columns, rows])
     mask = g.op("Where", [future, g.const(MASK_VALUE, np.float32), g.const(0.0, np.float32)])
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from hailo_whisper_ros.core import model_dir as mf
 from hailo_whisper_ros.core.backends.onnx import OnnxEncoder
@@ -30,7 +30,7 @@ from hailo_whisper_ros.export.weights import WhisperWeights
 
 # Bump whenever the graphs or the files written change, so that existing exports are rebuilt. Written into every
 # ONNX file as its producer version, and into the stamp.
-EXPORTER_VERSION = 5
+EXPORTER_VERSION = 7
 STAMP = "export_stamp.json"
 
 
@@ -55,7 +55,70 @@ def quantize_decoder(source: Path, target: Path, n_text_layer: int) -> None:
     quantize_matmuls(source, partial,
                      nodes_to_exclude=[f"decoder/layer_{i}/attention/linear_1/MatMul" for i in range(n_text_layer)])
     _look_up_tokens_in_quantized_embedding(partial)
+    _quantize_activations_per_row(partial)
     os.replace(partial, target)
+
+
+def _quantize_activations_per_row(path: Path) -> None:
+    """quantize_dynamic's DynamicQuantizeLinear gives all S token rows of a call one scale and zero point, so a
+    pass over several tokens computes other logits than one-token steps (measured: up to 1.9 apart), and a draft
+    cannot be verified exactly (core/decoding.greedy_decode). Quantize each row on its own instead, with the same
+    arithmetic (range including 0, /255, round half to even): for one row it is exactly DynamicQuantizeLinear.
+    MatMulInteger takes one zero point only, so each row's is subtracted afterwards as zero point x the column
+    sums of the centred weights, in int32 and so exactly. The model is marked mf.ROWS_INDEPENDENT."""
+    model = onnx.load(path)
+    graph = model.graph
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+
+    def constant(name: str, value, dtype) -> str:
+        graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    zero, levels = constant("per_row/zero", 0.0, np.float32), constant("per_row/levels", 255.0, np.float32)
+    row_zero_points: dict[str, tuple[str, str]] = {}  # quantized activation -> (its old zero point, the rows')
+    nodes = []
+    for node in graph.node:
+        if node.op_type == "DynamicQuantizeLinear":
+            x, (quantized, scale, old_zero_point) = node.input[0], node.output
+            row = f"{node.name}/per_row/".__add__
+            for op_type, inputs, output, attributes in (
+                ("ReduceMax", [x], row("max"), {"axes": [-1]}),
+                ("ReduceMin", [x], row("min"), {"axes": [-1]}),
+                ("Max", [row("max"), zero], row("max0"), {}),
+                ("Min", [row("min"), zero], row("min0"), {}),
+                ("Sub", [row("max0"), row("min0")], row("range"), {}),
+                ("Div", [row("range"), levels], scale, {}),
+                ("Neg", [row("min0")], row("minus_min"), {}),
+                ("Div", [row("minus_min"), scale], row("zero_point_exact"), {}),
+                ("Round", [row("zero_point_exact")], row("zero_point"), {}),
+                ("Div", [x, scale], row("scaled"), {}),
+                ("Round", [row("scaled")], row("rounded"), {}),
+                ("Add", [row("rounded"), row("zero_point")], row("shifted"), {}),
+                ("Clip", [row("shifted"), zero, levels], row("clipped"), {}),
+                ("Cast", [row("clipped")], quantized, {"to": TensorProto.UINT8}),
+                ("Cast", [row("zero_point")], row("zero_point_int32"), {"to": TensorProto.INT32}),
+            ):
+                nodes.append(helper.make_node(op_type, inputs, [output], f"{output}/{op_type}", **attributes))
+            row_zero_points[quantized] = (old_zero_point, row("zero_point_int32"))
+            continue
+        if node.op_type == "MatMulInteger" and node.input[0] in row_zero_points:
+            old_zero_point, rows_zero_point = row_zero_points[node.input[0]]
+            weights, weight_zero_point = (
+                numpy_helper.to_array(initializers[name]).astype(np.int32) for name in (node.input[1], node.input[3])
+            )
+            column_sums = constant(f"{node.name}/per_row/column_sums", (weights - weight_zero_point).sum(0), np.int32)
+            product, correction = node.output[0], f"{node.name}/per_row/correction"
+            node.input[2] = ""
+            node.output[0] = f"{node.name}/per_row/uncorrected"
+            nodes += [node, helper.make_node("Mul", [rows_zero_point, column_sums], [correction], correction),
+                      helper.make_node("Sub", [node.output[0], correction], [product], f"{node.name}/per_row/Sub")]
+            continue
+        nodes.append(node)
+    graph.ClearField("node")
+    graph.node.extend(nodes)
+    model.metadata_props.add(key=mf.ROWS_INDEPENDENT, value="1")
+    onnx.checker.check_model(model, full_check=True)
+    path.write_bytes(model.SerializeToString(deterministic=True))
 
 
 def _look_up_tokens_in_quantized_embedding(path: Path) -> None:
@@ -153,8 +216,13 @@ def export_model_dir(
     for folder in (directory, int8):
         shutil.copyfile(tokenizer, folder / mf.TOKENIZER)
         weights.info.save(folder)
-    for name in (mf.DECODER, mf.DECODER_WITH_PAST):
-        quantize_decoder(directory / name, int8 / name, weights.info.n_text_layer)
+    for name, with_past in ((mf.DECODER, False), (mf.DECODER_WITH_PAST, True)):
+        source = int8 / f"{name}.fp32.partial"  # attention row by row (graphs.attend) for the rows-independent INT8
+        _save(build_decoder(weights, with_past, one_row_products=True), source)
+        try:
+            quantize_decoder(source, int8 / name, weights.info.n_text_layer)
+        finally:
+            source.unlink()
         log(f"  wrote {mf.INT8_SUBDIR}/{name}")
     quantize_encoder(directory / mf.ENCODER_DYNAMIC, directory / mf.ENCODER_DYNAMIC_INT8)
     log(f"  wrote {mf.ENCODER_DYNAMIC_INT8}")

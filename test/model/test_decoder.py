@@ -165,6 +165,67 @@ def test_suppress_blank_prevents_an_immediate_eot(info):
         assert decoded.tokens == expected
 
 
+class DraftScript:
+    """A rows-independent backend that reads a script: the logits after generated position i favour script[i]
+    (token 995 the runner-up), wherever the tokens came from; it records its rewinds."""
+
+    fixed_encoder_positions = None
+    rows_independent = True
+    max_positions = 448
+
+    def __init__(self, script, n_vocab, prefix_length):
+        self.script, self.n_vocab, self.prefix_length = script, n_vocab, prefix_length
+        self.positions = 0
+        self.rewinds = []
+
+    def _logits(self, position):
+        logits = np.zeros(self.n_vocab, dtype=np.float32)
+        logits[995] = 5.0
+        logits[self.script[min(position - self.prefix_length, len(self.script) - 1)]] = 10.0
+        return logits
+
+    def start(self, encoder_states, tokens, padded_positions):
+        self.positions = len(tokens)
+        return np.stack([self._logits(position + 1) for position in range(len(tokens))])
+
+    def rewind(self, positions):
+        self.rewinds.append(positions)
+        self.positions = positions
+
+    def step(self, token):
+        self.positions += 1
+        return self._logits(self.positions)
+
+
+@pytest.mark.parametrize("draft, accepted, steps, rewinds", [
+    ((), 0, 4, []),
+    ((440, 441, 442, 443), 4, 0, []),  # the whole transcript: one pass, no step
+    ((440, 441, 7, 8, 9), 2, 2, [2 + 2]),  # wrong from its third token: the cache is cut back after two
+    ((300,), 0, 4, [2]),
+    ((440, 441), 2, 2, []),  # right but short: greedy goes on from its end without a rewind
+])
+def test_a_draft_saves_steps_and_changes_no_token(info, draft, accepted, steps, rewinds):
+    options = DecodingOptions(repetition_stop_copies=0)
+    prefix = options.forced_prefix(info)
+    assert len(prefix) == 2
+    backend = DraftScript([440, 441, 442, 443, info.eot], info.n_vocab, len(prefix))
+    decoded = greedy_decode(backend, None, prefix, info, options, build_logit_filters(options, info), draft=draft)
+    assert decoded.tokens == (440, 441, 442, 443) and decoded.stop == "eot"
+    assert (decoded.draft_accepted, decoded.steps, backend.rewinds) == (accepted, steps, rewinds)
+
+
+def test_a_pass_over_several_tokens_gives_the_logits_of_one_token_steps(model_dir, info):
+    """What lets a draft be verified exactly: the INT8 step decoder computes each token row on its own."""
+    states = np.random.default_rng(0).standard_normal((1, 300, info.n_text_state)).astype(np.float32)
+    tokens = [info.sot, info.no_timestamps, 440, 995, 11, 318, 257, 1332]
+    decoder = OnnxKvDecoder(model_dir / "default_int8", info, threads=2)
+    assert decoder.rows_independent
+    stepped = [decoder.start(states, tokens[:1], 1500)[-1]] + [decoder.step(t) for t in tokens[1:-1]]
+    in_one_pass = decoder.start(states, tokens[:-1], 1500)
+    differences = np.abs(np.stack(stepped) - in_one_pass).max(axis=1)
+    assert np.median(differences) == 0.0 and differences.max() < 0.2, differences
+
+
 def test_kv_cache_steps_give_the_logits_of_a_full_sequence_pass(model_dir, info):
     """The cached decoder must compute what decoder_model.onnx computes over the whole sequence at once."""
     states = np.random.default_rng(0).standard_normal((1, 1500, info.n_text_state)).astype(np.float32)
