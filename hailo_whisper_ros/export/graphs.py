@@ -140,12 +140,22 @@ def attend(g: GraphBuilder, q: str, k: str, v: str, mask: str | None, width: int
     order than a one-row one. ONNX Runtime folds a Transpose right before a MatMul into the product (FusedMatMul,
     no copy of the keys), whose sums depend on the number of keys (measured): fine for the cross-attention, where
     every row sees the same keys; a ``causal`` row of a pass sees more keys (masked) than its step did, so there
-    the keys are transposed apart (cheap: the self-attention keys are few)."""
+    the keys are transposed apart (cheap: the self-attention keys are few). Nor does MLAS's product sum the same
+    values in the same order over K and over K plus keys of weight 0 (measured: the weights x values of one row over
+    7 keys and over 7 + 9 masked ones differ by 2e-6; on dev speech a pass's rows then differed from its steps by up
+    to 1e-5 in the logits): so the causal keys and values are zero-padded to all n_text_ctx positions, the mask
+    covering the padding, and every row of a pass and every step sum over the same 448 keys."""
     if g.one_row_products and mask is not None:
-        q, v = g.op("Unsqueeze", [q, g.const([3])]), g.op("Unsqueeze", [v, g.const([2])])
+        q = g.op("Unsqueeze", [q, g.const([3])])
         if causal:
+            positions = g.op("Gather", [g.op("Shape", [k]), g.const([2])])
+            padding = g.op("Sub", [g.const([g.info.n_text_ctx]), positions])
+            pads = g.op("Concat", [g.const([0] * 6), padding, g.const([0])], axis=0)
+            k, v = (g.op("Pad", [t, pads]) for t in (k, v))
+            v = g.op("Unsqueeze", [v, g.const([2])])
             keys = g.op("Unsqueeze", [g.op("Transpose", [k], perm=[0, 1, 3, 2]), g.const([2])])
         else:
+            v = g.op("Unsqueeze", [v, g.const([2])])
             keys = g.op("Transpose", [g.op("Unsqueeze", [k, g.const([2])])], perm=[0, 1, 2, 4, 3])
         scores = g.op("Add", [g.op("MatMul", [q, keys]), mask])
         context = g.op("Squeeze", [g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v]), g.const([3])])
@@ -328,7 +338,11 @@ def build_decoder(weights: WhisperWeights, with_past: bool, one_row_products: bo
     # Causal mask [S, P+S] ([S, 1, P+S] for attend's one-row products): new token i (absolute position P+i) sees
     # positions j <= P+i.
     first, last = (g.op("Squeeze", [bound, g.const([0])]) for bound in (start, end))
-    columns = g.op("Range", [g.const(0), last, g.const(1)])
+    # attend's causal one-row products run over all n_text_ctx positions (zero-padded keys), so the mask does too.
+    if one_row_products:
+        columns = g.const(np.arange(info.n_text_ctx))
+    else:
+        columns = g.op("Range", [g.const(0), last, g.const(1)])
     rows = g.op("Unsqueeze", [g.op("Range", [first, last, g.const(1)]), g.const([1, 2] if one_row_products else [1])])
     future = g.op("Greater", [columns, rows])
     mask = g.op("Where", [future, g.const(MASK_VALUE, np.float32), g.const(0.0, np.float32)])

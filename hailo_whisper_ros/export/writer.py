@@ -30,7 +30,7 @@ from hailo_whisper_ros.export.weights import WhisperWeights
 
 # Bump whenever the graphs or the files written change, so that existing exports are rebuilt. Written into every
 # ONNX file as its producer version, and into the stamp.
-EXPORTER_VERSION = 7
+EXPORTER_VERSION = 8
 STAMP = "export_stamp.json"
 
 
