@@ -25,6 +25,7 @@ SILENCE_S = 1.5  # after the clip, so that the VAD ends its last utterance
 SPEED = 4.0
 TIMEOUT_S = 60.0
 PUBLISHER = "transcript_publisher"
+STANDALONE = f"{STANDALONE_NAMESPACE}/{PUBLISHER}"  # the separate node's name, as the parameter service has it
 
 
 @pytest.fixture(scope="module")
@@ -115,21 +116,22 @@ def publish(listener, events, utterance_id: int, text: str, final: bool = True) 
 
 def test_the_separate_node_refuses_bad_phrases_and_never_commands_from_a_partial(standalone, set_parameter):
     listener, events = standalone
-    ok, reason = set_parameter(listener, PUBLISHER, "gate.wake_phrases", ["hey robot", "Hey, robot!"])
+    ok, reason = set_parameter(listener, STANDALONE, "gate.wake_phrases", ["hey robot", "Hey, robot!"])
     assert not ok and "same phrase" in reason, reason
-    ok, reason = set_parameter(listener, PUBLISHER, "gate.wake_phrases", ["hey robot", ""])
+    ok, reason = set_parameter(listener, STANDALONE, "gate.wake_phrases", ["hey robot", ""])
     assert not ok and "empty phrase" in reason, reason
-    ok, reason = set_parameter(listener, PUBLISHER, "gate.wake_phrases", ["?!"])
+    ok, reason = set_parameter(listener, STANDALONE, "gate.wake_phrases", ["?!"])
     assert not ok and "no words" in reason, reason
     publish(listener, events, 1, "Hey robot, stop.")  # refused changes left the gate off
     assert counts(listener)[1:] == (0, 0)
 
-    assert set_parameter(listener, PUBLISHER, "gate.wake_phrases", ["hey robot"]) == (True, "")
+    assert set_parameter(listener, STANDALONE, "gate.wake_phrases", ["hey robot"]) == (True, "")
     publish(listener, events, 2, "Hey Robo, bring", final=False)
     publish(listener, events, 2, "Hey Robo, bring me the cup.")
     publish(listener, events, 3, "Hey Robert, how are you?")
     publish(listener, events, 4, "Hey robot.")
-    assert listener.wait_for(lambda: len(listener.commands) == 2, TIMEOUT_S), listener.commands
+    assert listener.wait_for(lambda: len(listener.commands) == 2, TIMEOUT_S), (listener.commands, counts(listener),
+                                                                             listener.finals)
     assert listener.commands == ["bring me the cup.", ""]
     assert counts(listener)[1:] == (2, 1)
     assert listener.finals == ["Hey robot, stop.", "Hey Robo, bring me the cup.", "Hey Robert, how are you?",
@@ -138,7 +140,7 @@ def test_the_separate_node_refuses_bad_phrases_and_never_commands_from_a_partial
 
     # `ros2 param set ... gate.wake_phrases "[]"` sends an empty bool array: taken as the empty list, the gate off.
     empty = ParameterValue(type=ParameterType.PARAMETER_BOOL_ARRAY, bool_array_value=[])
-    assert set_parameter(listener, PUBLISHER, "gate.wake_phrases", empty) == (True, "")
+    assert set_parameter(listener, STANDALONE, "gate.wake_phrases", empty) == (True, "")
     publish(listener, events, 5, "Hey robot, stop.")
     assert counts(listener)[1:] == (2, 1)
     assert len(listener.commands) == 2
