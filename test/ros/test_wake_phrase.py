@@ -35,6 +35,8 @@ def composed(speech_recognition, ros_context, sample_audio):
     driver = AudioDriver(ros_context)
     try:
         driver.wait_for_subscriber(listener, timeout=TIMEOUT_S)
+        # The counts before the first clip, to compare with those after it.
+        assert listener.wait_for(lambda: counts(listener)[0] >= 0, TIMEOUT_S)
         yield listener, driver, sample_audio(CLIP)
     finally:
         driver.close()
