@@ -108,7 +108,7 @@ class WakePhraseMatcher:
         for phrase in options.wake_phrases:
             words = normalise(phrase).split()
             letters = "".join(words)
-            self.phrases.append((phrase, letters, len(words), int(options.wake_max_edit_ratio * len(letters))))
+            self.phrases.append((phrase, letters, len(words), int(options.wake_max_edit_ratio * len(letters) + 1e-9)))
 
     @property
     def enabled(self) -> bool:

@@ -216,8 +216,8 @@ class NodeStatus(NamedTuple):
 class Listener:
     """What the nodes publish, collected on a thread of its own: final texts on ``transcript``, partial texts on
     ``transcript/partial``, commands on ``command`` (the wake-phrase gate), every result on ``transcript/events``
-    (hailo_whisper_msgs/Transcript), checked against the message's contract, and every node's status on /diagnostics. ``on_record`` sees each result as it arrives;
-    ``on_status(name, status)`` each status.
+    (hailo_whisper_msgs/Transcript), checked against the message's contract, and every node's status on /diagnostics.
+    ``on_record`` sees each result as it arrives; ``on_status(name, status)`` each status.
     ``keep_diagnostics=False`` keeps only each node's latest status (a long soak would pile up the rest)."""
 
     def __init__(

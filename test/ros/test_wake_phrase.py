@@ -2,8 +2,8 @@
 `ros2 param set` does), finals beginning with a phrase published on `command` with the phrase stripped, every final
 still on `transcript`, and the counts on /diagnostics.
 
-The composed speech_recognition process (config/speech_recognition.yaml) hears a real clip (jfk: "And so, my fellow Americans ..."; "and so" is the
-phrase); the transcript_publisher executable on its own is fed Transcript results by this test, as the recognizer
+The composed speech_recognition process (config/speech_recognition.yaml) hears a real clip (jfk: "And so, my fellow
+Americans ..."; "and so" is the phrase); the transcript_publisher executable on its own is fed Transcript results by this test, as the recognizer
 publishes them, for the refusals and the partials.
 """
 
@@ -59,8 +59,9 @@ def hear(listener, driver, audio) -> list[str]:
     counted_before = counts(listener)[0]
     driver.stream(s16le(np.concatenate([audio, np.zeros(int(SILENCE_S * 16000), np.float32)])), S16_RATE,
                   speed=SPEED)
-    assert listener.wait_for(lambda: any(normalise(f).endswith("your country") for f in listener.finals[finals_before:]),
-                             TIMEOUT_S), listener.finals[finals_before:]
+    assert listener.wait_for(
+        lambda: any(normalise(f).endswith("your country") for f in listener.finals[finals_before:]), TIMEOUT_S
+    ), listener.finals[finals_before:]
     finals = listener.finals[finals_before:]
     assert listener.wait_for(lambda: counts(listener)[0] == counted_before + len(finals), TIMEOUT_S), counts(listener)
     return finals
