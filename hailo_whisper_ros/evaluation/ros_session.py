@@ -43,6 +43,7 @@ from hailo_whisper_ros.ros.topics import (
     AUDIO_INFO_QOS,
     AUDIO_PUBLISHER_QOS,
     AUDIO_STAMPED,
+    COMMAND,
     DIAGNOSTICS,
     PARTIAL_QOS,
     RESULTS_QOS,
@@ -214,9 +215,9 @@ class NodeStatus(NamedTuple):
 
 class Listener:
     """What the nodes publish, collected on a thread of its own: final texts on ``transcript``, partial texts on
-    ``transcript/partial``, every result on ``transcript/events`` (hailo_whisper_msgs/Transcript), checked against
-    the message's contract, and every node's status on /diagnostics. ``on_record`` sees each result as it arrives;
-    ``on_status(name, status)`` each status.
+    ``transcript/partial``, commands on ``command`` (the wake-phrase gate), every result on ``transcript/events``
+    (hailo_whisper_msgs/Transcript), checked against the message's contract, and every node's status on /diagnostics.
+    ``on_record`` sees each result as it arrives; ``on_status(name, status)`` each status.
     ``keep_diagnostics=False`` keeps only each node's latest status (a long soak would pile up the rest)."""
 
     def __init__(
@@ -234,6 +235,7 @@ class Listener:
         self.lock = threading.RLock()  # reentrant: wait_for's predicates call the locked accessors
         self.finals: list[str] = []
         self.partials: list[str] = []
+        self.commands: list[str] = []
         self.events: list[Transcript] = []
         self.event_arrivals: list[float] = []  # time.monotonic() when each of the events arrived
         self.contract_violations: list[str] = []  # each result on transcript/events that broke Transcript's contract
@@ -244,6 +246,7 @@ class Listener:
         self.node.create_subscription(
             String, TRANSCRIPT_PARTIAL, lambda m: self._add(self.partials, m.data), PARTIAL_QOS
         )
+        self.node.create_subscription(String, COMMAND, lambda m: self._add(self.commands, m.data), RESULTS_QOS)
         self.node.create_subscription(Transcript, TRANSCRIPT_EVENTS, self._on_event, RESULTS_QOS)
         self.node.create_subscription(DiagnosticArray, DIAGNOSTICS, self._on_diagnostics, DIAGNOSTICS_DEPTH)
         self.executor = SingleThreadedExecutor(context=context)

@@ -73,6 +73,8 @@ UNRECOVERED_LOOPS = "loops unrecovered"
 
 # Values of the transcript_publisher's status.
 EMPTY_FINALS = "empty finals"
+COMMANDS = "commands"  # finals that began with a wake phrase (gate.wake_phrases), published on `command`
+WITHOUT_WAKE_PHRASE = "finals without wake phrase"  # finals with text that began with none, while the gate is on
 
 StatusFunction = Callable[[], tuple[bytes, str, dict[str, Any]]]
 

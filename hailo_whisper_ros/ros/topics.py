@@ -34,6 +34,7 @@ SPEECH = "speech"  # hailo_whisper_msgs/Speech: the segmented utterances (above)
 TRANSCRIPT = "transcript"  # std_msgs/String: one message per final utterance
 TRANSCRIPT_PARTIAL = "transcript/partial"  # std_msgs/String: growing text while a person speaks
 TRANSCRIPT_EVENTS = "transcript/events"  # hailo_whisper_msgs/Transcript: every partial and final
+COMMAND = "command"  # std_msgs/String: a final that began with a wake phrase (gate.wake_phrases), phrase stripped
 DIAGNOSTICS = "/diagnostics"  # absolute: diagnostics aggregate per robot, whatever namespace a node runs in
 LISTEN = "listen"  # std_srvs/SetBool: pause (false) and resume (true) listening
 ROBOT_SPEAKING = "robot_speaking"  # std_msgs/Bool: true while the robot speaks; its audio is not recognized
