@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
           f"{partials}, fed {pace} in {args.chunk_ms} ms chunks):")
     print(format_figures(captions.figures))
     if args.json:
+        from hailo_whisper_ros.evaluation.languages import language_figures
+
         report = {
             "finals": [
                 {
@@ -65,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
                     "start_s": round(event.speech_start_s, 3),
                     "end_s": round(event.speech_end_s, 3),
                     "latency_ms": round(event.latency_ms, 1),
+                    **language_figures(event.result),
                 }
                 for event in captions.finals
             ],

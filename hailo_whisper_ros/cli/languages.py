@@ -45,13 +45,13 @@ def run(args: argparse.Namespace) -> int:
         table = figures_table(measure_detection(recognizer, clips, options))
         report["tables"][encoder] = table
         print(f"\nencoder {encoder}:")
-        print("| Language | Clips | Detected | Mean probability | Wrong detections | WER | Detection ms | "
-              "Utterance ms (median) |")
-        print("|---|---:|---:|---:|---|---:|---:|---:|")
+        print("| Language | Clips | Detected | Mean probability | Wrong detections | WER | Detection pass ms | "
+              "Utterance ms, auto / given (medians) | Cost of auto ms (median) |")
+        print("|---|---:|---:|---:|---|---:|---:|---:|---:|")
         for row in table:
             print(f"| {row['language']} | {row['clips']} | {row['accuracy']:.0%} | {row['mean_probability']:.2f} | "
                   f"{row['misses'] or '-'} | {row['wer']:.1%} | {row['detection_ms_mean']:.1f} | "
-                  f"{row['total_ms_median']:.0f} |")
+                  f"{row['total_ms_median']:.0f} / {row['given_ms_median']:.0f} | {row['cost_ms_median']:.0f} |")
         recognizer.close()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -41,8 +41,9 @@ class DecodingOptions(Options):
 
     language: str | None = option(
         None, "Spoken language: 'auto' detects it once per utterance from the language-token distribution "
-        "(multilingual models; openai/whisper's detect_language), or a code such as de; empty: English. "
-        "English-only models accept only en.", none_as="")
+        "(multilingual models; openai/whisper's detect_language) on the first part encoded with the encoder's "
+        "longest window (shorter ones detect English), or a code such as de; empty: English. English-only models "
+        "accept only en.", none_as="")
     task: str = option("transcribe", "'transcribe', or 'translate' to English (multilingual models only).",
                        choices=TASKS)
     pad_encoder_output_to: int = option(
