@@ -169,5 +169,6 @@ def test_diagnostics_report_every_key_move_with_audio_and_warn_when_it_stops(lis
     assert recognizer[diagnostics.ENCODER_BACKEND] == "onnx"
     assert int(recognizer[diagnostics.UTTERANCES]) > 0
     assert float(recognizer[diagnostics.LATENCY_P50_MS]) > 0
+    assert recognizer[diagnostics.LAST_LANGUAGE] == "en (given)"  # tiny.en decodes English, nothing detected
     # The process's resident memory: the model and ONNX Runtime's arenas, far more than an idle Python process.
     assert float(recognizer[diagnostics.RESIDENT_MEMORY_MB]) > 100
