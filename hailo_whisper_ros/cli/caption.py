@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING
 from hailo_whisper_ros.cli.flags import (
     add_cpu_encoder_flag,
     add_model_dir_flag,
+    add_option_flags,
     add_streaming_flags,
+    options_from_flags,
     streaming_options,
 )
+from hailo_whisper_ros.core.decoding import DecodingOptions
 
 if TYPE_CHECKING:  # the subcommands import their machinery when run, so that --help stays quick
     from hailo_whisper_ros.evaluation.captioning import CaptionFigures
@@ -34,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the finals and figures to this JSON file")
     add_model_dir_flag(parser)
     add_cpu_encoder_flag(parser)
+    add_option_flags(parser, DecodingOptions, ("language",))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     model_dir = resolve_model_dir(args.model_dir)
     recognizer, memory = load_recognizer(RecognizerConfig(model_dir, encoder=args.encoder))
     captions = caption_stream(
-        recognizer, memory, audio, streaming, args.chunk_ms, args.realtime, CaptionPrinter(sys.stdout).show
+        recognizer, memory, audio, streaming, args.chunk_ms, args.realtime, CaptionPrinter(sys.stdout).show,
+        options_from_flags(args, DecodingOptions, ("language",)),
     )
 
     pace = "real time" if args.realtime else "as fast as possible"
@@ -57,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
           f"{partials}, fed {pace} in {args.chunk_ms} ms chunks):")
     print(format_figures(captions.figures))
     if args.json:
+        from hailo_whisper_ros.evaluation.languages import language_figures
+
         report = {
             "finals": [
                 {
@@ -65,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
                     "start_s": round(event.speech_start_s, 3),
                     "end_s": round(event.speech_end_s, 3),
                     "latency_ms": round(event.latency_ms, 1),
+                    **language_figures(event.result),
                 }
                 for event in captions.finals
             ],

@@ -21,6 +21,8 @@ from hailo_whisper_ros.core.model_dir import ModelInfo
 from hailo_whisper_ros.core.options import Options, option
 
 TASKS = ("transcribe", "translate")
+# decoding.language: detect the spoken language of each transcribe call (multilingual models only).
+LANGUAGE_AUTO = "auto"
 
 # Why a decode stopped. EOT is the normal end; reaching max_new_tokens is what a loop does when no guard stops it; the
 # guards are the two loop detectors below, named so that results, events and diagnostics can count them.
@@ -38,7 +40,9 @@ class DecodingOptions(Options):
     PARAMETER_GROUP = "decoding"
 
     language: str | None = option(
-        None, "Spoken language code for multilingual models (such as de); empty: English. English-only models "
+        None, "Spoken language: 'auto' detects it once per utterance from the language-token distribution "
+        "(multilingual models; openai/whisper's detect_language) on the first part encoded with the encoder's "
+        "longest window (shorter ones detect English), or a code such as de; empty: English. English-only models "
         "accept only en.", none_as="")
     task: str = option("transcribe", "'transcribe', or 'translate' to English (multilingual models only).",
                        choices=TASKS)
@@ -115,14 +119,30 @@ class DecodingOptions(Options):
             and (self.logprob_threshold is None or avg_logprob < self.logprob_threshold)
         )
 
-    def forced_prefix(self, info: ModelInfo) -> list[int]:
-        """The prompt tokens for this model, or HailoWhisperError when the model cannot honour language/task."""
-        if not info.multilingual and (self.language not in (None, "en") or self.task != "transcribe"):
+    @property
+    def detects_language(self) -> bool:
+        return self.language == LANGUAGE_AUTO
+
+    def check_model(self, info: ModelInfo) -> None:
+        """HailoWhisperError when the model cannot honour language/task, auto included."""
+        if self.detects_language and not info.multilingual:
             raise HailoWhisperError(
-                f"model {info.name} is English-only: language {self.language!r} / task {self.task!r} is not available"
+                f"model {info.name} is English-only: decoding.language auto (language detection) needs a "
+                "multilingual model such as base; set en or empty")
+        self.forced_prefix(info, "en")  # ``detected`` counts only for auto, where any language checks the task
+
+    def forced_prefix(self, info: ModelInfo, detected: str | None = None) -> list[int]:
+        """The prompt tokens for this model; with language auto, ``detected`` is the language to decode in.
+        HailoWhisperError when the model cannot honour language/task."""
+        if self.detects_language and detected is None:
+            raise HailoWhisperError("decoding.language auto: detect the language first (detect_language)")
+        language = detected if self.detects_language else self.language
+        if not info.multilingual and (language not in (None, "en") or self.task != "transcribe"):
+            raise HailoWhisperError(
+                f"model {info.name} is English-only: language {language!r} / task {self.task!r} is not available"
             )
         try:
-            return info.forced_prefix(self.language, self.task)
+            return info.forced_prefix(language, self.task)
         except ValueError as error:
             raise HailoWhisperError(str(error)) from error
 
@@ -295,6 +315,31 @@ def greedy_decode(
         steps=steps,
         steps_ms=(finished - first_pass_done) * 1e3,
     )
+
+
+@dataclass(frozen=True)
+class DetectedLanguage:
+    language: str  # the most probable language code of the model's language tokens
+    probability: float  # its share of the softmax over the language tokens only
+    ms: float  # the decoder pass it took
+
+
+def detect_language(
+    backend: DecoderSteps, encoder_states: np.ndarray, info: ModelInfo, options: DecodingOptions
+) -> DetectedLanguage:
+    """openai/whisper's detect_language: one decoder pass over [<|startoftranscript|>] against the encoder states,
+    the logits of that position restricted to the language tokens, softmax -> the best language and its
+    probability."""
+    if not info.languages:
+        raise HailoWhisperError(f"model {info.name} has no language tokens: it cannot detect the language")
+    started = time.perf_counter()
+    logits = backend.start(encoder_states, [info.sot], options.pad_encoder_output_to)[0]
+    codes = list(info.languages)
+    scores = logits[np.asarray([info.languages[code] for code in codes], dtype=np.int64)].astype(np.float64)
+    probabilities = np.exp(scores - scores.max())
+    probabilities /= probabilities.sum()
+    best = int(np.argmax(probabilities))
+    return DetectedLanguage(codes[best], float(probabilities[best]), (time.perf_counter() - started) * 1e3)
 
 
 def _log_softmax_at(logits: np.ndarray, index: int) -> float:

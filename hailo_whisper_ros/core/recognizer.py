@@ -6,6 +6,7 @@ truncated silently.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from hailo_whisper_ros.core.decoding import (
     DecodedTokens,
     DecodingOptions,
     build_logit_filters,
+    detect_language,
     greedy_decode,
 )
 from hailo_whisper_ros.core.errors import HailoWhisperError
@@ -75,6 +77,7 @@ class Timings:
     per_token_ms: float  # mean decoder step after the first pass, logit filters included
     decoder_steps: int  # those steps: one per generated token but the last
     total_ms: float
+    language_detection_ms: float = 0.0  # of decoder_ms: the detection pass of decoding.language auto
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class TranscriptionResult:
     encoder_backend: str  # "hailo" or "onnx"
     decoder_backend: str
     fallback_reason: str | None  # why a configured HEF is not in use
+    language: str  # the language decoded in: detected (decoding.language auto) or given (en for English-only models)
+    language_prob: float  # the detector's probability of it over the language tokens; NaN when given
 
     @property
     def tokens(self) -> tuple[int, ...]:
@@ -202,7 +207,11 @@ class Recognizer:
         if not np.all(np.isfinite(audio)):
             raise HailoWhisperError("audio contains NaN or infinite samples")
         audio = audio.astype(np.float32, copy=False)
-        prefix = options.forced_prefix(self.info)
+        # With language auto the prefix is replaced by the detected language's before the first decode; every
+        # language's prefix is as long, so the parts are cut alike.
+        options.check_model(self.info)  # e.g. auto on an English-only model
+        prefix = options.forced_prefix(self.info, detected="en")
+        detected = None
         filters = build_logit_filters(options, self.info)
         max_samples = self._max_part_samples(len(prefix))
         spans = split_at_quiet_points(audio, max_samples, int(SPLIT_SEARCH_S * SAMPLE_RATE)) if len(audio) else []
@@ -218,12 +227,23 @@ class Recognizer:
             decodes = []
             # A guard that fires is answered by one re-decode with the encoder's longest window, which recovered
             # every loop the guards stopped on the dev set under leading silence (decoding.loop_recovery).
-            for window in (self._frames_for(len(speech)), self.encoder.max_frames):
+            # Language detection needs the encoder's longest window: on the 20 TTS clips of test/data/languages
+            # (base, dynamic INT8 encoder) it found 4 of 20 languages (every one en) with the 6 s window of a short
+            # utterance, 4 with 10 s, 14 with 20 s and 30 s, as faster-whisper float32 on the same weights. The
+            # first part is encoded with it once and that decode reuses the states.
+            detecting = options.detects_language and detected is None
+            first_window = self.encoder.max_frames if detecting else self._frames_for(len(speech))
+            for window in (first_window, self.encoder.max_frames):
                 t0 = time.perf_counter()
                 mel = self.features.log_mel(speech, n_frames=window)
                 t1 = time.perf_counter()
                 states = self.encoder.encode(mel)
                 t2 = time.perf_counter()
+                if detecting and detected is None:
+                    # Once per call, on the first part's states: an utterance speaks one language, and every part
+                    # then decodes in it (openai/whisper's transcribe detects on its first 30 s window too).
+                    detected = detect_language(self.decoder, states, self.info, options)
+                    prefix = options.forced_prefix(self.info, detected=detected.language)
                 decoded = greedy_decode(
                     self.decoder, states, prefix, self.info, options, filters, len(speech) / SAMPLE_RATE
                 )
@@ -263,6 +283,7 @@ class Recognizer:
             per_token_ms=steps_ms / steps if steps else 0.0,
             decoder_steps=steps,
             total_ms=(time.perf_counter() - started) * 1e3,
+            language_detection_ms=detected.ms if detected else 0.0,
         )
         return TranscriptionResult(
             text=" ".join(s.text for s in segments if s.text),
@@ -271,6 +292,9 @@ class Recognizer:
             encoder_backend=self.encoder_backend,
             decoder_backend=self.decoder_backend,
             fallback_reason=self.fallback_reason,
+            # auto on empty audio: nothing to detect, no language
+            language=detected.language if detected else "" if options.detects_language else options.language or "en",
+            language_prob=detected.probability if detected else math.nan,
         )
 
     def _max_part_samples(self, prefix_tokens: int) -> int:

@@ -60,6 +60,16 @@ class TranscriptEvent:
     result: "TranscriptionResult"
 
     @property
+    def language(self) -> str:
+        """The language decoded in: detected (decoding.language auto) or given."""
+        return self.result.language
+
+    @property
+    def language_prob(self) -> float:
+        """The detector's probability of ``language``; NaN when it was given."""
+        return self.result.language_prob
+
+    @property
     def speech_start_s(self) -> float:
         return self.speech_start_sample / SAMPLE_RATE
 

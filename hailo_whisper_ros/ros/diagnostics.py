@@ -55,6 +55,7 @@ ENCODER_BACKEND = "encoder backend"
 DECODER_BACKEND = "decoder backend"
 FALLBACK_REASON = "fallback reason"
 MODEL = "model"
+LAST_LANGUAGE = "last language"  # of the last final: "de (p 0.97)" when detected, "en (given)" otherwise
 UTTERANCES = "utterances"  # the transcript_publisher counts its finals under the same name
 PARTIALS = "partials"
 PARTIALS_SKIPPED = "partials skipped"

@@ -9,6 +9,7 @@ RecognizerNode.
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import traceback
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ class RecognizerNode(LifecycleNode):
         self.transcriber: UtteranceTranscriber | None = None
         self.active = False
         self.configure_error: HailoWhisperError | None = None
+        self.last_language = ""  # of the last final, for /diagnostics
         self.binder = ParameterBinder(self)
         (lifecycle, self.config, _, _) = self.binder.declare(PARAMETER_GROUPS)
         self.binder.groups["decoding"].check = self._check_decoding
@@ -87,7 +89,7 @@ class RecognizerNode(LifecycleNode):
     def _check_decoding(self, options: DecodingOptions) -> None:
         # Decoding options are checked against the loaded model too (a language an English-only model lacks).
         if self.recognizer is not None:
-            options.forced_prefix(self.recognizer.info)
+            options.check_model(self.recognizer.info)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
@@ -97,7 +99,7 @@ class RecognizerNode(LifecycleNode):
             recognizer = Recognizer(config)
             try:
                 decoding = self.binder.groups["decoding"].options
-                decoding.forced_prefix(recognizer.info)
+                decoding.check_model(recognizer.info)
                 transcriber = UtteranceTranscriber(recognizer, decoding, self.binder.groups["streaming"].options)
             except HailoWhisperError:
                 recognizer.close()
@@ -190,11 +192,12 @@ class RecognizerNode(LifecycleNode):
         with self.model_lock:
             if not self.active:
                 return
-            language = self.binder.groups["decoding"].options.language or "en"
             for event in self.transcriber.process_pending():
                 pop = self.utterance_stamps.pop if event.kind == FINAL else self.utterance_stamps.get
                 stamp = pop(event.utterance_id, Time())
-                self.events_pub.publish(transcript_message(event, stamp, language))
+                if event.kind == FINAL and event.result.language:
+                    self.last_language = language_label(event.result.language, event.result.language_prob)
+                self.events_pub.publish(transcript_message(event, stamp))
 
     def _status(self):
         state = self._state_machine.current_state[1]  # rclpy has no public accessor; its trigger_shutdown reads it
@@ -208,6 +211,7 @@ class RecognizerNode(LifecycleNode):
             diagnostics.DECODER_BACKEND: self.recognizer.decoder_backend,
             diagnostics.FALLBACK_REASON: self.recognizer.fallback_reason or "",
             diagnostics.MODEL: self.model_name,
+            diagnostics.LAST_LANGUAGE: self.last_language,
             diagnostics.UTTERANCES: stats.utterances,
             diagnostics.PARTIALS: stats.partials,
             diagnostics.PARTIALS_SKIPPED: stats.partials_skipped,
@@ -243,6 +247,10 @@ class RecognizerNode(LifecycleNode):
         self.worker.stop(timeout_s=10)
         self._release()
         return super().destroy_node()
+
+
+def language_label(language: str, probability: float) -> str:
+    return f"{language} (given)" if math.isnan(probability) else f"{language} (p {probability:.2f})"
 
 
 def main(args=None) -> int:
