@@ -85,9 +85,10 @@ class RecognizerNode(LifecycleNode):
             self.trigger_activate()
 
     def _check_decoding(self, options: DecodingOptions) -> None:
-        # Decoding options are checked against the loaded model too (a language an English-only model lacks).
+        # Decoding options are checked against the loaded model too (a language an English-only model lacks, an
+        # initial prompt too long for its decoder).
         if self.recognizer is not None:
-            options.forced_prefix(self.recognizer.info)
+            self.recognizer.check_options(options)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
@@ -97,7 +98,7 @@ class RecognizerNode(LifecycleNode):
             recognizer = Recognizer(config)
             try:
                 decoding = self.binder.groups["decoding"].options
-                decoding.forced_prefix(recognizer.info)
+                recognizer.check_options(decoding)
                 transcriber = UtteranceTranscriber(recognizer, decoding, self.binder.groups["streaming"].options)
             except HailoWhisperError:
                 recognizer.close()
