@@ -89,6 +89,7 @@ class TranscriptionResult:
     encoder_backend: str  # "hailo" or "onnx"
     decoder_backend: str
     fallback_reason: str | None  # why a configured HEF is not in use
+    context_tokens: tuple[int, ...] = ()  # the context offered to its first part (condition_on_previous)
 
     @property
     def tokens(self) -> tuple[int, ...]:
@@ -255,6 +256,7 @@ class Recognizer:
             raise HailoWhisperError("audio contains NaN or infinite samples")
         audio = audio.astype(np.float32, copy=False)
         context = tuple(context)[-options.context_max_tokens:] if options.condition_on_previous else ()
+        given_context = context
         filters = build_logit_filters(options, self.info)
         max_samples = self._max_part_samples(self._longest_prefix(options))
         spans = split_at_quiet_points(audio, max_samples, int(SPLIT_SEARCH_S * SAMPLE_RATE)) if len(audio) else []
@@ -326,6 +328,7 @@ class Recognizer:
             encoder_backend=self.encoder_backend,
             decoder_backend=self.decoder_backend,
             fallback_reason=self.fallback_reason,
+            context_tokens=given_context,
         )
 
     def _longest_prefix(self, options: DecodingOptions) -> int:

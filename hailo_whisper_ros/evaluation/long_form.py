@@ -103,7 +103,7 @@ def offline(recognizer: Recognizer, recording: LongRecording, decoding: Decoding
                   reference_text(recording), result.text)
 
 
-def faster_whisper_offline(recording: LongRecording, model_dir: Path, info, condition: bool,
+def faster_whisper_offline(recording: LongRecording, info, condition: bool,
                            threads: int = 2) -> LongFormRow | str:
     """faster-whisper int8 on the whole audio; the reason instead where it cannot run."""
     from hailo_whisper_ros.evaluation.engines import FasterWhisperEngine, ct2_model_dir
