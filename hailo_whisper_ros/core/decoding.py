@@ -103,6 +103,20 @@ class DecodingOptions(Options):
         range=(0.0, 1.0))
     logprob_threshold: float | None = option(
         -1.0, "See no_speech_threshold; none: the no-speech probability alone decides.", range=(-20.0, 0.0))
+    initial_prompt: str = option(
+        "", "Text the decoder reads before every segment, as Whisper's initial_prompt (<|startofprev|> text, then "
+        "the start of transcript): the robot's names, places and command words, spelled as they should come out. "
+        "It is kept ahead of the context of condition_on_previous; at most half the decoder's positions less one "
+        "(223 tokens for 448), so that room is left to decode. Empty: off.")
+    condition_on_previous: bool = option(
+        False, "Prompt each utterance of a stream with the text of the previous finals (after initial_prompt), as "
+        "Whisper conditions a 30 s window on the previous one; offline, each part of a long clip on the earlier "
+        "parts. The context is dropped after a final whose decode fired a loop guard or was judged no speech (a "
+        "loop is never carried forward), after streaming.context_reset_silence_s of silence, and at a reset.")
+    context_max_tokens: int = option(
+        64, "See condition_on_previous: the most recent tokens of the previous finals kept as context (the prompt "
+        "as a whole is also bounded to half the decoder's positions less one, as Whisper bounds it).",
+        range=(1, MAX_TEXT_POSITIONS))
 
     def check(self) -> None:
         if self.language is not None and not self.language:
@@ -145,6 +159,36 @@ class DecodingOptions(Options):
             return info.forced_prefix(language, self.task)
         except ValueError as error:
             raise HailoWhisperError(str(error)) from error
+
+
+def prompted_prefix(
+    forced: Sequence[int], sot_prev: int, initial: Sequence[int], context: Sequence[int], max_prompt: int
+) -> list[int]:
+    """The decoder's prompt, as openai/whisper lays it out: ``<|startofprev|>``, the initial prompt's tokens, the
+    context's most recent tokens, then the forced prefix (start of transcript, [language, task,] no timestamps).
+    The prompt part holds at most ``max_prompt`` tokens; the initial prompt is kept whole (check_initial_prompt
+    bounds it) and the context cut from its oldest end. Without prompt tokens: the forced prefix alone."""
+    room = max_prompt - len(initial)
+    kept_context = list(context)[-room:] if room > 0 and context else []
+    if not initial and not kept_context:
+        return list(forced)
+    return [sot_prev, *initial, *kept_context, *forced]
+
+
+def max_prompt_tokens(decoder_positions: int) -> int:
+    """Prompt tokens a decoder of this many positions takes: half less one, openai/whisper's bound (223 of 448)."""
+    return decoder_positions // 2 - 1
+
+
+def check_initial_prompt(tokens: Sequence[int], decoder_positions: int) -> None:
+    """HailoWhisperError when the initial prompt leaves the decoder too little room to decode."""
+    limit = max_prompt_tokens(decoder_positions)
+    if len(tokens) > limit:
+        raise HailoWhisperError(
+            f"decoding.initial_prompt is {len(tokens)} tokens: a decoder of {decoder_positions} positions takes at "
+            f"most {limit} prompt tokens (half its positions less one, as Whisper), so that it has room to decode; "
+            f"shorten it"
+        )
 
 
 class LogitFilter(Protocol):
@@ -247,7 +291,7 @@ class DecodedTokens:
     tokens: tuple[int, ...]  # generated text tokens, EOT excluded (after a repetition stop: its first copy only)
     stop: str  # why decoding ended: STOP_EOT, STOP_MAX_NEW_TOKENS, or the guard that ended it (one of GUARDS)
     avg_logprob: float  # mean log-probability of the chosen tokens, the final EOT included (Whisper's figure)
-    no_speech_prob: float  # p(no_speech) at the start-of-transcript position
+    no_speech_prob: float  # p(no_speech) at the start-of-transcript position (after the prompt, if any)
     first_pass_ms: float  # the prefix pass (for the KV decoder this also computes the cross-attention cache)
     steps: int  # one-token steps run after the first pass
     steps_ms: float  # their total time, logit filters and token choice included
@@ -264,7 +308,8 @@ def greedy_decode(
 ) -> DecodedTokens:
     """Decode one segment of ``audio_s`` seconds of audio greedily: prefix pass, then a step per token until EOT,
     the length limit or a loop guard (the token budget, None: no budget; a repeated n-gram). The guards only look
-    at the tokens, so they cost no decoder pass."""
+    at the tokens, so they cost no decoder pass. ``prefix`` may start with a prompt (prompted_prefix): the
+    no-speech probability is read at its start-of-transcript position, and the filters see only generated tokens."""
     max_new = min(options.max_new_tokens, backend.max_positions - len(prefix))
     budget = max_new if audio_s is None else min(token_budget(options, audio_s), max_new)
     repetition = (
@@ -277,7 +322,8 @@ def greedy_decode(
         )
     started = time.perf_counter()
     prefix_logits = backend.start(encoder_states, prefix, options.pad_encoder_output_to)
-    no_speech_prob = math.exp(_log_softmax_at(prefix_logits[0], info.no_speech))
+    # The first start of transcript: prompt tokens are text tokens and <|startofprev|>, never the SOT.
+    no_speech_prob = math.exp(_log_softmax_at(prefix_logits[list(prefix).index(info.sot)], info.no_speech))
     logits = prefix_logits[-1]
     first_pass_done = time.perf_counter()
 

@@ -274,10 +274,10 @@ class FlakyRecognizer:
     def __getattr__(self, name):
         return getattr(self._recognizer, name)
 
-    def transcribe(self, audio, options):
+    def transcribe(self, audio, options, context=()):
         if self.failing:
             raise RuntimeError("simulated NPU failure")
-        return self._recognizer.transcribe(audio, options)
+        return self._recognizer.transcribe(audio, options, context)
 
 
 def test_an_inference_error_skips_its_utterance_only(recognizer, recording, caplog):

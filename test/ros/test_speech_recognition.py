@@ -14,6 +14,8 @@ import soundfile
 from ros_harness import Listener, wav_source
 
 from hailo_whisper_ros.core.audio import resample
+from hailo_whisper_ros.core.text import normalise
+from hailo_whisper_ros.evaluation.vocabulary import load_vocabulary_set
 from hailo_whisper_ros.evaluation.scoring import word_errors
 from hailo_whisper_ros.ros import diagnostics
 
@@ -119,6 +121,22 @@ def test_runtime_parameters_valid_invalid_and_read_only(listener, clips, set_par
     for name, value in (("model.encoder", "30s"), ("model.hailo_timeout_ms", 5000)):
         ok, reason = set_parameter(listener, "recognizer", name, value)
         assert not ok and "read-only" in reason, (name, reason)
+
+
+def test_initial_prompt_set_at_run_time_spells_the_robots_vocabulary(listener, set_parameter):
+    words = load_vocabulary_set()
+    command = [str(next(clip for clip in words.clips if clip.id == "robot11").audio_path)]  # Ravensworth, Gunnhild
+    without = set(normalise(" ".join(stream_and_collect(listener, command, 1))).split())
+    assert set_parameter(listener, "recognizer", "decoding.initial_prompt", words.prompt) == (True, "")
+    try:
+        with_prompt = set(normalise(" ".join(stream_and_collect(listener, command, 1))).split())
+    finally:
+        assert set_parameter(listener, "recognizer", "decoding.initial_prompt", "")[0]
+    assert not {"ravensworth", "gunnhild"} & without, without
+    assert {"ravensworth", "gunnhild"} <= with_prompt, with_prompt
+    # A prompt that would leave the decoder no room is refused with the reason, and the old one kept.
+    ok, reason = set_parameter(listener, "recognizer", "decoding.initial_prompt", "robot " * 300)
+    assert not ok and "initial_prompt is 300 tokens" in reason, reason
 
 
 def test_diagnostics_report_every_key_move_with_audio_and_warn_when_it_stops(listener, clips):

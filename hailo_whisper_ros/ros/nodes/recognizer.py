@@ -87,9 +87,10 @@ class RecognizerNode(LifecycleNode):
             self.trigger_activate()
 
     def _check_decoding(self, options: DecodingOptions) -> None:
-        # Decoding options are checked against the loaded model too (a language an English-only model lacks).
+        # Decoding options are checked against the loaded model too (a language an English-only model lacks, an
+        # initial prompt too long for its decoder).
         if self.recognizer is not None:
-            options.check_model(self.recognizer.info)
+            self.recognizer.check_options(options)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
@@ -99,7 +100,7 @@ class RecognizerNode(LifecycleNode):
             recognizer = Recognizer(config)
             try:
                 decoding = self.binder.groups["decoding"].options
-                decoding.check_model(recognizer.info)
+                recognizer.check_options(decoding)
                 transcriber = UtteranceTranscriber(recognizer, decoding, self.binder.groups["streaming"].options)
             except HailoWhisperError:
                 recognizer.close()
