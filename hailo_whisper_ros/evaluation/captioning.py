@@ -12,10 +12,9 @@ from typing import Callable
 
 import numpy as np
 
-from hailo_whisper_ros.core.decoding import DecodingOptions
-from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.decoding import DecodingOptions
+from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.transcripts import FINAL, StreamingOptions, StreamingStats, TranscriptEvent
 from hailo_whisper_ros.core.recognizer import Recognizer
 from hailo_whisper_ros.core.streaming import StreamingTranscriber

@@ -34,6 +34,7 @@ from hailo_whisper_ros.ros.diagnostics import (
     AUDIO_PUBLISHERS,
     INPUT_QUEUE_S,
     QUEUE_DEPTH_S,
+    TRANSCRIBING,
     level_of,
     status_values,
 )
@@ -310,8 +311,10 @@ class Listener:
             return self.event_arrivals[-1] if self.event_arrivals else 0.0
 
     def caught_up(self, since: float, quiet_s: float) -> bool:
-        """True once the audio subscriber and the recognizer reported empty queues after ``since`` and no result
-        arrived for ``quiet_s``: everything sent before ``since`` is transcribed."""
+        """True once the audio subscriber and the recognizer reported empty queues and the recognizer no decode in
+        progress after ``since``, and no result arrived for ``quiet_s``: everything sent before ``since`` is
+        transcribed. (An empty queue alone is not enough: the audio of a final being decoded is off it, and a busy
+        machine can take longer than ``quiet_s`` to decode one.)"""
         subscriber = self.latest(self.status_name("audio_subscriber"), since)
         recognizer = self.latest(self.status_name("recognizer"), since)
         return (
@@ -319,6 +322,7 @@ class Listener:
             and recognizer is not None
             and float(subscriber.values[INPUT_QUEUE_S]) == 0
             and float(recognizer.values[QUEUE_DEPTH_S]) == 0
+            and recognizer.values[TRANSCRIBING] == "False"
             and time.monotonic() - max(self.last_event_arrival, since) >= quiet_s
         )
 

@@ -65,6 +65,8 @@ REAL_TIME_FACTOR = "real-time factor"
 LATENCY_P50_MS = "latency p50 (ms)"
 LATENCY_P95_MS = "latency p95 (ms)"
 QUEUE_DEPTH_S = "queue depth (s)"
+# Whether the worker is transcribing now: audio it took is off the queue, but its results are not published yet.
+TRANSCRIBING = "transcribing"
 AUDIO_TRANSCRIBED_S = "audio transcribed (s)"
 RESIDENT_MEMORY_MB = "resident memory (MB)"
 MALFORMED_SPEECH = "malformed speech messages"

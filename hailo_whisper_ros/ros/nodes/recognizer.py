@@ -78,6 +78,7 @@ class RecognizerNode(LifecycleNode):
         self.utterance_stamps: dict[int, Time] = {}  # utterance -> its first sample on the audio's clock
         self.malformed = 0
         self.ignored_inactive = 0  # speech messages that came while not active
+        self.transcribing = False  # a worker step is between taking queued speech and publishing its results
         self.last_error_count = 0
         self.diagnostics = diagnostics.DiagnosticsPublisher(self, self._status)
         self.worker.start()
@@ -193,12 +194,20 @@ class RecognizerNode(LifecycleNode):
         with self.model_lock:
             if not self.active:
                 return
-            for event in self.transcriber.process_pending():
-                pop = self.utterance_stamps.pop if event.kind == FINAL else self.utterance_stamps.get
-                stamp = pop(event.utterance_id, Time())
-                if event.kind == FINAL and event.result.language:
-                    self.last_language = language_label(event.result.language, event.result.language_prob)
-                self.events_pub.publish(transcript_message(event, stamp))
+            self.transcribing = True
+            try:
+                self._transcribe_pending()
+            finally:
+                self.transcribing = False
+
+    def _transcribe_pending(self) -> None:
+        """Publish the partials and finals of the queued speech; called with model_lock held."""
+        for event in self.transcriber.process_pending():
+            pop = self.utterance_stamps.pop if event.kind == FINAL else self.utterance_stamps.get
+            stamp = pop(event.utterance_id, Time())
+            if event.kind == FINAL and event.result.language:
+                self.last_language = language_label(event.result.language, event.result.language_prob)
+            self.events_pub.publish(transcript_message(event, stamp))
 
     def _status(self):
         state = self._state_machine.current_state[1]  # rclpy has no public accessor; its trigger_shutdown reads it
@@ -222,6 +231,7 @@ class RecognizerNode(LifecycleNode):
             diagnostics.LATENCY_P50_MS: -1.0 if stats.final_latency_p50_ms is None else stats.final_latency_p50_ms,
             diagnostics.LATENCY_P95_MS: -1.0 if stats.final_latency_p95_ms is None else stats.final_latency_p95_ms,
             diagnostics.QUEUE_DEPTH_S: stats.queue_depth_s,
+            diagnostics.TRANSCRIBING: self.transcribing,
             diagnostics.DROPPED_AUDIO_S: stats.audio_dropped_s,
             diagnostics.AUDIO_TRANSCRIBED_S: stats.speech_s_transcribed,
             diagnostics.RESIDENT_MEMORY_MB: resident_mb(),
