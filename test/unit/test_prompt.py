@@ -1,6 +1,8 @@
 """The decoder's prompt (decoding.initial_prompt, decoding.condition_on_previous) without a model: its layout and
 bounds, and which results may become the next utterance's context."""
 
+import math
+
 import pytest
 
 from hailo_whisper_ros.core.decoding import STOP_EOT, GUARD_REPETITION, check_initial_prompt, max_prompt_tokens, prompted_prefix
@@ -48,7 +50,8 @@ def segment(tokens, stop=STOP_EOT, guards=(), no_speech=False):
 
 def result(*segments):
     return TranscriptionResult(text="", segments=segments, timings=Timings(0, 0, 0, 0, 0, 0, 0),
-                               encoder_backend="onnx", decoder_backend="onnx", fallback_reason=None)
+                               encoder_backend="onnx", decoder_backend="onnx", fallback_reason=None,
+                               language="en", language_prob=math.nan)
 
 
 def test_a_clean_result_extends_the_context_to_its_most_recent_tokens():
