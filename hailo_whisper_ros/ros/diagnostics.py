@@ -37,7 +37,8 @@ INPUT_QUEUE_S = "input queue (s)"
 DROPPED_AUDIO_S = "dropped audio (s)"  # the recognizer reports its own drops under the same name
 # Audio lost on the way in, by cause: the oldest dropped from a full input queue (queue.max_input_s); lost by DDS
 # (the subscription's message_lost event, seconds at the latest message's duration); missing between audio_stamped
-# header stamps (a stamp later than the previous one plus its audio).
+# header stamps (a stamp later than the previous one plus its audio). And speech lost on the way out: segmented while
+# nothing subscribed to `speech` (a recognizer process still loading its model: DDS keeps nothing for a late reader).
 AUDIO_MESSAGES_RECEIVED = "audio messages received"  # by the subscription callback; "audio messages" are converted
 DROPPED_AUDIO_MESSAGES = "dropped audio messages"
 LOST_IN_TRANSPORT_S = "lost in transport (s)"
@@ -45,6 +46,8 @@ LOST_IN_TRANSPORT_MESSAGES = "lost in transport (messages)"
 MISSING_BY_STAMPS_S = "missing by stamps (s)"
 MISSING_BY_STAMPS_MESSAGES = "missing by stamps (messages)"
 TIMESTAMPS_BACKWARDS = "timestamps going backwards"
+UNHEARD_SPEECH_S = "speech with no recognizer subscribed (s)"
+UNHEARD_SPEECH_MESSAGES = "speech with no recognizer subscribed (messages)"
 SECONDS_SINCE_AUDIO = "seconds since last audio"
 REJECTED_PREFIX = "rejected "  # + the front end's kind of problem, e.g. "rejected partial_frame"
 
