@@ -17,7 +17,7 @@ else
 DISTROS := kilted jazzy
 endif
 JAZZY_TESTS ?= test/ros/test_lifecycle_and_gate.py test/ros/test_launch_file.py test/ros/test_executables.py \
-  test/ros/test_wake_phrase.py test/ros/test_speech_recognition.py::test_runtime_parameters_valid_invalid_and_read_only
+  test/ros/test_wake_phrase_gate.py test/ros/test_speech_recognition.py::test_runtime_parameters_valid_invalid_and_read_only
 
 .PHONY: setup test demo clean
 
