@@ -115,7 +115,7 @@ def measure_layout(layout: str, recording: LongRecording, wav: Path, context, mo
     ``profile(process)``, if given, is called with the recognizer's process once audio flows; it returns a
     callable that ends the profile."""
     from hailo_whisper_ros.core.resources import peak_resident_mb
-    from hailo_whisper_ros.ros import diagnostics
+    import hailo_whisper_ros.ros.diagnostics as diagnostics
 
     listener = Listener(context, node_name="hailo_whisper_layouts")
     arrivals = _Arrivals(listener, 2 * DRIVER_CHANNELS)
