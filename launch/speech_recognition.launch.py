@@ -3,8 +3,9 @@
 with a wav_source that plays a sound file instead of a microphone driver.
 
 Three processes by default because the composed one's threads (executor, VAD worker, recognizer worker) share one
-GIL: at 1x with partials every second it cost the recognizer about twice the compute and a person twice the wait
-(README, "One process or three"). The composed process saves the memory of two interpreters.
+GIL: at 1x with partials every second, on a machine with little other load, it cost the recognizer about twice the
+compute and a person twice the wait; under heavy load the two come closer (README, "One process or three"). The
+composed process saves the memory of two interpreters (about 160 MB).
 
     ros2 launch hailo_whisper_ros speech_recognition.launch.py params_file:=<share>/config/speech_recognition.yaml
     ros2 launch hailo_whisper_ros speech_recognition.launch.py composed:=true
