@@ -42,8 +42,10 @@ class AudioSubscriberOptions(Options):
 
     stamped: bool = option(
         False, "Subscribe to audio_stamped (AudioDataStamped) instead of audio (AudioData).", read_only=True)
-    timeout_s: float = option(2.0, "Time without audio after which diagnostics warn that the audio stopped.",
-                              unit="s", range=(0.1, 3600.0))
+    timeout_s: float = option(
+        2.0, "Time without audio after which diagnostics warn that the audio stopped, and the utterance in progress "
+        "ends there (its final comes; a stream that stops mid-word would otherwise never get one).",
+        unit="s", range=(0.1, 3600.0))
     max_input_s: float = option(
         30.0, "Received audio waiting for conversion at most; beyond it the oldest is dropped and counted.",
         unit="s", range=(1.0, 600.0), parameter="queue.max_input_s")
@@ -228,11 +230,16 @@ class AudioSubscriberNode(Node):
             items = list(self.pending)
             self.pending.clear()
             self.pending_s = 0.0
+            silent_for = None if self.last_audio_time is None else time.monotonic() - self.last_audio_time
         for item in items:
             try:
                 self._handle(item)
             except Exception as error:  # a fault must not kill the worker: log it and go on with the next item
                 self.log.error("worker", f"audio processing failed: {error!r}")
+        stopped = silent_for is not None and silent_for > self.options.timeout_s
+        if not items and stopped and self.segmenter.utterance_open:
+            self.log.info("stopped", f"no audio for {silent_for:.1f} s: the utterance in progress ends there")
+            self._flush()
 
     def _handle(self, item) -> None:
         kind = item[0]
