@@ -3,9 +3,9 @@
 with a wav_source that plays a sound file instead of a microphone driver.
 
 Three processes by default because the composed one's threads (executor, VAD worker, recognizer worker) share one
-GIL: at 1x with partials every second, on a machine with little other load, it cost the recognizer about twice the
-compute and a person twice the wait; under heavy load the two come closer (README, "One process or three"). The
-composed process saves the memory of two interpreters (about 160 MB).
+GIL: at 1x with partials every second on a quiet 2-core machine it cost the recognizer a fifth more compute and a
+person a longer wait (README, "One process or three"; issue 14's Xeon run: twice both); under heavy load the two come
+closer. The composed process saves the memory of two interpreters (about 140 MB).
 
     ros2 launch hailo_whisper_ros speech_recognition.launch.py params_file:=<share>/config/speech_recognition.yaml
     ros2 launch hailo_whisper_ros speech_recognition.launch.py composed:=true
