@@ -1,7 +1,14 @@
-"""Starts the composed speech recognition node (audio subscriber + recognizer + transcript publisher in one
-process), optionally with a wav_source that plays a sound file instead of a microphone driver.
+"""Starts speech recognition: the audio subscriber, the recognizer and the transcript publisher as three processes
+(the default), or with `composed:=true` the composed speech_recognition process that holds all three; optionally
+with a wav_source that plays a sound file instead of a microphone driver.
+
+Three processes by default because the composed one's threads (executor, VAD worker, recognizer worker) share one
+GIL: at 1x with partials every second on a quiet 2-core machine it cost the recognizer a fifth more compute and a
+person a longer wait (README, "One process or three"; issue 14's Xeon run: twice both); under heavy load the two come
+closer. The composed process saves the memory of two interpreters (about 140 MB).
 
     ros2 launch hailo_whisper_ros speech_recognition.launch.py params_file:=<share>/config/speech_recognition.yaml
+    ros2 launch hailo_whisper_ros speech_recognition.launch.py composed:=true
     ros2 launch hailo_whisper_ros speech_recognition.launch.py use_wav_source:=true wav_file:=/path/speech.wav
     ros2 launch hailo_whisper_ros speech_recognition.launch.py namespace:=robot audio_topic:=mic encoder:=10s
 
@@ -23,8 +30,13 @@ PARAMETER_ARGUMENTS = {
 }
 
 
+# The executables of each layout, the recognizer's among them (the launch arguments' parameters are its).
+LAYOUTS = {"composed": ("speech_recognition",), "separate": ("audio_subscriber", "recognizer", "transcript_publisher")}
+RECOGNIZER_EXECUTABLES = ("speech_recognition", "recognizer")
+
+
 def speech_recognition(context):
-    """The composed node with the parameter files, then what the launch arguments set on top of them."""
+    """The nodes with the parameter files, then what the launch arguments set on top of them."""
     overrides = {
         parameter: value
         for argument, (parameter, _) in PARAMETER_ARGUMENTS.items()
@@ -32,18 +44,20 @@ def speech_recognition(context):
     }
     overrides["autostart"] = evaluate_condition_expression(context, [LaunchConfiguration("autostart")])
     audio_topic = LaunchConfiguration("audio_topic")
+    layout = "composed" if evaluate_condition_expression(context, [LaunchConfiguration("composed")]) else "separate"
     return [
         Node(
             package="hailo_whisper_ros",
-            executable="speech_recognition",
-            # No `name`: a node-name remap would rename all three nodes of the process alike.
+            executable=executable,
+            # No `name`: a node-name remap would rename all three nodes of the composed process alike.
             namespace=LaunchConfiguration("namespace"),
             parameters=[PathJoinSubstitution([CONFIG, "speech_recognition.yaml"]), LaunchConfiguration("params_file"),
-                        overrides],
+                        *([overrides] if executable in RECOGNIZER_EXECUTABLES else [])],
             remappings=[("audio", audio_topic), ("audio_stamped", [audio_topic, "_stamped"])],
             ros_arguments=["--log-level", LaunchConfiguration("log_level")],
             output="screen",
         )
+        for executable in LAYOUTS[layout]
     ]
 
 
@@ -64,6 +78,11 @@ def generate_launch_description():
             DeclareLaunchArgument(
                 "autostart", default_value="true",
                 description="Load the model and start listening at once (false: wait for the lifecycle transitions).",
+            ),
+            DeclareLaunchArgument(
+                "composed", default_value="false",
+                description="One process for the three nodes (less memory) instead of three (less compute and "
+                "latency: no shared GIL).",
             ),
             DeclareLaunchArgument("log_level", default_value="info", description="Logging level of the nodes."),
             DeclareLaunchArgument(

@@ -1,6 +1,12 @@
 """`hailo-whisper bench`: the performance targets of the default set-up (tiny.en, CPU, INT8 decoder), each figure
 printed next to its target.
 
+1. The live ROS path: the recording below played by a wav_source at 1x real time as 48 kHz stereo, partials every
+   second (the default parameters), to the composed speech_recognition process and to the three nodes as three
+   processes, one after the other (evaluation/ros_layouts.py): the recognizer's real-time factor (its
+   /diagnostics), end of utterance -> final p50 and p95 over utterances up to 5 s (Transcript.latency_ms), what a
+   person waits (the clip's last speech sample published -> its final received on `transcript`, measured here),
+   WER and peak resident memory per process, side by side.
 2. Decoder time per generated token (cross-attention over the 1500 padded positions included), next to the
    encoder's achieved GFLOP/s and a 1024x1024 FP32 GEMM measured in the same run: the machine's yardstick.
 3. Streaming: from the VAD's end-of-utterance decision to the final transcript, p50 over utterances up to 5 s.
@@ -32,7 +38,11 @@ from hailo_whisper_ros.cli.targets import (
     FINAL_LATENCY,
     LATENCY_VS_FASTER_WHISPER,
     LATENCY_VS_WHISPER_CPP,
+    ROS_FINAL_LATENCY_P50,
+    ROS_FINAL_LATENCY_P95,
     ROS_PEAK_MEMORY,
+    ROS_REAL_TIME_FACTOR,
+    ROS_WAITS_P50,
     SHORT_UTTERANCE_S,
     TARGET_NUMBERS,
     WER_VS_FASTER_WHISPER,
@@ -94,8 +104,10 @@ def run(args: argparse.Namespace) -> int:
     if "5" in targets or "2" in targets:
         audio = [load_audio(clip.audio_path) for clip in clips]
         figures += _offline(args, model_dir, info, clips, audio, targets, details)
-    if {"3", "4", "6"} & set(targets):
+    if {"1", "3", "4", "6"} & set(targets):
         recording = _long_recording(clips)
+        if "1" in targets:
+            figures += _ros_layouts(args, model_dir, recording, details)
         if "3" in targets or "4" in targets:
             figures += _streaming(args, model_dir, recording, targets, details)
         if "6" in targets:
@@ -203,7 +215,7 @@ def _long_recording(clips):
 
     speech = [clip for clip in clips if clip.reference.strip()]
     if not speech:
-        raise HailoWhisperError("targets 3-5 need speech clips with references")
+        raise HailoWhisperError("targets 1, 3, 4 and 6 need speech clips with references")
     return build_long_recording(speech)
 
 
@@ -245,6 +257,48 @@ def _streaming(args, model_dir: Path, recording, targets, details) -> list[Figur
                 f"{captioned.decoder_ms_per_token:.2f} ms per token, {captioned.decoder_steps} steps + "
                 f"{captioned.draft_tokens_accepted} tokens verified from drafts",
             ))
+    return figures
+
+
+def _ros_layouts(args, model_dir: Path, recording, details) -> list[Figure]:
+    """Target 1: the live ROS path in both layouts, printed side by side; each layout's figures against the
+    targets."""
+    from hailo_whisper_ros.evaluation.ros_layouts import measure_layouts, missing_executables
+
+    if missing := missing_executables():
+        return [Figure(ROS_REAL_TIME_FACTOR, None, f"not installed here: {', '.join(missing)}")]
+    layouts = measure_layouts(recording, model_dir, args.threads)
+    details["ros_layouts"] = [layout.as_json() for layout in layouts]
+    rows = (
+        ("recognizer real-time factor", lambda f: f.real_time_factor, "{:.3f}", ROS_REAL_TIME_FACTOR),
+        ("end of utterance -> final p50 (ms)", lambda f: f.node_latency_p50_ms, "{:.0f}", ROS_FINAL_LATENCY_P50),
+        ("end of utterance -> final p95 (ms)", lambda f: f.node_latency_p95_ms, "{:.0f}", ROS_FINAL_LATENCY_P95),
+        ("recognizer's speech end -> final p50 (ms)", lambda f: f.recognizer_latency_p50_ms, "{:.0f}", None),
+        ("recognizer's speech end -> final p95 (ms)", lambda f: f.recognizer_latency_p95_ms, "{:.0f}", None),
+        ("last speech published -> final p50 (ms)", lambda f: f.waits_p50_ms, "{:.0f}", ROS_WAITS_P50),
+        ("last speech published -> final p95 (ms)", lambda f: f.waits_p95_ms, "{:.0f}", None),
+        ("WER (%)", lambda f: 100 * f.wer, "{:.2f}", None),
+        ("peak RSS, processes summed (MB)", lambda f: f.peak_rss_total_mb, "{:.0f}", None),
+        ("peak RSS per process (MB)", lambda f: " + ".join(f"{v:.0f}" for v in f.peak_rss_mb.values()), "{}",
+         None),
+    )
+    print(f"\nlive ROS path at 1x, partials every 1 s, {recording.duration_s:.0f} s, {len(recording.clips)} clips "
+          f"(load average {os.getloadavg()[0]:.2f} at the end):")
+    print(f"  {'':<44}" + "".join(f"{layout.layout:>18}" for layout in layouts) + "   target")
+    for label, value, form, target in rows:
+        cells = "".join(f"{'n/a' if value(f) is None else form.format(value(f)):>18}" for f in layouts)
+        goal = f"{'>=' if target.higher_is_better else '<='} {target.goal:g}" if target else ""
+        print(f"  {label:<44}{cells}   {goal}")
+    figures = []
+    for layout in layouts:
+        for target, value, note in (
+            (ROS_REAL_TIME_FACTOR, layout.real_time_factor, f"{layout.audio_transcribed_s:.0f} s transcribed"),
+            (ROS_FINAL_LATENCY_P50, layout.node_latency_p50_ms, f"{layout.finals} finals, {layout.partials} partials"),
+            (ROS_FINAL_LATENCY_P95, layout.node_latency_p95_ms, ""),
+            (ROS_WAITS_P50, layout.waits_p50_ms, f"{layout.clips_waited_for} of {len(recording.clips)} clips; p95 "
+             f"{layout.waits_p95_ms:.0f} ms" if layout.waits_p95_ms is not None else "no clip's final found"),
+        ):
+            figures.append(Figure(target, value, f"[{layout.layout}] {note}"))
     return figures
 
 

@@ -12,13 +12,17 @@ from typing import TYPE_CHECKING
 from hailo_whisper_ros.cli.flags import (
     add_cpu_encoder_flag,
     add_model_dir_flag,
+    add_option_flags,
     add_streaming_flags,
+    options_from_flags,
     streaming_options,
 )
+from hailo_whisper_ros.core.decoding import DecodingOptions
 
 if TYPE_CHECKING:  # the subcommands import their machinery when run, so that --help stays quick
     from hailo_whisper_ros.evaluation.captioning import CaptionFigures
 
+DECODING_FLAGS = ("language", "initial_prompt", "condition_on_previous", "context_max_tokens")
 HELP = "caption a sound file as a live stream (partial and final lines), then print the captioning figures"
 
 
@@ -29,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--realtime", action="store_true", help="feed the audio at real-time pace (default: as fast as it is processed)"
     )
-    add_streaming_flags(parser, ("partial_interval_ms",))
+    add_streaming_flags(parser, ("partial_interval_ms", "context_reset_silence_s"))
+    add_option_flags(parser, DecodingOptions, DECODING_FLAGS, unset_is_none=True)
     parser.add_argument("--chunk-ms", type=int, default=100, metavar="N", help="audio per feed, in ms (default: 100)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the finals and figures to this JSON file")
     add_model_dir_flag(parser)
@@ -43,12 +48,13 @@ def run(args: argparse.Namespace) -> int:
     from hailo_whisper_ros.evaluation.memory import load_recognizer
     from hailo_whisper_ros.export.store import resolve_model_dir
 
-    streaming = streaming_options(args, ("partial_interval_ms",))
+    streaming = streaming_options(args, ("partial_interval_ms", "context_reset_silence_s"))
+    decoding = options_from_flags(args, DecodingOptions, DECODING_FLAGS)
     audio = load_audio(args.file)
     model_dir = resolve_model_dir(args.model_dir)
     recognizer, memory = load_recognizer(RecognizerConfig(model_dir, encoder=args.encoder))
     captions = caption_stream(
-        recognizer, memory, audio, streaming, args.chunk_ms, args.realtime, CaptionPrinter(sys.stdout).show
+        recognizer, memory, audio, streaming, args.chunk_ms, args.realtime, CaptionPrinter(sys.stdout).show, decoding
     )
 
     pace = "real time" if args.realtime else "as fast as possible"
@@ -57,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
           f"{partials}, fed {pace} in {args.chunk_ms} ms chunks):")
     print(format_figures(captions.figures))
     if args.json:
+        from hailo_whisper_ros.evaluation.languages import language_figures
+
         report = {
             "finals": [
                 {
@@ -65,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
                     "start_s": round(event.speech_start_s, 3),
                     "end_s": round(event.speech_end_s, 3),
                     "latency_ms": round(event.latency_ms, 1),
+                    **language_figures(event.result),
                 }
                 for event in captions.finals
             ],

@@ -75,9 +75,11 @@ class LoopCounter:
         return getattr(self.recognizer, name)
 
     def transcribe(self, audio, options):
+        from hailo_whisper_ros.evaluation.languages import language_figures
+
         result = self.recognizer.transcribe(audio, options)
         self.last_figures = {"guards": list(result.guards), "loops_recovered": result.recoveries,
-                             "loops_unrecovered": result.loops}
+                             "loops_unrecovered": result.loops, **language_figures(result)}
         self.loop_guards.add(result)
         return result
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from string import ascii_lowercase
 
+from hailo_whisper_ros.core.vad import VadOptions
+
 SHORT_UTTERANCE_S = 5.0  # target 3 counts utterances up to this long
 
 
 @dataclass(frozen=True)
 class Target:
-    id: str  # "2" ... "6", and a letter where one target has variants ("4a", "4b")
+    id: str  # "1" ... "6", and a letter where one target has variants ("4a", "4b")
     name: str
     goal: float
     higher_is_better: bool
@@ -23,7 +25,16 @@ class Target:
         return self.id.rstrip(ascii_lowercase)
 
 
-# Issue 14's numbers: offline (5) and memory (6); 1-4 are the older targets.
+# Issue 14's numbers: the live ROS path (its 1 and 2, here 1a-1d), offline (5) and memory (6); 2-4 are the older
+# targets.
+ROS_REAL_TIME_FACTOR = Target("1a", "live ROS at 1x, partials 1 s: recognizer real-time factor", 0.10, False, "")
+ROS_FINAL_LATENCY_P50 = Target(
+    "1b", f"live ROS end of utterance -> final p50, <= {SHORT_UTTERANCE_S:g} s", 45.0, False, "ms")
+ROS_FINAL_LATENCY_P95 = Target(
+    "1c", f"live ROS end of utterance -> final p95, <= {SHORT_UTTERANCE_S:g} s", 150.0, False, "ms")
+# What a person waits: the VAD's silence that ends the utterance, then at most 100 ms.
+ROS_WAITS_P50 = Target("1d", "live ROS last speech sample published -> final p50", VadOptions().min_silence_ms + 100,
+                       False, "ms")
 LATENCY_VS_FASTER_WHISPER = Target("5", "median latency per clip, faster-whisper int8 / ours", 6.0, True, "x")
 LATENCY_VS_WHISPER_CPP = Target("5", "median latency per clip, whisper.cpp f16 / ours", 15.0, True, "x")
 WER_VS_FASTER_WHISPER = Target("5", "WER ours - faster-whisper int8", 0.5, False, "points")
@@ -36,6 +47,10 @@ CAPTIONING_RTFX_NO_PARTIALS = Target("4b", "captioning RTFx, no partials", 40.0,
 ROS_PEAK_MEMORY = Target("6", "peak RSS of the composed ROS process (speech_recognition)", 200.0, False, "MB")
 
 TARGETS = (
+    ROS_REAL_TIME_FACTOR,
+    ROS_FINAL_LATENCY_P50,
+    ROS_FINAL_LATENCY_P95,
+    ROS_WAITS_P50,
     DECODER_MS_PER_TOKEN,
     FINAL_LATENCY,
     CAPTIONING_RTFX_WITH_PARTIALS,

@@ -21,6 +21,8 @@ from hailo_whisper_ros.core.model_dir import ModelInfo
 from hailo_whisper_ros.core.options import Options, option
 
 TASKS = ("transcribe", "translate")
+# decoding.language: detect the spoken language of each transcribe call (multilingual models only).
+LANGUAGE_AUTO = "auto"
 
 # Why a decode stopped. EOT is the normal end; reaching max_new_tokens is what a loop does when no guard stops it; the
 # guards are the two loop detectors below, named so that results, events and diagnostics can count them.
@@ -38,7 +40,9 @@ class DecodingOptions(Options):
     PARAMETER_GROUP = "decoding"
 
     language: str | None = option(
-        None, "Spoken language code for multilingual models (such as de); empty: English. English-only models "
+        None, "Spoken language: 'auto' detects it once per utterance from the language-token distribution "
+        "(multilingual models; openai/whisper's detect_language) on the first part encoded with the encoder's "
+        "longest window (shorter ones detect English), or a code such as de; empty: English. English-only models "
         "accept only en.", none_as="")
     task: str = option("transcribe", "'transcribe', or 'translate' to English (multilingual models only).",
                        choices=TASKS)
@@ -99,6 +103,20 @@ class DecodingOptions(Options):
         range=(0.0, 1.0))
     logprob_threshold: float | None = option(
         -1.0, "See no_speech_threshold; none: the no-speech probability alone decides.", range=(-20.0, 0.0))
+    initial_prompt: str = option(
+        "", "Text the decoder reads before every segment, as Whisper's initial_prompt (<|startofprev|> text, then "
+        "the start of transcript): the robot's names, places and command words, spelled as they should come out. "
+        "It is kept ahead of the context of condition_on_previous; at most half the decoder's positions less one "
+        "(223 tokens for 448), so that room is left to decode. Empty: off.")
+    condition_on_previous: bool = option(
+        False, "Prompt each utterance of a stream with the text of the previous finals (after initial_prompt), as "
+        "Whisper conditions a 30 s window on the previous one; offline, each part of a long clip on the earlier "
+        "parts. The context is dropped after a final whose decode fired a loop guard or was judged no speech (a "
+        "loop is never carried forward), after streaming.context_reset_silence_s of silence, and at a reset.")
+    context_max_tokens: int = option(
+        64, "See condition_on_previous: the most recent tokens of the previous finals kept as context (the prompt "
+        "as a whole is also bounded to half the decoder's positions less one, as Whisper bounds it).",
+        range=(1, MAX_TEXT_POSITIONS))
 
     def check(self) -> None:
         if self.language is not None and not self.language:
@@ -115,16 +133,62 @@ class DecodingOptions(Options):
             and (self.logprob_threshold is None or avg_logprob < self.logprob_threshold)
         )
 
-    def forced_prefix(self, info: ModelInfo) -> list[int]:
-        """The prompt tokens for this model, or HailoWhisperError when the model cannot honour language/task."""
-        if not info.multilingual and (self.language not in (None, "en") or self.task != "transcribe"):
+    @property
+    def detects_language(self) -> bool:
+        return self.language == LANGUAGE_AUTO
+
+    def check_model(self, info: ModelInfo) -> None:
+        """HailoWhisperError when the model cannot honour language/task, auto included."""
+        if self.detects_language and not info.multilingual:
             raise HailoWhisperError(
-                f"model {info.name} is English-only: language {self.language!r} / task {self.task!r} is not available"
+                f"model {info.name} is English-only: decoding.language auto (language detection) needs a "
+                "multilingual model such as base; set en or empty")
+        self.forced_prefix(info, "en")  # ``detected`` counts only for auto, where any language checks the task
+
+    def forced_prefix(self, info: ModelInfo, detected: str | None = None) -> list[int]:
+        """The prompt tokens for this model; with language auto, ``detected`` is the language to decode in.
+        HailoWhisperError when the model cannot honour language/task."""
+        if self.detects_language and detected is None:
+            raise HailoWhisperError("decoding.language auto: detect the language first (detect_language)")
+        language = detected if self.detects_language else self.language
+        if not info.multilingual and (language not in (None, "en") or self.task != "transcribe"):
+            raise HailoWhisperError(
+                f"model {info.name} is English-only: language {language!r} / task {self.task!r} is not available"
             )
         try:
-            return info.forced_prefix(self.language, self.task)
+            return info.forced_prefix(language, self.task)
         except ValueError as error:
             raise HailoWhisperError(str(error)) from error
+
+
+def prompted_prefix(
+    forced: Sequence[int], sot_prev: int, initial: Sequence[int], context: Sequence[int], max_prompt: int
+) -> list[int]:
+    """The decoder's prompt, as openai/whisper lays it out: ``<|startofprev|>``, the initial prompt's tokens, the
+    context's most recent tokens, then the forced prefix (start of transcript, [language, task,] no timestamps).
+    The prompt part holds at most ``max_prompt`` tokens; the initial prompt is kept whole (check_initial_prompt
+    bounds it) and the context cut from its oldest end. Without prompt tokens: the forced prefix alone."""
+    room = max_prompt - len(initial)
+    kept_context = list(context)[-room:] if room > 0 and context else []
+    if not initial and not kept_context:
+        return list(forced)
+    return [sot_prev, *initial, *kept_context, *forced]
+
+
+def max_prompt_tokens(decoder_positions: int) -> int:
+    """Prompt tokens a decoder of this many positions takes: half less one, openai/whisper's bound (223 of 448)."""
+    return decoder_positions // 2 - 1
+
+
+def check_initial_prompt(tokens: Sequence[int], decoder_positions: int) -> None:
+    """HailoWhisperError when the initial prompt leaves the decoder too little room to decode."""
+    limit = max_prompt_tokens(decoder_positions)
+    if len(tokens) > limit:
+        raise HailoWhisperError(
+            f"decoding.initial_prompt is {len(tokens)} tokens: a decoder of {decoder_positions} positions takes at "
+            f"most {limit} prompt tokens (half its positions less one, as Whisper), so that it has room to decode; "
+            f"shorten it"
+        )
 
 
 class LogitFilter(Protocol):
@@ -227,11 +291,11 @@ class DecodedTokens:
     tokens: tuple[int, ...]  # generated text tokens, EOT excluded (after a repetition stop: its first copy only)
     stop: str  # why decoding ended: STOP_EOT, STOP_MAX_NEW_TOKENS, or the guard that ended it (one of GUARDS)
     avg_logprob: float  # mean log-probability of the chosen tokens, the final EOT included (Whisper's figure)
-    no_speech_prob: float  # p(no_speech) at the start-of-transcript position
+    no_speech_prob: float  # p(no_speech) at the start-of-transcript position (after the prompt, if any)
     first_pass_ms: float  # the prefix pass (for the KV decoder this also computes the cross-attention cache)
     steps: int  # one-token steps run after the first pass
     steps_ms: float  # their total time, logit filters and token choice included
-    draft_accepted: int = 0  # leading tokens taken from the draft that the first pass verified (no step of their own)
+    draft_accepted: int = 0  # leading tokens taken from the draft, verified by its one pass (no step of their own)
 
 
 def greedy_decode(
@@ -246,13 +310,15 @@ def greedy_decode(
 ) -> DecodedTokens:
     """Decode one segment of ``audio_s`` seconds of audio greedily: prefix pass, then a step per token until EOT,
     the length limit or a loop guard (the token budget, None: no budget; a repeated n-gram). The guards only look
-    at the tokens, so they cost no decoder pass.
+    at the tokens, so they cost no decoder pass. ``prefix`` may start with a prompt (prompted_prefix): the
+    no-speech probability is read at its start-of-transcript position, and the filters see only generated tokens.
 
-    ``draft``: tokens this segment is expected to start with (the previous partial's), verified exactly: the first
-    pass runs the prefix and the draft together, which gives the logits of every draft position at once; each
-    draft token is kept while it is the token greedy decoding chooses from those logits (filters, guards and all),
-    and at the first disagreement the cache is cut back there and decoding goes on a step per token. So the tokens
-    are greedy decoding's own, and each kept draft token costs a share of one pass instead of a step."""
+    ``draft``: tokens this segment is expected to start with (the previous partial's), verified exactly. Once greedy
+    decoding has chosen the draft's first token, one pass over the whole draft (backend.extend) gives the logits
+    after every draft position at once; each further draft token is kept while it is the token greedy decoding
+    chooses from those logits (filters, guards and all), and at the first disagreement the cache is cut back there
+    and decoding goes on a step per token. So the tokens are greedy decoding's own, and each kept draft token
+    costs a share of one pass instead of a step. The prefix pass is the same with or without a draft."""
     max_new = min(options.max_new_tokens, backend.max_positions - len(prefix))
     budget = max_new if audio_s is None else min(token_budget(options, audio_s), max_new)
     repetition = (
@@ -265,16 +331,18 @@ def greedy_decode(
         )
     draft = list(draft[: budget - 1])  # a token beyond the budget could never be kept, nor its logits used
     started = time.perf_counter()
-    pass_logits = backend.start(encoder_states, list(prefix) + draft, options.pad_encoder_output_to)
-    no_speech_prob = math.exp(_log_softmax_at(pass_logits[0], info.no_speech))
-    logits = pass_logits[len(prefix) - 1]
+    prefix_logits = backend.start(encoder_states, prefix, options.pad_encoder_output_to)
+    # The first start of transcript: prompt tokens are text tokens and <|startofprev|>, never the SOT.
+    no_speech_prob = math.exp(_log_softmax_at(prefix_logits[list(prefix).index(info.sot)], info.no_speech))
+    logits = prefix_logits[-1]
     first_pass_done = time.perf_counter()
 
     generated: list[int] = []
     sum_logprob = 0.0
     chosen = 0
     steps = 0
-    accepted = 0  # draft tokens kept; the cache holds the prefix and all of the draft until a disagreement
+    accepted = 0  # draft tokens kept; after the draft pass the cache holds all of the draft until a disagreement
+    draft_logits = None
     in_draft = bool(draft)
     while True:
         for logit_filter in filters:
@@ -294,14 +362,16 @@ def greedy_decode(
         if len(generated) >= budget:
             stop = STOP_MAX_NEW_TOKENS if budget == max_new else GUARD_TOKEN_BUDGET
             break
-        if in_draft and token == draft[accepted]:  # verified: the first pass computed its successor's logits
+        if in_draft and token == draft[accepted]:  # verified: the draft pass computed its successor's logits
+            if not accepted:
+                draft_logits = backend.extend(draft)
             accepted += 1
             in_draft = accepted < len(draft)
-            logits = pass_logits[len(prefix) - 1 + accepted]
+            logits = draft_logits[accepted - 1]
             continue
-        if in_draft:  # the first disagreement: the cache forgets the rest of the draft
+        if in_draft and accepted:  # the first disagreement: the cache forgets the rest of the draft
             backend.rewind(len(prefix) + accepted)
-            in_draft = False
+        in_draft = False
         logits = backend.step(token)
         steps += 1
     finished = time.perf_counter()
@@ -315,6 +385,31 @@ def greedy_decode(
         steps_ms=(finished - first_pass_done) * 1e3,
         draft_accepted=accepted,
     )
+
+
+@dataclass(frozen=True)
+class DetectedLanguage:
+    language: str  # the most probable language code of the model's language tokens
+    probability: float  # its share of the softmax over the language tokens only
+    ms: float  # the decoder pass it took
+
+
+def detect_language(
+    backend: DecoderSteps, encoder_states: np.ndarray, info: ModelInfo, options: DecodingOptions
+) -> DetectedLanguage:
+    """openai/whisper's detect_language: one decoder pass over [<|startoftranscript|>] against the encoder states,
+    the logits of that position restricted to the language tokens, softmax -> the best language and its
+    probability."""
+    if not info.languages:
+        raise HailoWhisperError(f"model {info.name} has no language tokens: it cannot detect the language")
+    started = time.perf_counter()
+    logits = backend.start(encoder_states, [info.sot], options.pad_encoder_output_to)[0]
+    codes = list(info.languages)
+    scores = logits[np.asarray([info.languages[code] for code in codes], dtype=np.int64)].astype(np.float64)
+    probabilities = np.exp(scores - scores.max())
+    probabilities /= probabilities.sum()
+    best = int(np.argmax(probabilities))
+    return DetectedLanguage(codes[best], float(probabilities[best]), (time.perf_counter() - started) * 1e3)
 
 
 def _log_softmax_at(logits: np.ndarray, index: int) -> float:

@@ -9,9 +9,10 @@ Validation (``Options.validate``), the ROS parameter descriptors (``ros/params.p
         min_silence_ms: float = option(600.0, "Silence that ends an utterance.", unit="ms", range=(0.0, 10000.0))
 
 A field's kind (bool, int, float, str, path, or a tuple of ints or strings) follows from its default, or from
-``none_as`` when the default is None; a field whose annotation admits None may also be None. ``none_as`` is the value that stands
-for None where None cannot be written (ROS parameters, flags); ``off`` is a value outside the range that turns the
-option off (``streaming.partial_interval_ms: 0``).
+``none_as`` when the default is None, or is given as ``kind`` when neither tells (an empty list); a field whose
+annotation admits None may also be None. ``none_as`` is the value that stands for None where None cannot be written
+(ROS parameters, flags); ``off`` is a value outside the range that turns the option off
+(``streaming.partial_interval_ms: 0``).
 """
 
 from __future__ import annotations
@@ -72,10 +73,14 @@ def option(
     read_only: bool = False,
     path: bool = False,
     parameter: str = "",
+    kind: str = "",
 ) -> Any:
     """A dataclass field declared with everything validation, ROS, YAML and flags need (see the module docstring).
-    ``path``: a file or folder, given as str or Path, None when unset."""
-    kind = "path" if path else _kind_of(default if default is not None else none_as)
+    ``path``: a file or folder, given as str or Path, None when unset; ``kind``: one of KINDS, for a default that
+    does not tell (an empty list)."""
+    if kind not in ("", *KINDS):
+        raise TypeError(f"not a kind of option: {kind!r}")
+    kind = kind or ("path" if path else _kind_of(default if default is not None else none_as))
     spec = OptionSpec(
         " ".join(description.split()), unit, range, choices, none_as, off, read_only, kind, parameter
     )
@@ -92,9 +97,9 @@ def _kind_of(value: Any) -> str:
         return "float"
     if isinstance(value, str):
         return "str"
-    if isinstance(value, (tuple, list)):
-        return "str_tuple" if value and isinstance(value[0], str) else "int_tuple"
-    raise TypeError(f"cannot tell the kind of option from {value!r}: give a default or none_as")
+    if isinstance(value, (tuple, list)) and value:
+        return "str_tuple" if isinstance(value[0], str) else "int_tuple"
+    raise TypeError(f"cannot tell the kind of option from {value!r}: give a default, none_as or kind")
 
 
 def declared(options_type: type) -> list[tuple[dataclasses.Field, OptionSpec]]:

@@ -6,8 +6,10 @@ truncated silently.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -22,7 +24,11 @@ from hailo_whisper_ros.core.decoding import (
     DecodedTokens,
     DecodingOptions,
     build_logit_filters,
+    check_initial_prompt,
+    detect_language,
     greedy_decode,
+    max_prompt_tokens,
+    prompted_prefix,
 )
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.features import LogMelExtractor, frames_for
@@ -75,7 +81,8 @@ class Timings:
     per_token_ms: float  # mean decoder step after the first pass, logit filters included
     decoder_steps: int  # those steps: one per generated token but the last, less the draft tokens verified
     total_ms: float
-    draft_accepted: int = 0  # generated tokens verified in the first pass (decoding.greedy_decode's draft)
+    language_detection_ms: float = 0.0  # of decoder_ms: the detection pass of decoding.language auto
+    draft_accepted: int = 0  # generated tokens verified by a draft's pass (decoding.greedy_decode's draft)
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,9 @@ class TranscriptionResult:
     encoder_backend: str  # "hailo" or "onnx"
     decoder_backend: str
     fallback_reason: str | None  # why a configured HEF is not in use
+    language: str  # the language decoded in: detected (decoding.language auto) or given (en for English-only models)
+    language_prob: float  # the detector's probability of it over the language tokens; NaN when given
+    context_tokens: tuple[int, ...] = ()  # the context offered to its first part (condition_on_previous)
 
     @property
     def tokens(self) -> tuple[int, ...]:
@@ -120,6 +130,13 @@ class TranscriptionResult:
     def recoveries(self) -> int:
         return sum(segment.recovered for segment in self.segments)
 
+    def context_after(self, context: Sequence[int], max_tokens: int) -> tuple[int, ...]:
+        """The context (decoding.condition_on_previous) for what follows this result: next_context over its
+        segments."""
+        for segment in self.segments:
+            context = next_context(context, segment, max_tokens)
+        return tuple(context)
+
 
 def speech_onset(audio: np.ndarray, trim_db: float) -> int:
     """Where a window should start: LEAD_KEEP_S before the first 20 ms frame within ``trim_db`` of the loudest
@@ -136,6 +153,14 @@ def _kept_decode(decodes: list[tuple[int, DecodedTokens]]) -> tuple[int, Decoded
     the guard already cut to its non-repeated part."""
     window, decoded = decodes[-1]
     return (window, decoded) if decoded.stop == STOP_EOT else decodes[0]
+
+
+def next_context(context: Sequence[int], segment: Segment, max_tokens: int) -> tuple[int, ...]:
+    """The context after ``segment``: its tokens joined to the most recent ``max_tokens``; none after a segment
+    whose decode fired a loop guard, did not end at EOT or was judged no speech (a loop must not be carried on)."""
+    if segment.guards or segment.looped or segment.no_speech or not segment.tokens:
+        return ()
+    return (*context, *segment.tokens)[-max_tokens:]
 
 
 def split_at_quiet_points(audio: np.ndarray, max_samples: int, search_samples: int) -> list[tuple[int, int]]:
@@ -184,6 +209,7 @@ class Recognizer:
             if choice.fallback_reason
         ]
         self.fallback_reason = "; ".join(reasons) if reasons else None
+        self._prompt_cache: tuple[str, tuple[int, ...]] = ("", ())  # the latest initial_prompt and its tokens
         if config.warmup:
             self.warm_up()
         release_freed_memory()  # what loading parsed and copied is garbage now
@@ -192,13 +218,45 @@ class Recognizer:
         """One short transcription, so that the first real request is not slowed by lazy initialisation."""
         self.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32), WARMUP_OPTIONS)
 
+    @property
+    def max_prompt_tokens(self) -> int:
+        """Prompt tokens (initial prompt and context) the decoder takes, <|startofprev|> and the forced prefix aside."""
+        return max_prompt_tokens(self.decoder.max_positions)
+
+    def initial_prompt_tokens(self, options: DecodingOptions) -> tuple[int, ...]:
+        """The tokens of options.initial_prompt (with Whisper's leading space); HailoWhisperError when they leave
+        the decoder too little room to decode."""
+        text = options.initial_prompt.strip()
+        if text != self._prompt_cache[0]:
+            tokens = tuple(self.tokenizer.encode(" " + text)) if text else ()
+            check_initial_prompt(tokens, self.decoder.max_positions)
+            self._prompt_cache = (text, tokens)
+        return self._prompt_cache[1]
+
+    def check_options(self, options: DecodingOptions) -> None:
+        """HailoWhisperError when this model cannot decode with ``options`` (a language an English-only model lacks,
+        an initial prompt too long for its decoder)."""
+        options.check_model(self.info)
+        self.initial_prompt_tokens(options)
+
+    def prefix(self, options: DecodingOptions, context: Sequence[int] = (), detected: str | None = None) -> list[int]:
+        """The decoder's prompt for one segment: <|startofprev|>, initial prompt, context, forced prefix (with
+        language auto, of the ``detected`` language)."""
+        return prompted_prefix(
+            options.forced_prefix(self.info, detected), self.info.sot_prev, self.initial_prompt_tokens(options),
+            context, self.max_prompt_tokens,
+        )
+
     def transcribe(
-        self, audio: np.ndarray, options: DecodingOptions = DecodingOptions(), draft: tuple[int, ...] = ()
+        self, audio: np.ndarray, options: DecodingOptions = DecodingOptions(), context: Sequence[int] = (),
+        draft: Sequence[int] = (),
     ) -> TranscriptionResult:
-        """Transcribe float32 mono 16 kHz audio of any length. ``draft``: the tokens it probably starts with (an
-        earlier transcription of its beginning), verified exactly by decoding.greedy_decode; the result is the same
-        with or without it, only cheaper when it is right. Used when the audio is one segment and the decoder's
-        rows are independent (DecoderSteps.rows_independent)."""
+        """Transcribe float32 mono 16 kHz audio of any length. ``context``: tokens of the text before it (the
+        previous finals of a stream), read as prompt when options.condition_on_previous is on; then each part of a
+        long clip is also prompted with the parts before it, back to a part that fired a guard or had no speech.
+        ``draft``: the tokens it probably starts with (an earlier transcription of its beginning), verified exactly
+        by decoding.greedy_decode; the result is the same with or without it, only cheaper when it is right. Used
+        when the audio is one segment and the decoder's rows are independent (DecoderSteps.rows_independent)."""
         started = time.perf_counter()
         audio = np.asarray(audio)
         if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.floating):
@@ -208,9 +266,14 @@ class Recognizer:
         if not np.all(np.isfinite(audio)):
             raise HailoWhisperError("audio contains NaN or infinite samples")
         audio = audio.astype(np.float32, copy=False)
-        prefix = options.forced_prefix(self.info)
+        options.check_model(self.info)  # e.g. auto on an English-only model
+        # With language auto the language is detected on the first part (below); until then, and for the bound on
+        # the parts, any language stands for it: every language's forced prefix is as long.
+        detected = None
+        context = tuple(context)[-options.context_max_tokens:] if options.condition_on_previous else ()
+        given_context = context
         filters = build_logit_filters(options, self.info)
-        max_samples = self._max_part_samples(len(prefix))
+        max_samples = self._max_part_samples(self._longest_prefix(options))
         spans = split_at_quiet_points(audio, max_samples, int(SPLIT_SEARCH_S * SAMPLE_RATE)) if len(audio) else []
 
         segments = []
@@ -218,6 +281,7 @@ class Recognizer:
         steps = accepted = 0
         draft = draft if len(spans) == 1 and self.decoder.rows_independent else ()
         for begin, end in spans:
+            prefix = self.prefix(options, context, detected.language if detected else "en")
             onset = begin + speech_onset(audio[begin:end], options.window_lead_trim_db)
             speech = audio[onset:end]
             if self.encoder_backend == "hailo":
@@ -225,12 +289,23 @@ class Recognizer:
             decodes = []
             # A guard that fires is answered by one re-decode with the encoder's longest window, which recovered
             # every loop the guards stopped on the dev set under leading silence (decoding.loop_recovery).
-            for window in (self._frames_for(len(speech)), self.encoder.max_frames):
+            # Language detection needs the encoder's longest window: on the 20 TTS clips of test/data/languages
+            # (base, dynamic INT8 encoder) it found 4 of 20 languages (every one en) with the 6 s window of a short
+            # utterance, 4 with 10 s, 14 with 20 s and 30 s, as faster-whisper float32 on the same weights. The
+            # first part is encoded with it once and that decode reuses the states.
+            detecting = options.detects_language and detected is None
+            first_window = self.encoder.max_frames if detecting else self._frames_for(len(speech))
+            for window in (first_window, self.encoder.max_frames):
                 t0 = time.perf_counter()
                 mel = self.features.log_mel(speech, n_frames=window)
                 t1 = time.perf_counter()
                 states = self.encoder.encode(mel)
                 t2 = time.perf_counter()
+                if detecting and detected is None:
+                    # Once per call, on the first part's states: an utterance speaks one language, and every part
+                    # then decodes in it (openai/whisper's transcribe detects on its first 30 s window too).
+                    detected = detect_language(self.decoder, states, self.info, options)
+                    prefix = self.prefix(options, context, detected.language)
                 decoded = greedy_decode(
                     self.decoder, states, prefix, self.info, options, filters, len(speech) / SAMPLE_RATE,
                     draft=() if decodes else draft,  # a recovery's longer window is not what the draft was
@@ -264,6 +339,8 @@ class Recognizer:
                     recovered=len(decodes) > 1 and decoded.stop == STOP_EOT,
                 )
             )
+            if options.condition_on_previous:
+                context = next_context(context, segments[-1], options.context_max_tokens)
         timings = Timings(
             features_ms=features_ms,
             encoder_ms=encoder_ms,
@@ -273,6 +350,7 @@ class Recognizer:
             decoder_steps=steps,
             draft_accepted=accepted,
             total_ms=(time.perf_counter() - started) * 1e3,
+            language_detection_ms=detected.ms if detected else 0.0,
         )
         return TranscriptionResult(
             text=" ".join(s.text for s in segments if s.text),
@@ -281,7 +359,18 @@ class Recognizer:
             encoder_backend=self.encoder_backend,
             decoder_backend=self.decoder_backend,
             fallback_reason=self.fallback_reason,
+            # auto on empty audio: nothing to detect, no language
+            language=detected.language if detected else "" if options.detects_language else options.language or "en",
+            language_prob=detected.probability if detected else math.nan,
+            context_tokens=given_context,
         )
+
+    def _longest_prefix(self, options: DecodingOptions) -> int:
+        """The most tokens prefix() gives with these options, whatever the context: the bound every part obeys."""
+        prompt = len(self.initial_prompt_tokens(options))
+        if options.condition_on_previous:
+            prompt = min(prompt + options.context_max_tokens, self.max_prompt_tokens)
+        return len(options.forced_prefix(self.info, "en")) + (1 + prompt if prompt else 0)
 
     def _max_part_samples(self, prefix_tokens: int) -> int:
         """The longest part: the encoder's window less the trailing margin, and no longer than the decoder's

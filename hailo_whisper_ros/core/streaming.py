@@ -212,7 +212,7 @@ class StreamingTranscriber(QueuedTranscriber):
             generation, start, audio = self._take(until)
             if generation != self._worker_generation:
                 self._worker_generation = generation
-                recognition.utterance = None
+                recognition.reset()
                 self._restart_segmenter(start)
             elif start != self._position:
                 # The queue dropped audio the worker had not taken: end the open utterance with the audio it has.
@@ -378,7 +378,7 @@ class UtteranceTranscriber(QueuedTranscriber):
         with self._lock:
             if self._generation != self._worker_generation:
                 self._worker_generation = self._generation
-                self._recognition.utterance = None
+                self._recognition.reset()
             if not self._queue or self._queue[0].index >= until:
                 return None
             submitted = self._queue.popleft()

@@ -103,7 +103,7 @@ class QueuedTranscriber:
             if not isinstance(value, expected):
                 raise HailoWhisperError(f"{name} options must be a {expected.__name__}, not {type(value).__name__}")
             value.validate()
-        decoding.forced_prefix(self._recognizer.info)  # e.g. a language an English-only model cannot honour
+        self._recognizer.check_options(decoding)  # e.g. a language an English-only model cannot honour
 
     def _enqueue(self, item, samples: int) -> None:
         """Append an item carrying ``samples`` of audio; call with the lock held."""

@@ -28,6 +28,10 @@ class StreamingOptions(Options):
     partial_interval_ms: int = option(
         1000, "Audio an open utterance must gain before its next partial transcript.", unit="ms",
         range=(200, 10000), off=0)
+    context_reset_silence_s: float = option(
+        10.0, "With decoding.condition_on_previous: an utterance that starts after this much silence since the end "
+        "of the previous one (on the audio's own sample clock) starts without context, as a new conversation.",
+        unit="s", range=(0.1, 3600.0), off=0.0)
     max_queue_s: float = option(
         30.0, "Audio waiting for the worker that is kept; beyond it the oldest audio is dropped and counted.",
         unit="s", range=(1.0, 600.0), parameter="queue.max_audio_s")
@@ -58,6 +62,16 @@ class TranscriptEvent:
     latency_ms: float
     """Final: from the segmenter's end-of-utterance decision to the result. Partial: the inference time."""
     result: "TranscriptionResult"
+
+    @property
+    def language(self) -> str:
+        """The language decoded in: detected (decoding.language auto) or given."""
+        return self.result.language
+
+    @property
+    def language_prob(self) -> float:
+        """The detector's probability of ``language``; NaN when it was given."""
+        return self.result.language_prob
 
     @property
     def speech_start_s(self) -> float:

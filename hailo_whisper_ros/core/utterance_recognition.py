@@ -39,6 +39,8 @@ class OpenUtterance:
     decoded: "TranscriptionResult | None" = None  # the latest decode, of the first decoded_length samples
     decoded_length: int = -1
     failed: bool = False  # an inference error: no more partials, no final
+    context: tuple[int, ...] = ()  # tokens of the previous finals, the prompt of its decodes (condition_on_previous)
+    guard_fired: bool = False  # a loop guard fired on a decode of it: its text must not become context
 
     @property
     def end(self) -> int:
@@ -77,15 +79,29 @@ class UtteranceRecognition:
         self.speech_end_latencies_ms: deque[float] = deque(maxlen=FINAL_LATENCY_HISTORY)
         self.recent_decode_s = 0.0  # moving average of the inference time
         self.loop_guards = LoopGuardTally()  # partials' and finals' decodes alike
+        # decoding.condition_on_previous: the previous finals' tokens, and the stream sample where the last ended.
+        self.context: tuple[int, ...] = ()
+        self.context_end = 0
         self._logged_error_kinds: set[str] = set()
 
     def start(self, utterance_id: int, start: int, decoding: DecodingOptions, streaming: StreamingOptions) -> None:
         interval = int(round(streaming.partial_interval_ms * SAMPLE_RATE / 1000))
-        self.utterance = OpenUtterance(utterance_id, start, decoding, interval, next_partial_at=interval)
+        silence_limit = int(round(streaming.context_reset_silence_s * SAMPLE_RATE))
+        if not decoding.condition_on_previous or (silence_limit and start - self.context_end > silence_limit):
+            self.context = ()
+        self.utterance = OpenUtterance(
+            utterance_id, start, decoding, interval, next_partial_at=interval, context=self.context
+        )
+
+    def reset(self) -> None:
+        """The transcriber's reset: the open utterance (it gets no final) and the context go."""
+        self.utterance = None
+        self.context = ()
 
     def finish(self, decided_at: float) -> TranscriptEvent | None:
         """Close the open utterance: its final (empty text: no speech), or None after an inference error."""
         utterance, self.utterance = self.utterance, None
+        self.context, self.context_end = (), utterance.end  # kept below only after a clean final
         if utterance.failed or utterance.length == 0:
             return None
         if utterance.decoded_length == utterance.length:
@@ -95,6 +111,8 @@ class UtteranceRecognition:
             result = self._transcribe(utterance)
             if result is None:
                 return None
+        if utterance.decoding.condition_on_previous and not utterance.guard_fired:
+            self.context = result.context_after(utterance.context, utterance.decoding.context_max_tokens)
         finished_at = time.perf_counter()
         latency_ms = (finished_at - decided_at) * 1e3
         self.final_latencies_ms.append(latency_ms)
@@ -159,7 +177,7 @@ class UtteranceRecognition:
         draft = previous.segments[0].tokens if previous is not None and len(previous.segments) == 1 else ()
         started = time.perf_counter()
         try:
-            result = self.recognizer.transcribe(audio, utterance.decoding, draft)
+            result = self.recognizer.transcribe(audio, utterance.decoding, utterance.context, draft)
         except Exception as error:  # any backend failure must cost one utterance, not the stream
             self.errors += 1
             utterance.failed = True
@@ -182,5 +200,6 @@ class UtteranceRecognition:
         self.decoder_s += result.timings.decoder_ms / 1e3
         self.decoder_steps += result.timings.decoder_steps
         self.draft_tokens_accepted += result.timings.draft_accepted
+        utterance.guard_fired = utterance.guard_fired or bool(result.guards)
         utterance.decoded, utterance.decoded_length = result, len(audio)
         return result

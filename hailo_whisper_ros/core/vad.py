@@ -206,10 +206,15 @@ class Segmenter:
         self._recent: deque[tuple[int, float, float]] = deque()  # (window start, probability, energy)
 
     @property
+    def utterance_open(self) -> bool:
+        """An utterance has started (SpeechStarted sent) and not ended."""
+        return self._in_utterance and self._started
+
+    @property
     def pause_samples(self) -> int:
         """How long the pause in the open utterance has lasted (stream samples), 0 outside a pause. Beyond
         ``speech_pad_ms`` its audio is held back: the utterance is complete unless speech resumes."""
-        if not (self._in_utterance and self._started) or self._silence_start is None:
+        if not self.utterance_open or self._silence_start is None:
             return 0
         return self._received - self._silence_start
 

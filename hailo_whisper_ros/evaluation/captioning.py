@@ -12,8 +12,9 @@ from typing import Callable
 
 import numpy as np
 
-from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
+from hailo_whisper_ros.core.decoding import DecodingOptions
+from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.transcripts import FINAL, StreamingOptions, StreamingStats, TranscriptEvent
 from hailo_whisper_ros.core.recognizer import Recognizer
 from hailo_whisper_ros.core.streaming import StreamingTranscriber
@@ -74,13 +75,14 @@ def caption_stream(
     chunk_ms: int = 100,
     realtime: bool = False,
     on_event: Callable[[TranscriptEvent], None] | None = None,
+    decoding: DecodingOptions = DecodingOptions(),
 ) -> CaptionRun:
     """Feed 16 kHz mono ``audio`` in ``chunk_ms`` chunks, at real-time pace or as fast as it is processed, and
     transcribe it as it comes; ``on_event`` sees every partial and final. ``memory``: the recognizer's, from
     evaluation.memory.load_recognizer."""
     if not 5 <= chunk_ms <= 10000:
         raise HailoWhisperError(f"chunk_ms must be in [5, 10000], not {chunk_ms}")
-    transcriber = StreamingTranscriber(recognizer, streaming=streaming)
+    transcriber = StreamingTranscriber(recognizer, decoding=decoding, streaming=streaming)
     chunk = chunk_ms * SAMPLE_RATE // 1000
     chunk_s = chunk / SAMPLE_RATE
     n_chunks = -(-len(audio) // chunk)

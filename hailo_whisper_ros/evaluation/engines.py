@@ -65,18 +65,21 @@ class RecognizerEngine:
 
 
 class FasterWhisperEngine:
-    """faster-whisper (CTranslate2) configured as our decoder runs: greedy, no timestamps, no VAD, no prompt from
-    the previous window, one temperature (no fallback re-decoding)."""
+    """faster-whisper (CTranslate2) configured as our decoder runs: greedy, no timestamps, no VAD, one temperature
+    (no fallback re-decoding), and no prompt from the previous window unless ``condition_on_previous_text`` (its
+    own default, for long-form audio)."""
 
     fallback_reason = None
 
-    def __init__(self, label: str, model_dir: Path, compute_type: str, threads: int, language: str):
+    def __init__(self, label: str, model_dir: Path, compute_type: str, threads: int, language: str,
+                 condition_on_previous_text: bool = False):
         try:
             from faster_whisper import WhisperModel
         except ImportError as error:
             raise HailoWhisperError(f"faster-whisper is not installed: {error}") from None
         self.label = label
         self.language = language
+        self.condition_on_previous_text = condition_on_previous_text
         self.model = WhisperModel(str(model_dir), device="cpu", compute_type=compute_type, cpu_threads=threads)
 
     def transcribe(self, audio: np.ndarray) -> tuple[str, float | None, float | None]:
@@ -87,7 +90,7 @@ class FasterWhisperEngine:
             temperature=0.0,
             without_timestamps=True,
             vad_filter=False,
-            condition_on_previous_text=False,
+            condition_on_previous_text=self.condition_on_previous_text,
         )
         return " ".join(segment.text.strip() for segment in segments).strip(), None, None
 

@@ -34,6 +34,7 @@ from hailo_whisper_ros.ros.diagnostics import (
     AUDIO_PUBLISHERS,
     INPUT_QUEUE_S,
     QUEUE_DEPTH_S,
+    TRANSCRIBING,
     level_of,
     status_values,
 )
@@ -43,6 +44,7 @@ from hailo_whisper_ros.ros.topics import (
     AUDIO_INFO_QOS,
     AUDIO_PUBLISHER_QOS,
     AUDIO_STAMPED,
+    COMMAND,
     DIAGNOSTICS,
     PARTIAL_QOS,
     RESULTS_QOS,
@@ -214,9 +216,9 @@ class NodeStatus(NamedTuple):
 
 class Listener:
     """What the nodes publish, collected on a thread of its own: final texts on ``transcript``, partial texts on
-    ``transcript/partial``, every result on ``transcript/events`` (hailo_whisper_msgs/Transcript), checked against
-    the message's contract, and every node's status on /diagnostics. ``on_record`` sees each result as it arrives;
-    ``on_status(name, status)`` each status.
+    ``transcript/partial``, commands on ``command`` (the wake-phrase gate), every result on ``transcript/events``
+    (hailo_whisper_msgs/Transcript), checked against the message's contract, and every node's status on /diagnostics.
+    ``on_record`` sees each result as it arrives; ``on_status(name, status)`` each status.
     ``keep_diagnostics=False`` keeps only each node's latest status (a long soak would pile up the rest)."""
 
     def __init__(
@@ -234,6 +236,7 @@ class Listener:
         self.lock = threading.RLock()  # reentrant: wait_for's predicates call the locked accessors
         self.finals: list[str] = []
         self.partials: list[str] = []
+        self.commands: list[str] = []
         self.events: list[Transcript] = []
         self.event_arrivals: list[float] = []  # time.monotonic() when each of the events arrived
         self.contract_violations: list[str] = []  # each result on transcript/events that broke Transcript's contract
@@ -244,6 +247,7 @@ class Listener:
         self.node.create_subscription(
             String, TRANSCRIPT_PARTIAL, lambda m: self._add(self.partials, m.data), PARTIAL_QOS
         )
+        self.node.create_subscription(String, COMMAND, lambda m: self._add(self.commands, m.data), RESULTS_QOS)
         self.node.create_subscription(Transcript, TRANSCRIPT_EVENTS, self._on_event, RESULTS_QOS)
         self.node.create_subscription(DiagnosticArray, DIAGNOSTICS, self._on_diagnostics, DIAGNOSTICS_DEPTH)
         self.executor = SingleThreadedExecutor(context=context)
@@ -307,8 +311,10 @@ class Listener:
             return self.event_arrivals[-1] if self.event_arrivals else 0.0
 
     def caught_up(self, since: float, quiet_s: float) -> bool:
-        """True once the audio subscriber and the recognizer reported empty queues after ``since`` and no result
-        arrived for ``quiet_s``: everything sent before ``since`` is transcribed."""
+        """True once the audio subscriber and the recognizer reported empty queues and the recognizer no decode in
+        progress after ``since``, and no result arrived for ``quiet_s``: everything sent before ``since`` is
+        transcribed. (An empty queue alone is not enough: the audio of a final being decoded is off it, and a busy
+        machine can take longer than ``quiet_s`` to decode one.)"""
         subscriber = self.latest(self.status_name("audio_subscriber"), since)
         recognizer = self.latest(self.status_name("recognizer"), since)
         return (
@@ -316,6 +322,7 @@ class Listener:
             and recognizer is not None
             and float(subscriber.values[INPUT_QUEUE_S]) == 0
             and float(recognizer.values[QUEUE_DEPTH_S]) == 0
+            and recognizer.values[TRANSCRIBING] == "False"
             and time.monotonic() - max(self.last_event_arrival, since) >= quiet_s
         )
 

@@ -25,6 +25,8 @@ from hailo_whisper_ros.evaluation.ros_session import BIN_DIR, Listener, NodeProc
 
 PACKAGE = "hailo_whisper_ros"
 CHECKOUT = Path(__file__).resolve().parents[2]  # beside the package: config/, launch/, package.xml
+# What the launch file may start: either layout of the nodes, and wav_source.
+NODE_EXECUTABLES = ("speech_recognition", "audio_subscriber", "recognizer", "transcript_publisher", "wav_source")
 LAUNCH_FILE = CHECKOUT / "launch" / "speech_recognition.launch.py"
 BASE_PARAMETERS = CHECKOUT / "config" / "speech_recognition.yaml"
 READY = "ready: encoder"
@@ -94,7 +96,7 @@ def ament_prefix(directory: Path) -> Path:
     (directory / "share" / "ament_index" / "resource_index" / "packages" / PACKAGE).touch()
     for name in ("package.xml", "config", "launch"):
         (share / name).symlink_to(CHECKOUT / name)
-    for name in ("speech_recognition", "wav_source"):
+    for name in NODE_EXECUTABLES:
         (lib / name).symlink_to(BIN_DIR / name)
     return directory
 

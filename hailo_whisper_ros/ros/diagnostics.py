@@ -37,7 +37,8 @@ INPUT_QUEUE_S = "input queue (s)"
 DROPPED_AUDIO_S = "dropped audio (s)"  # the recognizer reports its own drops under the same name
 # Audio lost on the way in, by cause: the oldest dropped from a full input queue (queue.max_input_s); lost by DDS
 # (the subscription's message_lost event, seconds at the latest message's duration); missing between audio_stamped
-# header stamps (a stamp later than the previous one plus its audio).
+# header stamps (a stamp later than the previous one plus its audio). And speech lost on the way out: segmented while
+# nothing subscribed to `speech` (a recognizer process still loading its model: DDS keeps nothing for a late reader).
 AUDIO_MESSAGES_RECEIVED = "audio messages received"  # by the subscription callback; "audio messages" are converted
 DROPPED_AUDIO_MESSAGES = "dropped audio messages"
 LOST_IN_TRANSPORT_S = "lost in transport (s)"
@@ -45,6 +46,8 @@ LOST_IN_TRANSPORT_MESSAGES = "lost in transport (messages)"
 MISSING_BY_STAMPS_S = "missing by stamps (s)"
 MISSING_BY_STAMPS_MESSAGES = "missing by stamps (messages)"
 TIMESTAMPS_BACKWARDS = "timestamps going backwards"
+UNHEARD_SPEECH_S = "speech with no recognizer subscribed (s)"
+UNHEARD_SPEECH_MESSAGES = "speech with no recognizer subscribed (messages)"
 SECONDS_SINCE_AUDIO = "seconds since last audio"
 REJECTED_PREFIX = "rejected "  # + the front end's kind of problem, e.g. "rejected partial_frame"
 
@@ -55,6 +58,7 @@ ENCODER_BACKEND = "encoder backend"
 DECODER_BACKEND = "decoder backend"
 FALLBACK_REASON = "fallback reason"
 MODEL = "model"
+LAST_LANGUAGE = "last language"  # of the last final: "de (p 0.97)" when detected, "en (given)" otherwise
 UTTERANCES = "utterances"  # the transcript_publisher counts its finals under the same name
 PARTIALS = "partials"
 PARTIALS_SKIPPED = "partials skipped"
@@ -64,6 +68,8 @@ REAL_TIME_FACTOR = "real-time factor"
 LATENCY_P50_MS = "latency p50 (ms)"
 LATENCY_P95_MS = "latency p95 (ms)"
 QUEUE_DEPTH_S = "queue depth (s)"
+# Whether the worker is transcribing now: audio it took is off the queue, but its results are not published yet.
+TRANSCRIBING = "transcribing"
 AUDIO_TRANSCRIBED_S = "audio transcribed (s)"
 RESIDENT_MEMORY_MB = "resident memory (MB)"
 MALFORMED_SPEECH = "malformed speech messages"
@@ -73,6 +79,8 @@ UNRECOVERED_LOOPS = "loops unrecovered"
 
 # Values of the transcript_publisher's status.
 EMPTY_FINALS = "empty finals"
+COMMANDS = "commands"  # finals that began with a wake phrase (gate.wake_phrases), published on `command`
+WITHOUT_WAKE_PHRASE = "finals without wake phrase"  # finals with text that began with none, while the gate is on
 
 StatusFunction = Callable[[], tuple[bytes, str, dict[str, Any]]]
 

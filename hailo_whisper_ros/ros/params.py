@@ -6,6 +6,10 @@ what the code checks. A change is validated in the on-set callback, which only b
 values would give (``dataclasses.replace`` runs the core's validation) and answers yes or no; it is applied in the
 post-set callback, once every parameter of the request has been accepted (the pattern of ros2/demos'
 demo_nodes_py). Read-only parameters need a model reload and are refused at run time by rclpy itself.
+
+A list parameter keeps its declared type while empty: rclpy takes an empty default for a byte array and
+`ros2 param set NODE NAME "[]"` sends a bool array, so an empty list of a list option is declared with its array type,
+and an empty array of any type set at run time is taken as an empty list of that type.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any, Callable
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.options import OptionSpec, declared
@@ -37,6 +42,37 @@ def from_parameter_value(value: Any, spec: OptionSpec) -> Any:
     if spec.none_as is not None and value == spec.none_as:
         return None
     return value
+
+
+# The array type of each list kind of option (core/options.py KINDS).
+ARRAY_TYPES = {"int_tuple": Parameter.Type.INTEGER_ARRAY, "str_tuple": Parameter.Type.STRING_ARRAY}
+ANY_ARRAY_TYPES = (Parameter.Type.BYTE_ARRAY, Parameter.Type.BOOL_ARRAY, Parameter.Type.INTEGER_ARRAY,
+                   Parameter.Type.DOUBLE_ARRAY, Parameter.Type.STRING_ARRAY)
+
+
+def declare_parameter(node: Node, name: str, default: Any, spec: OptionSpec) -> Any:
+    """Declares one option's parameter; its value (the launch's, else ``default``). An empty list default is
+    declared with its kind's array type (rclpy would infer a byte array) and set to [] unless the launch set it."""
+    if default != [] or spec.kind not in ARRAY_TYPES:
+        return node.declare_parameter(name, default, descriptor(spec, default)).value
+    array_type = ARRAY_TYPES[spec.kind]
+    value = node.declare_parameter(name, array_type, descriptor(spec, default)).value
+    if value is None:
+        node.set_parameters([Parameter(name, array_type, [])])
+        return []
+    return value
+
+
+def typed_empty_lists(parameters: list[Parameter], specs: dict[str, OptionSpec]) -> list[Parameter]:
+    """The parameters, each empty array of a list option (``specs``: by name) as an empty list of its own type."""
+    typed = []
+    for parameter in parameters:
+        spec = specs.get(parameter.name)
+        if (spec is not None and spec.kind in ARRAY_TYPES and parameter.type_ in ANY_ARRAY_TYPES
+                and len(parameter.value) == 0):
+            parameter = Parameter(parameter.name, ARRAY_TYPES[spec.kind], [])
+        typed.append(parameter)
+    return typed
 
 
 def descriptor(spec: OptionSpec, kind_value: Any) -> ParameterDescriptor:
@@ -70,7 +106,7 @@ class OptionsGroup:
         changes = {}
         for name, (field, spec) in self.fields.items():
             default = to_parameter_value(getattr(self.options, field), spec)
-            declared_value = node.declare_parameter(name, default, descriptor(spec, default)).value
+            declared_value = declare_parameter(node, name, default, spec)
             changes[field] = from_parameter_value(declared_value, spec)
         try:
             self.options = dataclasses.replace(self.options, **changes)
@@ -102,6 +138,10 @@ class ParameterBinder:
         self.groups: dict[str, OptionsGroup] = {}
         self.listeners: list[Callable[[str, Any], None]] = []
         node.add_on_set_parameters_callback(self._validate)
+        if hasattr(node, "add_pre_set_parameters_callback"):  # Iron and later; before it an empty list needs its type
+            node.add_pre_set_parameters_callback(
+                lambda parameters: typed_empty_lists(parameters, {
+                    name: spec for group in self.groups.values() for name, (_, spec) in group.fields.items()}))
         # rclpy before Iron has no post-set callback: there the on-set callback applies what it accepted.
         self._applies_after_set = hasattr(node, "add_post_set_parameters_callback")
         if self._applies_after_set:

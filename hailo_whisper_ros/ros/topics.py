@@ -34,6 +34,7 @@ SPEECH = "speech"  # hailo_whisper_msgs/Speech: the segmented utterances (above)
 TRANSCRIPT = "transcript"  # std_msgs/String: one message per final utterance
 TRANSCRIPT_PARTIAL = "transcript/partial"  # std_msgs/String: growing text while a person speaks
 TRANSCRIPT_EVENTS = "transcript/events"  # hailo_whisper_msgs/Transcript: every partial and final
+COMMAND = "command"  # std_msgs/String: a final that began with a wake phrase (gate.wake_phrases), phrase stripped
 DIAGNOSTICS = "/diagnostics"  # absolute: diagnostics aggregate per robot, whatever namespace a node runs in
 LISTEN = "listen"  # std_srvs/SetBool: pause (false) and resume (true) listening
 ROBOT_SPEAKING = "robot_speaking"  # std_msgs/Bool: true while the robot speaks; its audio is not recognized
@@ -119,9 +120,8 @@ def from_message(message: Speech, utterance_starts: dict[int, int]) -> Utterance
     raise ValueError(f"not a speech segmenter event: event {message.event} of utterance {utterance_id}")
 
 
-def transcript_message(event: TranscriptEvent, stamp: Time, language: str) -> Transcript:
-    """The Transcript of one result; ``stamp``: the utterance's first sample on the audio's clock; ``language``:
-    the one decoded in (given by the model or decoding.language: no detector's probability yet)."""
+def transcript_message(event: TranscriptEvent, stamp: Time) -> Transcript:
+    """The Transcript of one result; ``stamp``: the utterance's first sample on the audio's clock."""
     result = event.result
     message = Transcript(
         utterance_id=event.utterance_id,
@@ -133,8 +133,8 @@ def transcript_message(event: TranscriptEvent, stamp: Time, language: str) -> Tr
         confidence=math.exp(result.avg_logprob),
         avg_logprob=result.avg_logprob,
         no_speech_prob=result.no_speech_prob,
-        language=language,
-        language_prob=math.nan,
+        language=result.language,
+        language_prob=result.language_prob,  # NaN when given, as the message says
         guards=list(result.guards),
         loops_recovered=result.recoveries,
         loops=result.loops,

@@ -188,8 +188,13 @@ class DraftScript:
         return logits
 
     def start(self, encoder_states, tokens, padded_positions):
-        self.positions = len(tokens)
-        return np.stack([self._logits(position + 1) for position in range(len(tokens))])
+        self.positions = 0
+        return self.extend(tokens)
+
+    def extend(self, tokens):
+        first = self.positions
+        self.positions += len(tokens)
+        return np.stack([self._logits(position + 1) for position in range(first, self.positions)])
 
     def rewind(self, positions):
         self.rewinds.append(positions)
@@ -204,7 +209,8 @@ class DraftScript:
     ((), 0, 4, []),
     ((440, 441, 442, 443), 4, 0, []),  # the whole transcript: one pass, no step
     ((440, 441, 7, 8, 9), 2, 2, [2 + 2]),  # wrong from its third token: the cache is cut back after two
-    ((300,), 0, 4, [2]),
+    ((300,), 0, 4, []),  # wrong from its first token: no draft pass, so nothing to cut back
+    ((440, 7), 1, 3, [2 + 1]),
     ((440, 441), 2, 2, []),  # right but short: greedy goes on from its end without a rewind
 ])
 def test_a_draft_saves_steps_and_changes_no_token(info, draft, accepted, steps, rewinds):
@@ -232,9 +238,10 @@ def test_a_pass_over_several_tokens_gives_the_logits_of_one_token_steps(recogniz
     assert decoder.rows_independent and len(tokens) > 30
     stepped = [decoder.start(states, prefix, options.pad_encoder_output_to)[-1].copy()]
     stepped += [decoder.step(token).copy() for token in tokens[len(prefix):-1]]
-    in_one_pass = decoder.start(states, tokens[:-1], options.pad_encoder_output_to)[len(prefix) - 1:]
-    differences = np.abs(np.stack(stepped) - in_one_pass).max(axis=1)
-    assert not differences.any(), f"rows {np.flatnonzero(differences) + len(prefix)} differ, by up to {differences.max()}"
+    decoder.start(states, prefix, options.pad_encoder_output_to)
+    in_one_pass = decoder.extend(tokens[len(prefix):-1])
+    differences = np.abs(np.stack(stepped[1:]) - in_one_pass).max(axis=1)
+    assert not differences.any(), f"rows {np.flatnonzero(differences) + len(prefix) + 1} differ, by up to {differences.max()}"
 
 
 def test_kv_cache_steps_give_the_logits_of_a_full_sequence_pass(model_dir, info):

@@ -191,6 +191,7 @@ def test_pipeline_audio_file_prints_timing_statistics_and_memory(tmp_path, sampl
     report = json.loads(report_path.read_text())
     (clip,) = report["clips"]
     assert CLIP_FIELDS <= set(clip) and len(clip["iterations"]) == 3
+    assert (clip["language"], clip["language_prob"]) == ("en", None)  # tiny.en: given, not detected
     assert report["summary"]["total_ms"]["count"] == 3
 
 

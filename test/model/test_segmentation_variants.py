@@ -60,7 +60,7 @@ def test_a_fired_guard_is_named_in_the_transcript_message_and_counted_in_the_sta
         transcriber.submit(1, event)
     finals = [event for event in transcriber.process_pending() if event.kind == FINAL]
     assert len(finals) == 1
-    message = transcript_message(finals[0], Time(), "en")
+    message = transcript_message(finals[0], Time())
     assert message.guards and message.loops_recovered == 1 and message.loops == 0
     assert "maid" in message.text.lower() and message.text.lower().count("maid") == 1
     stats = transcriber.stats()

@@ -279,10 +279,10 @@ class FlakyRecognizer:
     def __getattr__(self, name):
         return getattr(self._recognizer, name)
 
-    def transcribe(self, audio, options, draft=()):
+    def transcribe(self, audio, options, context=(), draft=()):
         if self.failing:
             raise RuntimeError("simulated NPU failure")
-        return self._recognizer.transcribe(audio, options, draft)
+        return self._recognizer.transcribe(audio, options, context, draft)
 
 
 def test_an_inference_error_skips_its_utterance_only(recognizer, recording, caplog):
@@ -464,7 +464,9 @@ def test_caption_command_prints_lines_and_writes_the_figures(model_dir, recordin
     assert sum(line.startswith("final ") for line in lines) == 2 and any(line.startswith("partial ") for line in lines)
     assert "RTFx" in output
     report = json.loads(report_file.read_text())
-    assert [set(final) for final in report["finals"]] == [{"id", "text", "start_s", "end_s", "latency_ms"}] * 2
+    final_fields = {"id", "text", "start_s", "end_s", "latency_ms", "language", "language_prob"}
+    assert [set(final) for final in report["finals"]] == [final_fields] * 2
+    assert [(final["language"], final["language_prob"]) for final in report["finals"]] == [("en", None)] * 2
     assert "vexed" in normalise(report["finals"][0]["text"])
     assert report["finals"][1]["start_s"] == pytest.approx(recording.clips[1].speech_start_s, abs=BOUNDARY_TOLERANCE_S)
     assert report["partials"] > 0

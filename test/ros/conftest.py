@@ -40,7 +40,8 @@ def speech_recognition(request):
 @pytest.fixture(scope="session")
 def set_parameter():
     """What `ros2 param set` does: set_parameter(listener, node, name, value) -> (successful, reason), a
-    SetParameters call on the node's parameter service through the listener's node."""
+    SetParameters call on the node's parameter service through the listener's node. ``value``: a bool, int, float,
+    str, list of str, or a ParameterValue as sent."""
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
 
@@ -48,7 +49,11 @@ def set_parameter():
         client = listener.node.create_client(SetParameters, f"/{node}/set_parameters")
         try:
             assert client.wait_for_service(timeout_sec=10), f"no parameter service on /{node}"
-            if isinstance(value, bool):
+            if isinstance(value, ParameterValue):
+                parameter_value = value
+            elif isinstance(value, list):
+                parameter_value = ParameterValue(type=ParameterType.PARAMETER_STRING_ARRAY, string_array_value=value)
+            elif isinstance(value, bool):
                 parameter_value = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
             elif isinstance(value, int):
                 parameter_value = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
@@ -65,3 +70,23 @@ def set_parameter():
             listener.node.destroy_client(client)
 
     return set_one
+
+
+@pytest.fixture(scope="session")
+def get_parameter():
+    """What `ros2 param get` does: get_parameter(listener, node, name) -> the value (bool, int, float or str), a
+    GetParameters call on the node's parameter service through the listener's node."""
+    from rcl_interfaces.srv import GetParameters
+    from rclpy.parameter import parameter_value_to_python
+
+    def get_one(listener, node: str, name: str):
+        client = listener.node.create_client(GetParameters, f"/{node}/get_parameters")
+        try:
+            assert client.wait_for_service(timeout_sec=10), f"no parameter service on /{node}"
+            future = client.call_async(GetParameters.Request(names=[name]))
+            assert listener.wait_for(future.done, timeout=10), f"/{node}/get_parameters did not answer"
+            return parameter_value_to_python(future.result().values[0])
+        finally:
+            listener.node.destroy_client(client)
+
+    return get_one

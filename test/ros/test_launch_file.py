@@ -1,6 +1,7 @@
 """launch/speech_recognition.launch.py launched for real, as `ros2 launch` launches it (a LaunchService in a process
-of its own, the package found through the ament index): with its wav_source and the CPU configuration it
-transcribes, with its default (the Hailo overlay) on this machine without a device it falls back to the CPU.
+of its own, the package found through the ament index): in its default layout (three processes) with its wav_source
+and the CPU configuration it transcribes, in the composed layout with its default parameters (the Hailo overlay) on
+this machine without a device it falls back to the CPU.
 test_shutdown_and_fallback.py stops it with Ctrl-C; test_colcon_workspace.py launches it from a colcon install.
 launch_pytest's plugin fails on pytest 9 (pytest.ini), so the launches are the evaluation's `ros2_launch`.
 """
@@ -8,6 +9,7 @@ launch_pytest's plugin fails on pytest 9 (pytest.ini), so the launches are the e
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -82,8 +84,13 @@ def test_the_venv_holds_the_package_in_its_ament_index(monkeypatch):
     assert (share / "launch" / "speech_recognition.launch.py").is_file()
     assert {"speech_recognition.yaml", "hailo.yaml"} <= {path.name for path in (share / "config").iterdir()}
     lib = Path(get_package_prefix("hailo_whisper_ros")) / "lib" / "hailo_whisper_ros"
-    for name in ("speech_recognition", "wav_source"):
+    for name in shutdowns.NODE_EXECUTABLES:
         assert os.access(lib / name, os.X_OK), lib / name
+
+
+def started_executables(process: NodeProcess) -> list[str]:
+    """The executables the launch started, by its output ("[recognizer-2]: process started with pid [...]")."""
+    return sorted(re.sub(r"-\d+$", "", name) for name, _ in shutdowns.LAUNCH_STARTED.findall(process.log))
 
 
 def test_launched_with_the_wav_source_and_the_cpu_configuration_it_transcribes(launched, ros_context, model_link):
@@ -99,6 +106,9 @@ def test_launched_with_the_wav_source_and_the_cpu_configuration_it_transcribes(l
                                  FIRST_RESULT_TIMEOUT_S), f"{listener.finals}\n{process.log}"
         model_dir, encoder = parameters(listener, "/launched/recognizer", ["model.dir", "model.encoder"])
         assert (model_dir.string_value, encoder.string_value) == (str(model_link), "10s")
+        # The default layout: each node in a process of its own.
+        assert started_executables(process) == ["audio_subscriber", "recognizer", "transcript_publisher",
+                                                "wav_source"], process.log
         status = listener.latest(listener.status_name("recognizer"))
         assert status.values[diagnostics.ENCODER_BACKEND] == "onnx" and str(model_link) in status.values[
             diagnostics.MODEL]
@@ -106,11 +116,11 @@ def test_launched_with_the_wav_source_and_the_cpu_configuration_it_transcribes(l
         listener.close()
 
 
-def test_launched_with_its_default_hailo_configuration_without_a_device_it_falls_back_to_the_cpu(launched,
-                                                                                               ros_context):
+def test_launched_composed_with_its_default_hailo_configuration_without_a_device_it_falls_back_to_the_cpu(
+        launched, ros_context):
     if Path(HAILO_YAML_HEF).exists():
         pytest.skip(f"{HAILO_YAML_HEF} exists here: this is the test of a machine without it")
-    process = launched(namespace="launched_hailo")
+    process = launched(namespace="launched_hailo", composed="true")
     listener = Listener(ros_context, "launched_hailo")
     try:
         name = listener.status_name("recognizer")
@@ -119,5 +129,6 @@ def test_launched_with_its_default_hailo_configuration_without_a_device_it_falls
         reason = f"encoder: cannot read HEF file {HAILO_YAML_HEF}: No such file or directory"
         assert (level, message) == (ord(diagnostics.WARN), f"CPU fallback: {reason}")
         assert values[diagnostics.FALLBACK_REASON] == reason and values[diagnostics.ENCODER_BACKEND] == "onnx"
+        assert started_executables(process) == ["speech_recognition"], process.log
     finally:
         listener.close()

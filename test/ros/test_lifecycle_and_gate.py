@@ -123,12 +123,16 @@ def test_configure_loads_activate_recognizes_deactivate_pauses_cleanup_frees(man
                              == "unconfigured", TIMEOUT_S)
     assert "ready: encoder" not in process.log  # no model loaded yet
 
-    # Unconfigured: the utterance is segmented, nothing recognizes it.
+    # Unconfigured: the utterance is segmented, nothing recognizes it, and the audio subscriber counts the speech
+    # that went out with no recognizer subscribed (a recognizer is subscribed once configured).
     events = len(listener.events)
     segmented = value(listener, "audio_subscriber", diagnostics.UTTERANCES_SEGMENTED)
     say(driver, clips[0][0])
     segmented_then_reported(listener, segmented)
     assert len(listener.events) == events
+    assert listener.wait_for(lambda: value(listener, "audio_subscriber", diagnostics.UNHEARD_SPEECH_S) > 1.0,
+                             TIMEOUT_S), values(listener, "audio_subscriber")
+    unheard_s = value(listener, "audio_subscriber", diagnostics.UNHEARD_SPEECH_S)
 
     assert transition(listener, Transition.TRANSITION_CONFIGURE)
     assert state(listener) == "inactive" and "ready: encoder" in process.log
@@ -137,6 +141,7 @@ def test_configure_loads_activate_recognizes_deactivate_pauses_cleanup_frees(man
     say(driver, clips[1][0])
     segmented_then_reported(listener, segmented)
     assert value(listener, "recognizer", diagnostics.IGNORED_INACTIVE) > 0
+    assert value(listener, "audio_subscriber", diagnostics.UNHEARD_SPEECH_S) == unheard_s
     assert len(listener.events) == events and listener.latest_status(recognizer).message.startswith("inactive")
 
     assert transition(listener, Transition.TRANSITION_ACTIVATE) and state(listener) == "active"

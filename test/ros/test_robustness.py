@@ -227,6 +227,15 @@ def test_nan_inf_and_full_scale_clipping_in_f32(session, clips):
     session.expect_logged_once("NaN/Inf samples replaced by silence", "float samples outside [-1, 1] clipped")
 
 
+def test_a_stream_that_stops_mid_utterance_still_gets_its_final(session, clips):
+    """No silence after the speech (a microphone driver that dies, a file that ends on a word): the audio
+    subscriber ends the utterance audio.timeout_s after the last audio, so it is transcribed."""
+    mark = session.mark()
+    session.driver.stream(s16le(clips[1].audio), S16_RATE, speed=SPEED)
+    session.expect_heard(mark, clips[1])
+    assert "the utterance in progress ends there" in session.process.log
+
+
 def test_a_burst_at_ten_times_real_time_is_transcribed_whole(session, clips):
     mark = session.mark()
     dropped = {

@@ -14,6 +14,8 @@ import soundfile
 from ros_harness import Listener, wav_source
 
 from hailo_whisper_ros.core.audio import resample
+from hailo_whisper_ros.core.text import normalise
+from hailo_whisper_ros.evaluation.vocabulary import load_vocabulary_set
 from hailo_whisper_ros.evaluation.scoring import word_errors
 from hailo_whisper_ros.ros import diagnostics
 
@@ -92,7 +94,7 @@ def test_48k_stereo_speech_is_transcribed_as_well_as_offline(listener, clips, of
     assert 100 * (streamed - offline_wer) <= MAX_WER_GAP_POINTS
 
 
-def test_runtime_parameters_valid_invalid_and_read_only(listener, clips, set_parameter):
+def test_runtime_parameters_valid_invalid_and_read_only(listener, clips, set_parameter, get_parameter):
     one_clip = [str(clips[SHORT_CLIP].audio_path)]
     # Valid: the next utterance decodes at most 3 tokens.
     assert set_parameter(listener, "recognizer", "decoding.max_new_tokens", 3) == (True, "")
@@ -107,6 +109,10 @@ def test_runtime_parameters_valid_invalid_and_read_only(listener, clips, set_par
     # Invalid values are rejected with the core's reason (or the declared range).
     ok, reason = set_parameter(listener, "recognizer", "decoding.language", "de")
     assert not ok and "language" in reason, reason
+    # tiny.en cannot detect a language: the on-set callback says so, and the old value stays.
+    ok, reason = set_parameter(listener, "recognizer", "decoding.language", "auto")
+    assert not ok and "English-only" in reason and "multilingual" in reason, reason
+    assert get_parameter(listener, "recognizer", "decoding.language") == ""
     ok, reason = set_parameter(listener, "audio_subscriber", "vad.speech_pad_ms", 900.0)
     assert not ok and "min_silence_ms" in reason, reason
     ok, reason = set_parameter(listener, "recognizer", "decoding.pad_encoder_output_to", 100)
@@ -115,6 +121,22 @@ def test_runtime_parameters_valid_invalid_and_read_only(listener, clips, set_par
     for name, value in (("model.encoder", "30s"), ("model.hailo_timeout_ms", 5000)):
         ok, reason = set_parameter(listener, "recognizer", name, value)
         assert not ok and "read-only" in reason, (name, reason)
+
+
+def test_initial_prompt_set_at_run_time_spells_the_robots_vocabulary(listener, set_parameter):
+    words = load_vocabulary_set()
+    command = [str(next(clip for clip in words.clips if clip.id == "robot11").audio_path)]  # Ravensworth, Gunnhild
+    without = set(normalise(" ".join(stream_and_collect(listener, command, 1))).split())
+    assert set_parameter(listener, "recognizer", "decoding.initial_prompt", words.prompt) == (True, "")
+    try:
+        with_prompt = set(normalise(" ".join(stream_and_collect(listener, command, 1))).split())
+    finally:
+        assert set_parameter(listener, "recognizer", "decoding.initial_prompt", "")[0]
+    assert not {"ravensworth", "gunnhild"} & without, without
+    assert {"ravensworth", "gunnhild"} <= with_prompt, with_prompt
+    # A prompt that would leave the decoder no room is refused with the reason, and the old one kept.
+    ok, reason = set_parameter(listener, "recognizer", "decoding.initial_prompt", "robot " * 300)
+    assert not ok and "initial_prompt is 300 tokens" in reason, reason
 
 
 def test_diagnostics_report_every_key_move_with_audio_and_warn_when_it_stops(listener, clips):
@@ -165,5 +187,6 @@ def test_diagnostics_report_every_key_move_with_audio_and_warn_when_it_stops(lis
     assert recognizer[diagnostics.ENCODER_BACKEND] == "onnx"
     assert int(recognizer[diagnostics.UTTERANCES]) > 0
     assert float(recognizer[diagnostics.LATENCY_P50_MS]) > 0
+    assert recognizer[diagnostics.LAST_LANGUAGE] == "en (given)"  # tiny.en decodes English, nothing detected
     # The process's resident memory: the model and ONNX Runtime's arenas, far more than an idle Python process.
     assert float(recognizer[diagnostics.RESIDENT_MEMORY_MB]) > 100

@@ -41,24 +41,27 @@ def test_a_speech_event_the_contract_lacks_is_a_value_error(event):
         from_message(Speech(event=event, utterance_id=3), {})
 
 
-@pytest.mark.parametrize("kind", [PARTIAL, FINAL])
-def test_a_result_becomes_a_transcript_with_its_stamp_times_quality_and_timings(kind):
+@pytest.mark.parametrize("kind, language, language_prob", [(PARTIAL, "en", math.nan), (FINAL, "en", math.nan),
+                                                           (FINAL, "de", 0.875)])
+def test_a_result_becomes_a_transcript_with_its_stamp_times_quality_and_timings(kind, language, language_prob):
     segment = Segment(start_s=0.0, end_s=2.25, window_start_s=0.0, frames=225, text="He could wait no longer.",
                       tokens=(1, 2, 3), avg_logprob=-0.25, no_speech_prob=0.02, no_speech=False, stop=STOP_EOT,
                       guards=(GUARDS[0],), recovered=True)
     timings = Timings(features_ms=1.0, encoder_ms=40.5, decoder_ms=35.25, decoder_first_pass_ms=5.0,
                       per_token_ms=3.0, decoder_steps=10, total_ms=77.0)
     result = TranscriptionResult(text=segment.text, segments=(segment,), timings=timings, encoder_backend="onnx",
-                                 decoder_backend="onnx-kv-int8", fallback_reason=None)
+                                 decoder_backend="onnx-kv-int8", fallback_reason=None, language=language,
+                                 language_prob=language_prob)
     event = TranscriptEvent(kind, 3, segment.text, "He could", 20000, 56000, 20000, 56000, 81.5, result)
-    message = transcript_message(event, stamp_of(5_000_000_001), "en")
+    message = transcript_message(event, stamp_of(5_000_000_001))
     assert nanoseconds_of(message.header.stamp) == 5_000_000_001
     assert (message.utterance_id, message.final, message.text, message.stable_text) == (
         3, kind == FINAL, "He could wait no longer.", "He could")
     assert (message.start_s, message.end_s) == (1.25, 3.5)
     assert message.confidence == pytest.approx(math.exp(-0.25)) and message.avg_logprob == pytest.approx(-0.25)
     assert message.no_speech_prob == pytest.approx(0.02)
-    assert message.language == "en" and math.isnan(message.language_prob)
+    assert message.language == language  # NaN (given) stays NaN; a detected probability comes through
+    assert math.isnan(message.language_prob) if math.isnan(language_prob) else message.language_prob == language_prob
     assert list(message.guards) == [GUARDS[0]] and message.loops_recovered == 1 and message.loops == 0
     assert (message.latency_ms, message.encoder_ms, message.decoder_ms) == (81.5, 40.5, 35.25)
     assert (message.encoder_backend, message.decoder_backend) == ("onnx", "onnx-kv-int8")

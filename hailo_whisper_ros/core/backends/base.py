@@ -42,6 +42,9 @@ class DecoderSteps(Protocol):
     def step(self, token: int) -> np.ndarray:
         """Append one token and return the logits [n_vocab] for the position after it."""
 
+    def extend(self, tokens: Sequence[int]) -> np.ndarray:
+        """Append several tokens in one pass and return the logits [len(tokens), n_vocab] after each of them."""
+
     def rewind(self, positions: int) -> None:
         """Forget every token position from ``positions`` on (a rejected draft, see decoding.greedy_decode); the
         next step appends at ``positions``."""

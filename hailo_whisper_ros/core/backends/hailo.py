@@ -146,6 +146,12 @@ class HailoSequenceDecoder:
         self._ids[self._position] = token
         return self._logits(self._position)
 
+    def extend(self, tokens: Sequence[int]) -> np.ndarray:
+        first = self._position + 1
+        self._position += len(tokens)
+        self._ids[first : self._position + 1] = tokens
+        return self._logits(slice(first, self._position + 1))
+
     def rewind(self, positions: int) -> None:
         self._position = positions - 1  # the HEF recomputes every position each step: the ids beyond are ignored
 

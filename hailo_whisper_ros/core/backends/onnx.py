@@ -199,18 +199,25 @@ class OnnxKvDecoder:
             self._binding.bind_cpu_input(name, self._self_cache[name])
 
     def step(self, token: int) -> np.ndarray:
-        """One token through the bound step graph: its self-attention cache stays in ONNX Runtime's own tensors,
-        each step's present.* bound as the next step's past_key_values.*, so no cache is copied into numpy."""
         self._token[0, 0] = token
-        self._binding.bind_cpu_input(INPUT_IDS, self._token)
-        for name in self._step_outputs:  # each step's outputs are one position longer: ORT allocates them anew
+        return self._advance(self._token)[-1]
+
+    def extend(self, tokens: Sequence[int]) -> np.ndarray:
+        return self._advance(np.asarray([tokens], dtype=np.int64))
+
+    def _advance(self, ids: np.ndarray) -> np.ndarray:
+        """Tokens ids [1, S] through the bound step graph, their logits [S, n_vocab]: the self-attention cache stays
+        in ONNX Runtime's own tensors, each call's present.* bound as the next call's past_key_values.*, so no
+        cache is copied into numpy."""
+        self._binding.bind_cpu_input(INPUT_IDS, ids)
+        for name in self._step_outputs:  # each call's outputs are longer than the last: ORT allocates them anew
             self._binding.bind_output(name, "cpu")
         self._with_past.run_with_iobinding(self._binding)
         logits, *present = self._binding.get_outputs()
         for name, value in zip(self._step_targets, present):
             self._binding.bind_ortvalue_input(name, value)
             self._self_cache[name] = value
-        return logits.numpy()[0, -1]
+        return logits.numpy()[0]
 
     def _bind_feeds(self) -> None:
         """Bind the utterance's inputs (the caches of the prefix pass) and the step's outputs."""

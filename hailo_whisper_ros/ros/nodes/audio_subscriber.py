@@ -28,7 +28,7 @@ from hailo_whisper_ros.core.audio_input import AudioFormat, AudioFrontEnd, Strea
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.options import Options, option
 from hailo_whisper_ros.core.streaming import SpeechPaused, final_decode_pause
-from hailo_whisper_ros.core.vad import Segmenter, SpeechStarted, VadOptions
+from hailo_whisper_ros.core.vad import Segmenter, SpeechAudio, SpeechStarted, VadOptions
 from hailo_whisper_ros.ros import diagnostics, topics
 from hailo_whisper_ros.ros.diagnostics import RateLimitedLog
 from hailo_whisper_ros.ros.params import ParameterBinder
@@ -42,8 +42,10 @@ class AudioSubscriberOptions(Options):
 
     stamped: bool = option(
         False, "Subscribe to audio_stamped (AudioDataStamped) instead of audio (AudioData).", read_only=True)
-    timeout_s: float = option(2.0, "Time without audio after which diagnostics warn that the audio stopped.",
-                              unit="s", range=(0.1, 3600.0))
+    timeout_s: float = option(
+        2.0, "Time without audio after which diagnostics warn that the audio stopped, and the utterance in progress "
+        "ends there (its final comes; a stream that stops mid-word would otherwise never get one).",
+        unit="s", range=(0.1, 3600.0))
     max_input_s: float = option(
         30.0, "Received audio waiting for conversion at most; beyond it the oldest is dropped and counted.",
         unit="s", range=(1.0, 600.0), parameter="queue.max_input_s")
@@ -90,6 +92,8 @@ class AudioSubscriberNode(Node):
         self.lost_in_transport_s = 0.0
         self.missing_by_stamps = 0  # messages, estimated from the gap and the previous message's duration
         self.missing_by_stamps_s = 0.0
+        self.unheard_speech = 0  # speech audio messages published while nothing subscribed to `speech`
+        self.unheard_speech_s = 0.0
         self.incoming_bytes_per_s = audio_format.bytes_per_second
         self.listening = True
         self.last_audio_time: float | None = None
@@ -226,11 +230,16 @@ class AudioSubscriberNode(Node):
             items = list(self.pending)
             self.pending.clear()
             self.pending_s = 0.0
+            silent_for = None if self.last_audio_time is None else time.monotonic() - self.last_audio_time
         for item in items:
             try:
                 self._handle(item)
             except Exception as error:  # a fault must not kill the worker: log it and go on with the next item
                 self.log.error("worker", f"audio processing failed: {error!r}")
+        stopped = silent_for is not None and silent_for > self.options.timeout_s
+        if not items and stopped and self.segmenter.utterance_open:
+            self.log.info("stopped", f"no audio for {silent_for:.1f} s: the utterance in progress ends there")
+            self._flush()
 
     def _handle(self, item) -> None:
         kind = item[0]
@@ -313,6 +322,10 @@ class AudioSubscriberNode(Node):
         """One event on `speech`, at its position in the whole stream, stamped on the audio's clock."""
         position = event_sample(event) + self.segmenter_origin
         stamp = stamp_of(self.clock.time_ns(position))
+        if isinstance(event, SpeechAudio) and self.speech_pub.get_subscription_count() == 0:
+            with self.lock:
+                self.unheard_speech += 1
+                self.unheard_speech_s += len(event.audio) / SAMPLE_RATE
         self.speech_pub.publish(to_message(self.utterance_id, event, stamp, offset=self.segmenter_origin))
 
     def _status(self):
@@ -341,6 +354,8 @@ class AudioSubscriberNode(Node):
                 diagnostics.MISSING_BY_STAMPS_S: self.missing_by_stamps_s,
                 diagnostics.MISSING_BY_STAMPS_MESSAGES: self.missing_by_stamps,
                 diagnostics.TIMESTAMPS_BACKWARDS: self.stamps_backwards,
+                diagnostics.UNHEARD_SPEECH_S: self.unheard_speech_s,
+                diagnostics.UNHEARD_SPEECH_MESSAGES: self.unheard_speech,
                 diagnostics.SECONDS_SINCE_AUDIO: -1.0 if silent_for is None else silent_for,
             }
             values.update({
@@ -348,7 +363,8 @@ class AudioSubscriberNode(Node):
             })
             losses = [(self.dropped_s, self.dropped_messages, "dropped from a full queue"),
                       (self.lost_in_transport_s, self.lost_in_transport, "lost in transport"),
-                      (self.missing_by_stamps_s, self.missing_by_stamps, "missing by stamps")]
+                      (self.missing_by_stamps_s, self.missing_by_stamps, "missing by stamps"),
+                      (self.unheard_speech_s, self.unheard_speech, "of speech with no recognizer subscribed")]
         lost = "; ".join(f"{seconds:.1f} s ({messages} messages) {cause}" for seconds, messages, cause in losses
                          if messages)
         if silent_for is None:

@@ -9,6 +9,7 @@ RecognizerNode.
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import traceback
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ class RecognizerNode(LifecycleNode):
         self.transcriber: UtteranceTranscriber | None = None
         self.active = False
         self.configure_error: HailoWhisperError | None = None
+        self.last_language = ""  # of the last final, for /diagnostics
         self.binder = ParameterBinder(self)
         (lifecycle, self.config, _, _) = self.binder.declare(PARAMETER_GROUPS)
         self.binder.groups["decoding"].check = self._check_decoding
@@ -76,6 +78,7 @@ class RecognizerNode(LifecycleNode):
         self.utterance_stamps: dict[int, Time] = {}  # utterance -> its first sample on the audio's clock
         self.malformed = 0
         self.ignored_inactive = 0  # speech messages that came while not active
+        self.transcribing = False  # a worker step is between taking queued speech and publishing its results
         self.last_error_count = 0
         self.diagnostics = diagnostics.DiagnosticsPublisher(self, self._status)
         self.worker.start()
@@ -85,9 +88,10 @@ class RecognizerNode(LifecycleNode):
             self.trigger_activate()
 
     def _check_decoding(self, options: DecodingOptions) -> None:
-        # Decoding options are checked against the loaded model too (a language an English-only model lacks).
+        # Decoding options are checked against the loaded model too (a language an English-only model lacks, an
+        # initial prompt too long for its decoder).
         if self.recognizer is not None:
-            options.forced_prefix(self.recognizer.info)
+            self.recognizer.check_options(options)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
@@ -97,7 +101,7 @@ class RecognizerNode(LifecycleNode):
             recognizer = Recognizer(config)
             try:
                 decoding = self.binder.groups["decoding"].options
-                decoding.forced_prefix(recognizer.info)
+                recognizer.check_options(decoding)
                 transcriber = UtteranceTranscriber(recognizer, decoding, self.binder.groups["streaming"].options)
             except HailoWhisperError:
                 recognizer.close()
@@ -190,11 +194,20 @@ class RecognizerNode(LifecycleNode):
         with self.model_lock:
             if not self.active:
                 return
-            language = self.binder.groups["decoding"].options.language or "en"
-            for event in self.transcriber.process_pending():
-                pop = self.utterance_stamps.pop if event.kind == FINAL else self.utterance_stamps.get
-                stamp = pop(event.utterance_id, Time())
-                self.events_pub.publish(transcript_message(event, stamp, language))
+            self.transcribing = True
+            try:
+                self._transcribe_pending()
+            finally:
+                self.transcribing = False
+
+    def _transcribe_pending(self) -> None:
+        """Publish the partials and finals of the queued speech; called with model_lock held."""
+        for event in self.transcriber.process_pending():
+            pop = self.utterance_stamps.pop if event.kind == FINAL else self.utterance_stamps.get
+            stamp = pop(event.utterance_id, Time())
+            if event.kind == FINAL and event.result.language:
+                self.last_language = language_label(event.result.language, event.result.language_prob)
+            self.events_pub.publish(transcript_message(event, stamp))
 
     def _status(self):
         state = self._state_machine.current_state[1]  # rclpy has no public accessor; its trigger_shutdown reads it
@@ -208,6 +221,7 @@ class RecognizerNode(LifecycleNode):
             diagnostics.DECODER_BACKEND: self.recognizer.decoder_backend,
             diagnostics.FALLBACK_REASON: self.recognizer.fallback_reason or "",
             diagnostics.MODEL: self.model_name,
+            diagnostics.LAST_LANGUAGE: self.last_language,
             diagnostics.UTTERANCES: stats.utterances,
             diagnostics.PARTIALS: stats.partials,
             diagnostics.PARTIALS_SKIPPED: stats.partials_skipped,
@@ -220,6 +234,7 @@ class RecognizerNode(LifecycleNode):
             diagnostics.LATENCY_P95_MS: -1.0 if stats.speech_end_latency_p95_ms is None
             else stats.speech_end_latency_p95_ms,
             diagnostics.QUEUE_DEPTH_S: stats.queue_depth_s,
+            diagnostics.TRANSCRIBING: self.transcribing,
             diagnostics.DROPPED_AUDIO_S: stats.audio_dropped_s,
             diagnostics.AUDIO_TRANSCRIBED_S: stats.speech_s_transcribed,
             diagnostics.RESIDENT_MEMORY_MB: resident_mb(),
@@ -246,6 +261,10 @@ class RecognizerNode(LifecycleNode):
         self.worker.stop(timeout_s=10)
         self._release()
         return super().destroy_node()
+
+
+def language_label(language: str, probability: float) -> str:
+    return f"{language} (given)" if math.isnan(probability) else f"{language} (p {probability:.2f})"
 
 
 def main(args=None) -> int:

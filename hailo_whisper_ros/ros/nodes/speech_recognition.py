@@ -1,7 +1,9 @@
 """`speech_recognition`: the audio subscriber, the recognizer and the transcript publisher in one process.
 
-The default executable: one process to launch, while each node keeps its own name, parameters and diagnostics,
-so `--params-file config/speech_recognition.yaml` configures it exactly as it configures the nodes run one by one.
+One process to run, with the memory of one interpreter (the launch file starts it with `composed:=true`; by default
+it starts the three nodes as three processes, which do not share a GIL), while each node keeps its own name,
+parameters and diagnostics, so `--params-file config/speech_recognition.yaml` configures it exactly as it configures
+the nodes run one by one.
 """
 
 from hailo_whisper_ros.ros.nodes.audio_subscriber import AudioSubscriberNode
