@@ -30,7 +30,7 @@ from hailo_whisper_ros.export.weights import WhisperWeights
 
 # Bump whenever the graphs or the files written change, so that existing exports are rebuilt. Written into every
 # ONNX file as its producer version, and into the stamp.
-EXPORTER_VERSION = 9
+EXPORTER_VERSION = 10
 STAMP = "export_stamp.json"
 
 
@@ -43,17 +43,26 @@ def _save(model: onnx.ModelProto, path: Path) -> None:
     os.replace(partial, path)
 
 
-def quantize_decoder(source: Path, target: Path, n_text_layer: int, rows_independent: bool = False) -> None:
-    """Dynamic INT8 quantization of the weight MatMuls (activations are quantized per call at run time).
-    ``rows_independent`` (the step decoder, built with graphs.attend's one-row products): a second body with the
-    activations quantized per row runs the passes over a draft (_choose_body).
+def quantize_decoder(source: Path, target: Path, n_text_layer: int, row_by_row_source: Path | None = None) -> None:
+    """Dynamic INT8 quantization of the weight MatMuls (activations are quantized per call at run time). With
+    ``row_by_row_source`` (the step decoder built with graphs.attend_row_by_row), quantized too with activations
+    per row: the body that runs the passes over a draft (_choose_body).
 
     Measured on the 61 speech_dev clips with tiny.en (greedy transcripts identical to FP32): QInt8 per tensor
     54, QInt8 per channel 51, QUInt8 per channel 56 (u8 x u8 does not saturate in AVX2's int16 sums), 58 with the
     INT8 token lookup added below; 59 when the logits MatMul stays FP32, but that forgoes most of the speed-up.
     WER against the references is the same for all (0.077-0.084). The cross-attention K/V projection runs once
     per utterance, so it stays FP32: quantizing it would cost accuracy for no per-token gain."""
-    partial = target.with_name(target.name + ".partial")
+    model = _quantized(source, n_text_layer)
+    if row_by_row_source is not None:
+        per_row = _quantized(row_by_row_source, n_text_layer)
+        _quantize_activations_per_row(per_row)
+        model = _choose_body(model, per_row)
+    _save(model, target)
+
+
+def _quantized(source: Path, n_text_layer: int) -> onnx.ModelProto:
+    partial = source.with_name(source.name + ".int8.partial")
     quantize_matmuls(source, partial,
                      nodes_to_exclude=[f"decoder/layer_{i}/attention/linear_1/MatMul" for i in range(n_text_layer)])
     try:
@@ -61,22 +70,50 @@ def quantize_decoder(source: Path, target: Path, n_text_layer: int, rows_indepen
     finally:
         partial.unlink()
     _look_up_tokens_in_quantized_embedding(model)
-    if rows_independent:
-        per_row = onnx.ModelProto()
-        per_row.CopyFrom(model)
-        _quantize_activations_per_row(per_row)
-        model = _choose_body(model, per_row)
-    _save(model, target)
+    _sort_topologically(model.graph)
+    return model
+
+
+def _sort_topologically(graph: onnx.GraphProto) -> None:
+    """quantize_dynamic sorts the nodes by their inputs alone, and so may put a Loop (graphs.attend_row_by_row)
+    before the nodes whose outputs only its body reads. Sort again with those outer names counted as inputs,
+    keeping the given order wherever it is already valid."""
+    def reads(node: onnx.NodeProto) -> set[str]:
+        names = set(node.input)
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                for inner in attribute.g.node:
+                    names |= reads(inner)
+        return names
+
+    produced_by = {output: index for index, node in enumerate(graph.node) for output in node.output}
+    after = [sorted({produced_by[name] for name in reads(node) if name in produced_by}) for node in graph.node]
+    placed, order = set(), []
+
+    def place(index: int) -> None:
+        if index not in placed:
+            placed.add(index)
+            for before in after[index]:
+                place(before)
+            copy = onnx.NodeProto()
+            copy.CopyFrom(graph.node[index])
+            order.append(copy)
+
+    for index in range(len(graph.node)):
+        place(index)
+    graph.ClearField("node")
+    graph.node.extend(order)
 
 
 def _choose_body(per_call: onnx.ModelProto, per_row: onnx.ModelProto) -> onnx.ModelProto:
-    """One step graph, two bodies that differ only in how activations are quantized, and an If between them.
+    """One step graph with two bodies and an If between them.
 
-    A pass over a draft (several tokens after the prefix) runs ``per_row``, whose rows are independent: its logits
-    are bit for bit those of one-token steps. Everything else runs ``per_call``, quantize_dynamic's own body, as
-    fast as it is alone (ONNX Runtime fuses it into DynamicQuantizeMatMul): the one-token steps, whose one row
-    the two bodies quantize identically, and the prefix pass (from an empty cache), which so stays the same with
-    or without drafts: one range over its rows. The branches read the outer graph's initializers, and an
+    A pass over a draft (several tokens after the prefix) runs ``per_row``: activations quantized per row, and
+    attention row by row (graphs.attend_row_by_row), so that its rows are independent and its logits are bit for
+    bit those of one-token steps. Everything else runs ``per_call``, the plain graph with quantize_dynamic's own
+    quantization, as fast as it is alone (ONNX Runtime fuses it into DynamicQuantizeMatMul): the one-token steps,
+    which compute exactly what a row of ``per_row`` does, and the prefix pass (from an empty cache), which so
+    stays the same with or without drafts. The branches read the outer graph's initializers, and an
     initializer of ``per_row`` with the contents of one of ``per_call`` (every weight) is stored once. ONNX
     Runtime still prepacks the INT8 weights once per branch: measured with tiny.en, the step session holds 98
     instead of 65 MB; without prepacking a step takes three times as long."""
@@ -96,16 +133,28 @@ def _choose_body(per_call: onnx.ModelProto, per_row: onnx.ModelProto) -> onnx.Mo
         def outer_name(value: str) -> str:
             return value if not value or value in outer else initializers.get(value, prefix + value)
 
-        nodes = []
-        for node in body.node:
-            copy = onnx.NodeProto()
-            copy.CopyFrom(node)
-            copy.name = prefix + node.name
-            copy.input[:] = [outer_name(value) for value in node.input]
-            copy.output[:] = [outer_name(value) for value in node.output]
-            nodes.append(copy)
+        def renamed(nodes) -> list[onnx.NodeProto]:
+            """The nodes with every name the branch's own, in the Loops' bodies too (they read outer names)."""
+            copies = []
+            for node in nodes:
+                copy = onnx.NodeProto()
+                copy.CopyFrom(node)
+                copy.name = prefix + node.name
+                copy.input[:] = [outer_name(value) for value in node.input]
+                copy.output[:] = [outer_name(value) for value in node.output]
+                for attribute in copy.attribute:
+                    if attribute.type == onnx.AttributeProto.GRAPH:
+                        inner = attribute.g
+                        inner_nodes = renamed(inner.node)
+                        inner.ClearField("node")
+                        inner.node.extend(inner_nodes)
+                        for value_info in list(inner.input) + list(inner.output):
+                            value_info.name = outer_name(value_info.name)
+                copies.append(copy)
+            return copies
+
         outputs = [onnx.ValueInfoProto(name=prefix + output.name, type=output.type) for output in body.output]
-        return helper.make_graph(nodes, prefix.strip("/"), [], outputs)
+        return helper.make_graph(renamed(body.node), prefix.strip("/"), [], outputs)
 
     def node(op_type: str, inputs: list[str], output: str, **attributes) -> onnx.NodeProto:
         return helper.make_node(op_type, inputs, [output], f"{output}/{op_type}", **attributes)
@@ -291,13 +340,14 @@ def export_model_dir(
         weights.info.save(folder)
     quantize_decoder(directory / mf.DECODER, int8 / mf.DECODER, weights.info.n_text_layer)
     log(f"  wrote {mf.INT8_SUBDIR}/{mf.DECODER}")
-    # The step decoder verifies drafts: attention row by row (graphs.attend) under its rows-independent body.
-    source = int8 / f"{mf.DECODER_WITH_PAST}.fp32.partial"
-    _save(build_decoder(weights, True, one_row_products=True), source)
+    # The INT8 step decoder verifies drafts with a second body that attends row by row.
+    row_by_row = int8 / f"{mf.DECODER_WITH_PAST}.row_by_row.partial"
+    _save(build_decoder(weights, True, row_by_row=True), row_by_row)
     try:
-        quantize_decoder(source, int8 / mf.DECODER_WITH_PAST, weights.info.n_text_layer, rows_independent=True)
+        quantize_decoder(directory / mf.DECODER_WITH_PAST, int8 / mf.DECODER_WITH_PAST, weights.info.n_text_layer,
+                         row_by_row_source=row_by_row)
     finally:
-        source.unlink()
+        row_by_row.unlink()
     log(f"  wrote {mf.INT8_SUBDIR}/{mf.DECODER_WITH_PAST}")
     quantize_encoder(directory / mf.ENCODER_DYNAMIC, directory / mf.ENCODER_DYNAMIC_INT8)
     log(f"  wrote {mf.ENCODER_DYNAMIC_INT8}")
