@@ -1,17 +1,19 @@
 """`hailo-whisper bench`: the performance targets of the default set-up (tiny.en, CPU, INT8 decoder), each figure
 printed next to its target.
 
-1. The live ROS path: the recording below played by a wav_source at 1x real time as 48 kHz stereo, partials every
-   second (the default parameters), to the composed speech_recognition process and to the three nodes as three
-   processes, one after the other (evaluation/ros_layouts.py): the recognizer's real-time factor (its
-   /diagnostics), end of utterance -> final p50 and p95 over utterances up to 5 s (Transcript.latency_ms), what a
-   person waits (the clip's last speech sample published -> its final received on `transcript`, measured here),
-   WER and peak resident memory per process, side by side.
-2. Decoder time per generated token (cross-attention over the 1500 padded positions included), next to the
-   encoder's achieved GFLOP/s and a 1024x1024 FP32 GEMM measured in the same run: the machine's yardstick.
-3. Streaming: from the VAD's end-of-utterance decision to the final transcript, p50 over utterances up to 5 s.
-4. Live captioning of a long recording (the clips with their speech trimmed, joined by pauses): RTFx with partial
+1 and 2. The live ROS path: the recording below played by a wav_source at 1x real time as 48 kHz stereo, partials
+   every second (the default parameters), to the composed speech_recognition process and to the three nodes as
+   three processes, one after the other (evaluation/ros_layouts.py): the recognizer's real-time factor (its
+   /diagnostics; 1), end of utterance -> final p50 and p95 over utterances up to 5 s (Transcript.latency_ms; 2a,
+   2b), what a person waits (the clip's last speech sample published -> its final received on `transcript`,
+   measured here; 2c), WER and peak resident memory per process, side by side. 2d: the same end of utterance ->
+   final in-process, on the captioning run of 3a.
+3. Live captioning of a long recording (the clips with their speech trimmed, joined by pauses): RTFx with partial
    results every 1.0 s and with none.
+4. Decoder time per token: (a) of that captioning with partials, first passes and draft passes included, per
+   token decoded (drafts verified included); (b) cold, a one-token step after the offline run's first pass
+   (cross-attention over the 1500 padded positions included), next to the encoder's achieved GFLOP/s and a
+   1024x1024 FP32 GEMM measured in the same run: the machine's yardstick.
 5. Offline: median latency per clip against faster-whisper int8 and whisper.cpp (pywhispercpp on the model's
    ggml-model-f16.bin from `export --ggml`; greedy, same weights, same threads), all run interleaved clip by clip
    in this process, and the WER difference from faster-whisper. whisper.cpp's threads spin-wait: run bench
@@ -44,6 +46,7 @@ from hailo_whisper_ros.cli.targets import (
     ROS_REAL_TIME_FACTOR,
     ROS_WAITS_P50,
     SHORT_UTTERANCE_S,
+    STREAMING_MS_PER_TOKEN,
     TARGET_NUMBERS,
     WER_VS_FASTER_WHISPER,
     Figure,
@@ -101,17 +104,18 @@ def run(args: argparse.Namespace) -> int:
 
     figures: list[Figure] = []
     details: dict = {"machine": machine}
-    if "5" in targets or "2" in targets:
+    if {"4", "5"} & set(targets):
         audio = [load_audio(clip.audio_path) for clip in clips]
         figures += _offline(args, model_dir, info, clips, audio, targets, details)
-    if {"1", "3", "4", "6"} & set(targets):
+    if {"1", "2", "3", "4", "6"} & set(targets):
         recording = _long_recording(clips)
-        if "1" in targets:
+        if {"1", "2"} & set(targets):
             figures += _ros_layouts(args, model_dir, recording, details)
-        if "3" in targets or "4" in targets:
-            figures += _streaming(args, model_dir, recording, targets, details)
+        if {"2", "3", "4"} & set(targets):
+            figures += _streaming(args, model_dir, recording, details)
         if "6" in targets:
             figures.append(_ros_memory(args, model_dir, recording, details))
+    figures = [figure for figure in figures if figure.target.number in targets]
 
     print(f"\ntargets (load average {os.getloadavg()[0]:.2f} at the end):")
     for figure in figures:
@@ -123,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _offline(args, model_dir: Path, info, clips, audio, targets, details) -> list[Figure]:
-    """Targets 5 and 2: our default set-up, faster-whisper int8 and whisper.cpp, interleaved on the clips."""
+    """Targets 5 and 4b: our default set-up, faster-whisper int8 and whisper.cpp, interleaved on the clips."""
     from hailo_whisper_ros.core.config import RecognizerConfig
     from hailo_whisper_ros.core.decoding import DecodingOptions
     from hailo_whisper_ros.core.recognizer import Recognizer
@@ -171,7 +175,7 @@ def _offline(args, model_dir: Path, info, clips, audio, targets, details) -> lis
             WER_VS_FASTER_WHISPER, fw and 100 * (ours_summary.wer - summaries[fw.label].wer),
             f"{100 * ours_summary.wer:.2f}% vs {100 * summaries[fw.label].wer:.2f}%" if fw else "",
         ))
-    if "2" in targets:
+    if "4" in targets:
         per_token = ours.decoder_steps_ms / ours.decoder_steps if ours.decoder_steps else None
         encoder_gflops = _encoder_gflops(ours.recognizer, audio, info)
         gemm_gflops = _gemm_gflops(args.threads)
@@ -215,12 +219,13 @@ def _long_recording(clips):
 
     speech = [clip for clip in clips if clip.reference.strip()]
     if not speech:
-        raise HailoWhisperError("targets 1, 3, 4 and 6 need speech clips with references")
+        raise HailoWhisperError("targets 1, 2, 3, 4 and 6 need speech clips with references")
     return build_long_recording(speech)
 
 
-def _streaming(args, model_dir: Path, recording, targets, details) -> list[Figure]:
-    """Targets 3 and 4: the recording captioned as fast as it is processed, with partials every second and none."""
+def _streaming(args, model_dir: Path, recording, details) -> list[Figure]:
+    """Targets 2d, 3 and 4a: the recording captioned as fast as it is processed, with partials every second and
+    none."""
     import numpy as np
 
     from hailo_whisper_ros.core.config import RecognizerConfig
@@ -232,35 +237,38 @@ def _streaming(args, model_dir: Path, recording, targets, details) -> list[Figur
     figures = []
     runs = {}
     for label, interval_ms, _ in CAPTIONING_RUNS:
-        print(f"target 3/4: captioning {recording.duration_s:.0f} s ({len(recording.clips)} utterances), {label}",
+        print(f"targets 2d/3/4a: captioning {recording.duration_s:.0f} s ({len(recording.clips)} utterances), {label}",
               flush=True)
         runs[label] = caption_stream(recognizer, memory, recording.audio,
                                      StreamingOptions(partial_interval_ms=interval_ms))
         details.setdefault("captioning", {})[label] = runs[label].figures.as_json()
-    if "3" in targets:
-        run = runs[CAPTIONING_RUNS[0][0]]
-        short = [e for e in run.finals if e.speech_end_s - e.speech_start_s <= SHORT_UTTERANCE_S]
-        latencies = [e.latency_ms for e in short]
-        p50 = float(np.percentile(latencies, 50)) if latencies else None
+    run = runs[CAPTIONING_RUNS[0][0]]
+    short = [e for e in run.finals if e.speech_end_s - e.speech_start_s <= SHORT_UTTERANCE_S]
+    latencies = [e.latency_ms for e in short]
+    figures.append(Figure(
+        FINAL_LATENCY, float(np.percentile(latencies, 50)) if latencies else None,
+        f"{len(short)} utterances; p95 {np.percentile(latencies, 95):.0f} ms; "
+        f"{run.figures.finals_decoded_in_pause} of {run.figures.full_segments} finals decoded in the pause"
+        if latencies else "no short utterance",
+    ))
+    for label, _, target in CAPTIONING_RUNS:
+        captioned = runs[label].figures
         figures.append(Figure(
-            FINAL_LATENCY, p50,
-            f"{len(short)} utterances; p95 {np.percentile(latencies, 95):.0f} ms; "
-            f"{run.figures.finals_decoded_in_pause} of {run.figures.full_segments} finals decoded in the pause"
-            if latencies else "no short utterance",
+            target, captioned.rtfx,
+            f"{captioned.inference_calls} inference calls, {captioned.audio_s:.0f} s of audio; decoder "
+            f"{captioned.decoder_ms_per_token:.2f} ms per token",
         ))
-    if "4" in targets:
-        for label, _, target in CAPTIONING_RUNS:
-            captioned = runs[label].figures
-            figures.append(Figure(
-                target, captioned.rtfx,
-                f"{captioned.inference_calls} inference calls, {captioned.audio_s:.0f} s of audio",
-            ))
+    captioned = run.figures
+    figures.append(Figure(
+        STREAMING_MS_PER_TOKEN, captioned.decoder_ms_per_token,
+        f"{captioned.decoder_steps} steps + {captioned.draft_tokens_accepted} tokens verified from drafts",
+    ))
     return figures
 
 
 def _ros_layouts(args, model_dir: Path, recording, details) -> list[Figure]:
-    """Target 1: the live ROS path in both layouts, printed side by side; each layout's figures against the
-    targets."""
+    """Targets 1 and 2a-2c: the live ROS path in both layouts, printed side by side; each layout's figures against
+    the targets."""
     from hailo_whisper_ros.evaluation.ros_layouts import measure_layouts, missing_executables
 
     if missing := missing_executables():

@@ -125,6 +125,9 @@ FIGURE_LABELS = {
     "no_speech_rejections": "utterances rejected as no speech",
     "errors": "inference errors",
     "audio_dropped_s": "audio dropped (s)",
+    "decoder_steps": "decoder one-token passes",
+    "draft_tokens_accepted": "tokens verified from drafts",
+    "decoder_ms_per_token": "decoder ms per token, drafts included",
     "final_delay_after_speech_p50_ms": "final delay after end of speech p50 (ms)",
     "final_delay_after_speech_p95_ms": "final delay after end of speech p95 (ms)",
 }

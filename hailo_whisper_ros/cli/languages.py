@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     report = {"machine": machine, "model_dir": str(model_dir), "tables": {}}
     for encoder in args.encoders.split(","):
         recognizer = Recognizer(RecognizerConfig(model_dir, encoder=encoder, threads=args.threads))
-        options.check_model(recognizer.info)
+        recognizer.check_options(options)  # the model's language rules and the initial prompt's bound
         table = figures_table(measure_detection(recognizer, clips, options))
         report["tables"][encoder] = table
         print(f"\nencoder {encoder}:")

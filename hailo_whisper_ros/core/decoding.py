@@ -295,6 +295,7 @@ class DecodedTokens:
     first_pass_ms: float  # the prefix pass (for the KV decoder this also computes the cross-attention cache)
     steps: int  # one-token steps run after the first pass
     steps_ms: float  # their total time, logit filters and token choice included
+    draft_accepted: int = 0  # leading tokens taken from the draft, verified by its one pass (no step of their own)
 
 
 def greedy_decode(
@@ -305,11 +306,19 @@ def greedy_decode(
     options: DecodingOptions,
     filters: Sequence[LogitFilter],
     audio_s: float | None = None,
+    draft: Sequence[int] = (),
 ) -> DecodedTokens:
     """Decode one segment of ``audio_s`` seconds of audio greedily: prefix pass, then a step per token until EOT,
     the length limit or a loop guard (the token budget, None: no budget; a repeated n-gram). The guards only look
     at the tokens, so they cost no decoder pass. ``prefix`` may start with a prompt (prompted_prefix): the
-    no-speech probability is read at its start-of-transcript position, and the filters see only generated tokens."""
+    no-speech probability is read at its start-of-transcript position, and the filters see only generated tokens.
+
+    ``draft``: tokens this segment is expected to start with (the previous partial's), verified exactly. Once greedy
+    decoding has chosen the draft's first token, one pass over the whole draft (backend.extend) gives the logits
+    after every draft position at once; each further draft token is kept while it is the token greedy decoding
+    chooses from those logits (filters, guards and all), and at the first disagreement the cache is cut back there
+    and decoding goes on a step per token. So the tokens are greedy decoding's own, and each kept draft token
+    costs a share of one pass instead of a step. The prefix pass is the same with or without a draft."""
     max_new = min(options.max_new_tokens, backend.max_positions - len(prefix))
     budget = max_new if audio_s is None else min(token_budget(options, audio_s), max_new)
     repetition = (
@@ -320,6 +329,7 @@ def greedy_decode(
         raise HailoWhisperError(
             f"the decoder holds {backend.max_positions} positions, too few for the prompt {list(prefix)}"
         )
+    draft = list(draft[: budget - 1])  # a token beyond the budget could never be kept, nor its logits used
     started = time.perf_counter()
     prefix_logits = backend.start(encoder_states, prefix, options.pad_encoder_output_to)
     # The first start of transcript: prompt tokens are text tokens and <|startofprev|>, never the SOT.
@@ -331,6 +341,9 @@ def greedy_decode(
     sum_logprob = 0.0
     chosen = 0
     steps = 0
+    accepted = 0  # draft tokens kept; after the draft pass the cache holds all of the draft until a disagreement
+    draft_logits = None
+    in_draft = bool(draft)
     while True:
         for logit_filter in filters:
             logit_filter.apply(logits, generated)
@@ -349,6 +362,16 @@ def greedy_decode(
         if len(generated) >= budget:
             stop = STOP_MAX_NEW_TOKENS if budget == max_new else GUARD_TOKEN_BUDGET
             break
+        if in_draft and token == draft[accepted]:  # verified: the draft pass computed its successor's logits
+            if not accepted:
+                draft_logits = backend.extend(draft)
+            accepted += 1
+            in_draft = accepted < len(draft)
+            logits = draft_logits[accepted - 1]
+            continue
+        if in_draft and accepted:  # the first disagreement: the cache forgets the rest of the draft
+            backend.rewind(len(prefix) + accepted)
+        in_draft = False
         logits = backend.step(token)
         steps += 1
     finished = time.perf_counter()
@@ -360,6 +383,7 @@ def greedy_decode(
         first_pass_ms=(first_pass_done - started) * 1e3,
         steps=steps,
         steps_ms=(finished - first_pass_done) * 1e3,
+        draft_accepted=accepted,
     )
 
 

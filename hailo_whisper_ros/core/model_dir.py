@@ -58,6 +58,9 @@ INPUT_IDS = "input_ids"
 ENCODER_HIDDEN_STATES = "encoder_hidden_states"
 LOGITS = "logits"
 ENCODER_ATTENTION_BIAS = "encoder_attention_bias"  # ours only: see export/graphs.build_decoder
+# Metadata key of a step decoder whose every token row is computed on its own (export/writer.py): a pass over
+# several tokens gives exactly the logits of one-token steps, so drafts can be verified (decoding.greedy_decode).
+ROWS_INDEPENDENT = "rows_independent"
 
 
 def past_name(layer: int, kind: str, kv: str) -> str:

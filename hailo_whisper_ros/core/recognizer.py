@@ -79,9 +79,10 @@ class Timings:
     decoder_ms: float
     decoder_first_pass_ms: float  # of decoder_ms: the prefix passes, which also compute the cross-attention cache
     per_token_ms: float  # mean decoder step after the first pass, logit filters included
-    decoder_steps: int  # those steps: one per generated token but the last
+    decoder_steps: int  # those steps: one per generated token but the last, less the draft tokens verified
     total_ms: float
     language_detection_ms: float = 0.0  # of decoder_ms: the detection pass of decoding.language auto
+    draft_accepted: int = 0  # generated tokens verified by a draft's pass (decoding.greedy_decode's draft)
 
 
 @dataclass(frozen=True)
@@ -247,11 +248,15 @@ class Recognizer:
         )
 
     def transcribe(
-        self, audio: np.ndarray, options: DecodingOptions = DecodingOptions(), context: Sequence[int] = ()
+        self, audio: np.ndarray, options: DecodingOptions = DecodingOptions(), context: Sequence[int] = (),
+        draft: Sequence[int] = (),
     ) -> TranscriptionResult:
         """Transcribe float32 mono 16 kHz audio of any length. ``context``: tokens of the text before it (the
         previous finals of a stream), read as prompt when options.condition_on_previous is on; then each part of a
-        long clip is also prompted with the parts before it, back to a part that fired a guard or had no speech."""
+        long clip is also prompted with the parts before it, back to a part that fired a guard or had no speech.
+        ``draft``: the tokens it probably starts with (an earlier transcription of its beginning), verified exactly
+        by decoding.greedy_decode; the result is the same with or without it, only cheaper when it is right. Used
+        when the audio is one segment and the decoder's rows are independent (DecoderSteps.rows_independent)."""
         started = time.perf_counter()
         audio = np.asarray(audio)
         if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.floating):
@@ -273,7 +278,8 @@ class Recognizer:
 
         segments = []
         features_ms = encoder_ms = decoder_ms = first_pass_ms = steps_ms = 0.0
-        steps = 0
+        steps = accepted = 0
+        draft = draft if len(spans) == 1 and self.decoder.rows_independent else ()
         for begin, end in spans:
             prefix = self.prefix(options, context, detected.language if detected else "en")
             onset = begin + speech_onset(audio[begin:end], options.window_lead_trim_db)
@@ -301,7 +307,8 @@ class Recognizer:
                     detected = detect_language(self.decoder, states, self.info, options)
                     prefix = self.prefix(options, context, detected.language)
                 decoded = greedy_decode(
-                    self.decoder, states, prefix, self.info, options, filters, len(speech) / SAMPLE_RATE
+                    self.decoder, states, prefix, self.info, options, filters, len(speech) / SAMPLE_RATE,
+                    draft=() if decodes else draft,  # a recovery's longer window is not what the draft was
                 )
                 t3 = time.perf_counter()
                 features_ms += (t1 - t0) * 1e3
@@ -310,6 +317,7 @@ class Recognizer:
                 first_pass_ms += decoded.first_pass_ms
                 steps_ms += decoded.steps_ms
                 steps += decoded.steps
+                accepted += decoded.draft_accepted
                 decodes.append((window, decoded))
                 if decoded.stop not in GUARDS or not options.loop_recovery or window == self.encoder.max_frames:
                     break
@@ -340,6 +348,7 @@ class Recognizer:
             decoder_first_pass_ms=first_pass_ms,
             per_token_ms=steps_ms / steps if steps else 0.0,
             decoder_steps=steps,
+            draft_accepted=accepted,
             total_ms=(time.perf_counter() - started) * 1e3,
             language_detection_ms=detected.ms if detected else 0.0,
         )

@@ -12,7 +12,11 @@ Both queue their input from any thread (``feed``/``submit`` only append to a que
   on as the next utterance), or when audio of it was dropped from the queue (then with the audio before the gap).
   Its text is empty when the recognizer finds no speech in it;
 - a partial each time ``partial_interval_ms`` of new audio has joined the open utterance, unless the worker is more
-  than one interval behind its input: then the partial is skipped (counted), so that the finals keep up.
+  than one interval behind its input or the utterance's end is already queued: then the partial is skipped
+  (counted), so that the finals keep up. Audio joins an utterance only with speech (the segmenter holds back a
+  pause beyond its pad until speech resumes), so a partial always has new speech to decode. Each decode takes the
+  previous one's tokens as its draft (Recognizer.transcribe), which makes a partial that only added words cost
+  about one decoder pass plus its new tokens.
 
 A final's decode does not have to wait for the end-of-utterance decision: in a pause, the segmenter holds back the
 silence beyond its pad, so the utterance's audio is already complete while the VAD waits out ``min_silence_ms``.
@@ -168,6 +172,7 @@ class StreamingTranscriber(QueuedTranscriber):
         chunk = samples.astype(np.float32, copy=True)  # a copy: the caller may reuse its buffer
         with self._lock:
             self._enqueue(chunk, len(chunk))
+            self._arrived(self._fed, time.perf_counter())
 
     def update_options(
         self,
@@ -323,6 +328,7 @@ class UtteranceTranscriber(QueuedTranscriber):
         self._submitted = 0
         self._worker_generation = 0
         self._last_audio_at = 0.0  # when the open utterance's latest audio was submitted
+        self._ends_queued = 0  # SpeechEnded events in the queue: a partial would delay their finals
 
     def submit(self, utterance_id: int, event: SegmenterEvent | SpeechPaused) -> None:
         """Queue one segmenter event, or a SpeechPaused, of utterance ``utterance_id`` (cheap; the audio is not
@@ -331,8 +337,17 @@ class UtteranceTranscriber(QueuedTranscriber):
             raise HailoWhisperError(f"submit() takes the segmenter's events, not {type(event).__name__}")
         samples = len(event.audio) if isinstance(event, SpeechAudio) else 0
         with self._lock:
-            self._enqueue(_SubmittedEvent(self._submitted, utterance_id, event, time.perf_counter()), samples)
+            submitted_at = time.perf_counter()
+            self._enqueue(_SubmittedEvent(self._submitted, utterance_id, event, submitted_at), samples)
+            if samples:
+                self._arrived(event.start + samples, submitted_at)
             self._submitted += 1
+            self._ends_queued += isinstance(event, SpeechEnded)
+
+    def reset(self) -> None:
+        super().reset()
+        with self._lock:
+            self._ends_queued = sum(isinstance(item.event, SpeechEnded) for item in self._queue)
 
     def update_options(
         self, decoding: DecodingOptions | None = None, streaming: StreamingOptions | None = None
@@ -367,6 +382,7 @@ class UtteranceTranscriber(QueuedTranscriber):
             if not self._queue or self._queue[0].index >= until:
                 return None
             submitted = self._queue.popleft()
+            self._ends_queued -= isinstance(submitted.event, SpeechEnded)
             samples = self._item_samples(submitted)
             self._queued -= samples
             self._processed += samples
@@ -387,7 +403,8 @@ class UtteranceTranscriber(QueuedTranscriber):
             if is_open and event.start == utterance.end:
                 utterance.append(np.asarray(event.audio, dtype=np.float32))
                 self._last_audio_at = submitted.submitted_at
-                self._append(recognition.decode_if_due(self._queued, in_pause=False), events)
+                final_queued = self._ends_queued > 0
+                self._append(recognition.decode_if_due(self._queued, False, final_queued), events)
             else:
                 with self._lock:
                     self._processed -= len(event.audio)

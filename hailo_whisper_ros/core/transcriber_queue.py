@@ -14,6 +14,8 @@ from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.transcripts import StreamingOptions, StreamingStats, TranscriptEvent
 from hailo_whisper_ros.core.utterance_recognition import UtteranceRecognition
 
+ARRIVAL_HISTORY = 4096  # inputs whose arrival times are kept: minutes of 20 ms messages, more than an utterance
+
 if TYPE_CHECKING:
     from hailo_whisper_ros.core.recognizer import Recognizer
 
@@ -38,7 +40,9 @@ class QueuedTranscriber:
         self._queued = 0  # samples in the queue
         self._fed = self._dropped = self._processed = self._max_queued = 0
         self._generation = 0  # reset() increments it; the worker notices at its next step
-        self._recognition = UtteranceRecognition(recognizer, speech_span)
+        # (stream position, time.perf_counter()) after each input's audio: when each sample arrived
+        self._arrivals: deque[tuple[int, float]] = deque(maxlen=ARRIVAL_HISTORY)
+        self._recognition = UtteranceRecognition(recognizer, speech_span, self._arrival_of)
 
     @property
     def options(self) -> StreamingOptions:
@@ -76,9 +80,13 @@ class QueuedTranscriber:
             errors=recognition.errors,
             finals_precomputed=recognition.finals_precomputed,
             final_latencies_ms=tuple(recognition.final_latencies_ms),
+            speech_end_latencies_ms=tuple(recognition.speech_end_latencies_ms),
             guards_fired=dict(recognition.loop_guards.fired),
             loop_recoveries=recognition.loop_guards.recovered,
             unrecovered_loops=recognition.loop_guards.unrecovered,
+            decoder_s=recognition.decoder_s,
+            decoder_steps=recognition.decoder_steps,
+            draft_tokens_accepted=recognition.draft_tokens_accepted,
         )
 
     def _set_options(self, decoding: DecodingOptions | None, streaming: StreamingOptions | None) -> None:
@@ -128,6 +136,20 @@ class QueuedTranscriber:
     def _append(event: TranscriptEvent | None, events: list) -> None:
         if event is not None:
             events.append(event)
+
+    def _arrived(self, end: int, at: float) -> None:
+        """The input's audio up to stream position ``end`` arrived at ``at``; call with the lock held."""
+        self._arrivals.append((end, at))
+
+    def _arrival_of(self, position: int) -> float | None:
+        """When the sample before stream position ``position`` arrived (None: longer ago than the history)."""
+        with self._lock:
+            arrived_at = None
+            for end, at in reversed(self._arrivals):
+                if end < position:
+                    break
+                arrived_at = at
+            return arrived_at
 
     def _item_samples(self, item) -> int:
         raise NotImplementedError

@@ -108,7 +108,7 @@ class StreamingStats:
     audio_processed_s: float  # taken by the worker; audio_in_s = processed + dropped + queue depth
     utterances: int  # finals with text
     partials: int  # partials emitted
-    partials_skipped: int  # partials due while the worker was more than one interval behind
+    partials_skipped: int  # partials due while the worker was more than one interval behind, or the end was queued
     no_speech_rejections: int  # finals with empty text: the recognizer found no speech in the utterance
     inference_calls: int  # recognizer calls, partial and final, failed ones included
     inference_s: float  # their wall time
@@ -120,6 +120,12 @@ class StreamingStats:
     guards_fired: dict[str, int] = field(default_factory=dict)  # loop guards fired in decodes, by decoding.GUARDS name
     loop_recoveries: int = 0  # of those, decodes whose re-decode ended at EOT
     unrecovered_loops: int = 0  # decodes whose kept text did not end at EOT (a guard's cut, or max_new_tokens)
+    # From the arrival of each final's last speech sample (StreamingTranscriber: where the VAD last heard speech;
+    # UtteranceTranscriber: the end of the utterance's audio, its trailing pad included) to the final.
+    speech_end_latencies_ms: tuple[float, ...] = ()
+    decoder_s: float = 0.0  # of inference_s: the decoder's time (first passes and steps)
+    decoder_steps: int = 0  # one-token decoder passes over the successful calls
+    draft_tokens_accepted: int = 0  # tokens verified from the previous decode's draft instead (no pass of their own)
 
     @property
     def real_time_factor(self) -> float:
@@ -133,6 +139,14 @@ class StreamingStats:
     @property
     def final_latency_p95_ms(self) -> float | None:
         return float(np.percentile(self.final_latencies_ms, 95)) if self.final_latencies_ms else None
+
+    @property
+    def speech_end_latency_p50_ms(self) -> float | None:
+        return float(np.percentile(self.speech_end_latencies_ms, 50)) if self.speech_end_latencies_ms else None
+
+    @property
+    def speech_end_latency_p95_ms(self) -> float | None:
+        return float(np.percentile(self.speech_end_latencies_ms, 95)) if self.speech_end_latencies_ms else None
 
 
 def stable_prefix(previous: str, current: str) -> str:

@@ -59,15 +59,24 @@ class OpenUtterance:
 class UtteranceRecognition:
     """Transcribes the open utterance for both transcribers: partials, the final, errors, and their counters."""
 
-    def __init__(self, recognizer: "Recognizer", speech_span: Callable[[int, int], tuple[int, int]]):
+    def __init__(
+        self,
+        recognizer: "Recognizer",
+        speech_span: Callable[[int, int], tuple[int, int]],
+        arrival_of: Callable[[int], float | None],
+    ):
         self.recognizer = recognizer
         self.speech_span = speech_span  # stream span [start, end) -> where speech was heard in it
+        self.arrival_of = arrival_of  # stream position -> when its sample arrived (time.perf_counter())
         self.utterance: OpenUtterance | None = None
         self.utterances = self.partials = self.partials_skipped = self.no_speech_rejections = 0
         self.finals_precomputed = 0
+        self.decoder_steps = self.draft_tokens_accepted = 0
+        self.decoder_s = 0.0
         self.inference_calls = self.frames_transcribed = self.errors = 0
         self.inference_s = self.speech_s_transcribed = 0.0
         self.final_latencies_ms: deque[float] = deque(maxlen=FINAL_LATENCY_HISTORY)
+        self.speech_end_latencies_ms: deque[float] = deque(maxlen=FINAL_LATENCY_HISTORY)
         self.recent_decode_s = 0.0  # moving average of the inference time
         self.loop_guards = LoopGuardTally()  # partials' and finals' decodes alike
         # decoding.condition_on_previous: the previous finals' tokens, and the stream sample where the last ended.
@@ -104,17 +113,23 @@ class UtteranceRecognition:
                 return None
         if utterance.decoding.condition_on_previous and not utterance.guard_fired:
             self.context = result.context_after(utterance.context, utterance.decoding.context_max_tokens)
-        latency_ms = (time.perf_counter() - decided_at) * 1e3
+        finished_at = time.perf_counter()
+        latency_ms = (finished_at - decided_at) * 1e3
         self.final_latencies_ms.append(latency_ms)
+        # What a listener waits: from the arrival of the last speech sample (the VAD's pause included).
+        speech_end_arrival = self.arrival_of(self.speech_span(utterance.start, utterance.end)[1])
+        if speech_end_arrival is not None:
+            self.speech_end_latencies_ms.append((finished_at - speech_end_arrival) * 1e3)
         if result.text:
             self.utterances += 1
         else:
             self.no_speech_rejections += 1
         return self._event(FINAL, utterance, result.text, latency_ms, result)
 
-    def decode_if_due(self, backlog: int, in_pause: bool) -> TranscriptEvent | None:
+    def decode_if_due(self, backlog: int, in_pause: bool, final_queued: bool = False) -> TranscriptEvent | None:
         """Decode the open utterance if a partial is due or, ``in_pause``, as its possible final; the partial event
-        when partials are on. ``backlog``: samples of input waiting behind this point."""
+        when partials are on. ``backlog``: samples of input waiting behind this point; ``final_queued``: the
+        utterance's end is among them, so a partial now would only delay its final."""
         utterance = self.utterance
         if utterance is None or utterance.failed or utterance.decoded_length == utterance.length:
             return None
@@ -122,8 +137,8 @@ class UtteranceRecognition:
             if not utterance.partial_interval or utterance.length < utterance.next_partial_at:
                 return None
             utterance.next_partial_at = utterance.length + utterance.partial_interval
-            if backlog > utterance.partial_interval:
-                self.partials_skipped += 1  # behind the input: leave the time to the finals
+            if backlog > utterance.partial_interval or final_queued:
+                self.partials_skipped += 1  # behind the input, or its final waiting: leave the time to the finals
                 return None
         started = time.perf_counter()
         result = self._transcribe(utterance)
@@ -156,9 +171,13 @@ class UtteranceRecognition:
         """The utterance's audio so far, transcribed; None after an inference error (counted, logged once per kind,
         the utterance marked failed)."""
         audio = utterance.audio()
+        previous = utterance.decoded
+        # The previous decode's tokens are a draft that greedy decoding verifies exactly: it costs less when the
+        # utterance's words so far have not changed, and the text is the same.
+        draft = previous.segments[0].tokens if previous is not None and len(previous.segments) == 1 else ()
         started = time.perf_counter()
         try:
-            result = self.recognizer.transcribe(audio, utterance.decoding, utterance.context)
+            result = self.recognizer.transcribe(audio, utterance.decoding, utterance.context, draft)
         except Exception as error:  # any backend failure must cost one utterance, not the stream
             self.errors += 1
             utterance.failed = True
@@ -178,6 +197,9 @@ class UtteranceRecognition:
         self.speech_s_transcribed += len(audio) / SAMPLE_RATE
         self.frames_transcribed += sum(segment.frames for segment in result.segments)
         self.loop_guards.add(result)
+        self.decoder_s += result.timings.decoder_ms / 1e3
+        self.decoder_steps += result.timings.decoder_steps
+        self.draft_tokens_accepted += result.timings.draft_accepted
         utterance.guard_fired = utterance.guard_fired or bool(result.guards)
         utterance.decoded, utterance.decoded_length = result, len(audio)
         return result

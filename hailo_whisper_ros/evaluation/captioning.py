@@ -43,6 +43,9 @@ class CaptionFigures:
     no_speech_rejections: int
     errors: int
     audio_dropped_s: float
+    decoder_steps: int = 0  # one-token decoder passes, partials and finals
+    draft_tokens_accepted: int = 0  # tokens verified from the previous decode's draft, without a pass of their own
+    decoder_ms_per_token: float = 0.0  # decoder time (first passes, steps) per token decoded, drafts included
     # Fed in real time only (None otherwise): what a listener waits for, the VAD's min_silence_ms then the latency.
     final_delay_after_speech_p50_ms: float | None = None
     final_delay_after_speech_p95_ms: float | None = None
@@ -132,6 +135,9 @@ def caption_stream(
         no_speech_rejections=stats.no_speech_rejections,
         errors=stats.errors,
         audio_dropped_s=stats.audio_dropped_s,
+        decoder_steps=stats.decoder_steps,
+        draft_tokens_accepted=stats.draft_tokens_accepted,
+        decoder_ms_per_token=1e3 * stats.decoder_s / max(stats.decoder_steps + stats.draft_tokens_accepted, 1),
         final_delay_after_speech_p50_ms=float(np.percentile(delays_after_speech_ms, 50)) if delays else None,
         final_delay_after_speech_p95_ms=float(np.percentile(delays_after_speech_ms, 95)) if delays else None,
     )

@@ -47,7 +47,7 @@ class Engine(Protocol):
 
 
 class RecognizerEngine:
-    """A loaded Recognizer decoding with the given options; counts its one-token decoder steps (bench target 2)."""
+    """A loaded Recognizer decoding with the given options; counts its one-token decoder steps (bench target 4b)."""
 
     def __init__(self, label: str, recognizer: Recognizer, options: DecodingOptions):
         self.label = label

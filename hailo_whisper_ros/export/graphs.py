@@ -28,10 +28,11 @@ MASK_VALUE = float(np.finfo(np.float32).min)  # additive causal mask; stays fini
 class GraphBuilder:
     """Collects nodes and initializers; names are derived from the call order, so output is deterministic."""
 
-    def __init__(self, weights: WhisperWeights, decomposed_layer_norm: bool = False):
+    def __init__(self, weights: WhisperWeights, decomposed_layer_norm: bool = False, row_by_row: bool = False):
         self.tensors = weights.tensors
         self.info = weights.info
         self.decomposed_layer_norm = decomposed_layer_norm
+        self.row_by_row = row_by_row  # attend's, for the decoder's rows-independent body
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: dict[str, onnx.TensorProto] = {}
         self._constants: dict[tuple, str] = {}
@@ -48,12 +49,17 @@ class GraphBuilder:
         return names[0] if len(names) == 1 and not isinstance(outputs, list) else names
 
     def rename(self, tensor: str, name: str) -> str:
-        """Give a node output its public name (a graph output) instead of adding an Identity node."""
-        for node in self.nodes:
+        """Give a node output its public name (a graph output) instead of adding an Identity node; the Loops'
+        bodies (attend_row_by_row) read it under that name too."""
+        nodes = list(self.nodes)
+        while nodes:
+            node = nodes.pop()
             for names in (node.input, node.output):
                 for index, existing in enumerate(names):
                     if existing == tensor:
                         names[index] = name
+            nodes += [n for attribute in node.attribute if attribute.type == onnx.AttributeProto.GRAPH
+                      for n in attribute.g.node]
         return name
 
     def heads_of(self, prefix: str) -> int:
@@ -124,11 +130,17 @@ def split_heads(g: GraphBuilder, x: str, parts: int, heads: int, head_dim: int) 
     return [transposed] if parts == 1 else g.op("Split", [transposed], outputs=parts, axis=1)
 
 
-def attend(g: GraphBuilder, q: str, k: str, v: str, mask: str | None, width: int, heads_one_by_one: int = 0) -> str:
-    """softmax(q k^T + mask) v for pre-scaled q, then heads merged back to [1, S, width]. ``heads_one_by_one``
-    (the head count): each head's scores, softmax and context in turn, so that ONNX Runtime, running the nodes in
-    this order without an arena, holds one head's [S, S] scores at a time instead of all of them (the encoder over
-    28 s: 8 instead of 47 MB per score tensor)."""
+def attend(g: GraphBuilder, q: str, k: str, v: str, mask: str | None, width: int, heads_one_by_one: int = 0,
+           causal: bool = False) -> str:
+    """softmax(q k^T + mask) v for pre-scaled q, then heads merged back to [1, S, width].
+
+    ``heads_one_by_one`` (the head count; the encoder): each head's scores, softmax and context in turn, so that
+    ONNX Runtime, running the nodes in this order without an arena, holds one head's [S, S] scores at a time instead
+    of all of them (the encoder over 28 s: 8 instead of 47 MB per score tensor).
+
+    With g.row_by_row and a mask (the decoder's attentions): attend_row_by_row."""
+    if g.row_by_row and mask is not None:
+        return attend_row_by_row(g, q, k, v, mask, width, causal)
     if heads_one_by_one:
         splits = [g.op("Split", [t], outputs=heads_one_by_one, axis=1) for t in (q, k, v)]
         contexts = [attend_one(g, *head, mask) for head in zip(*splits)]
@@ -137,6 +149,42 @@ def attend(g: GraphBuilder, q: str, k: str, v: str, mask: str | None, width: int
         context = attend_one(g, q, k, v, mask)
     merged = g.op("Transpose", [context], perm=[0, 2, 1, 3])
     return g.op("Reshape", [merged, g.const([1, -1, width])])
+
+
+def attend_row_by_row(g: GraphBuilder, q: str, k: str, v: str, mask: str, width: int, causal: bool) -> str:
+    """attend for each of the S query rows on its own, in a Loop: row i runs attend_one exactly as a one-token step
+    at its position does, over the keys that step had (the first P + i + 1 of a ``causal`` attention, all of the
+    cross-attention's). So a pass over several tokens gives, bit for bit, the logits of one-token steps, which
+    speculative decoding (core/decoding.greedy_decode's draft) needs. Running the S rows together would not: an
+    S-row product may sum in another order than a one-row one, and MLAS does not sum a row's weights x values in
+    the same order over K keys and over K plus masked ones (measured: 2e-6 apart over 7 and 7 + 9 keys; on dev
+    speech a pass's rows then differed from their steps by up to 1e-5 in the logits)."""
+    rows = g.op("Shape", [q], start=2, end=3)
+    cached = g.op("Sub", [g.op("Shape", [k], start=2, end=3), rows])  # P (causal); unused for the cross-attention
+    outer_nodes, g.nodes = g.nodes, []
+    g._count += 1
+    index, condition = f"row_loop_{g._count}/index", f"row_loop_{g._count}/condition"
+    row = g.op("Unsqueeze", [index, g.const([0])])
+    next_row = g.op("Add", [row, g.const([1])])
+    q_row = g.op("Slice", [q, row, next_row, g.const([2])])
+    if causal:
+        seen = g.op("Add", [cached, next_row])  # this row's step attended over P + i + 1 positions
+        k_row, v_row = (g.op("Slice", [t, g.const([0]), seen, g.const([2])]) for t in (k, v))
+        mask_row = g.op("Slice", [mask, g.op("Concat", [row, g.const([0])], axis=0),
+                                  g.op("Concat", [next_row, seen], axis=0), g.const([0, 1])])
+    else:
+        k_row, v_row, mask_row = k, v, mask
+    context = attend_one(g, q_row, k_row, v_row, mask_row)
+    kept = g.op("Identity", [condition])
+    body_nodes, g.nodes = g.nodes, outer_nodes
+    body = helper.make_graph(
+        body_nodes, f"row_loop_{g._count}",
+        [_tensor(index, TensorProto.INT64, []), _tensor(condition, TensorProto.BOOL, [])],
+        [_tensor(kept, TensorProto.BOOL, []), _tensor(context, TensorProto.FLOAT, None)],
+    )
+    trips = g.op("Squeeze", [rows, g.const([0])])
+    contexts = g.op("Loop", [trips, ""], body=body)  # [S, 1, heads, 1, head_dim]: row-major as [1, S, width]
+    return g.op("Reshape", [contexts, g.const([1, -1, width])])
 
 
 def attend_one(g: GraphBuilder, q: str, k: str, v: str, mask: str | None) -> str:
@@ -164,7 +212,7 @@ def self_attention(g: GraphBuilder, x: str, prefix: str, past: Cache | None = No
     if past is not None:
         k = g.op("Concat", [past.key, k], axis=2)
         v = g.op("Concat", [past.value, v], axis=2)
-    context = attend(g, q, k, v, mask, width, heads if heads_one_by_one else 0)
+    context = attend(g, q, k, v, mask, width, heads if heads_one_by_one else 0, causal=True)
     return g.op("Add", [x, linear(g, context, f"{prefix}/linear_1")]), Cache(k, v)
 
 
@@ -252,7 +300,7 @@ def build_encoder(weights: WhisperWeights, frames: int | None, hailo: bool = Fal
     )
 
 
-def build_decoder(weights: WhisperWeights, with_past: bool) -> onnx.ModelProto:
+def build_decoder(weights: WhisperWeights, with_past: bool, row_by_row: bool = False) -> onnx.ModelProto:
     """Token ids -> logits and KV cache, Optimum's interface (core/model_dir.py).
 
     Without past: input_ids [1, S] and encoder_hidden_states -> logits, self- and cross-attention caches.
@@ -261,9 +309,11 @@ def build_decoder(weights: WhisperWeights, with_past: bool) -> onnx.ModelProto:
 
     Both also take encoder_attention_bias [T] (not in Optimum's interface), added to the cross-attention scores. It
     makes zero-padding the encoder output free: P zero positions all have key 0 (Whisper's key projection has no
-    bias) and value = the value bias, so they act exactly like one zero position whose score is raised by log(P)."""
+    bias) and value = the value bias, so they act exactly like one zero position whose score is raised by log(P).
+
+    ``row_by_row``: attention row by row (attend_row_by_row), the body of the INT8 decoder's draft passes."""
     info = weights.info
-    g = GraphBuilder(weights)
+    g = GraphBuilder(weights, row_by_row=row_by_row)
     tensors = weights.tensors
     heads, head_dim = info.n_text_head, info.n_text_state // info.n_text_head
     float_type = TensorProto.FLOAT

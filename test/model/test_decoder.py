@@ -8,6 +8,7 @@ import pytest
 
 from hailo_whisper_ros.core.backends.base import zero_pad
 from hailo_whisper_ros.core.backends.onnx import OnnxKvDecoder, create_ort_session
+from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.decoding import (
     DecodingOptions,
     RepetitionPenalty,
@@ -165,6 +166,82 @@ def test_suppress_blank_prevents_an_immediate_eot(info):
         backend = ScriptedDecoder(script, info.n_vocab)
         decoded = greedy_decode(backend, None, prefix, info, options, build_logit_filters(options, info))
         assert decoded.tokens == expected
+
+
+class DraftScript:
+    """A rows-independent backend that reads a script: the logits after generated position i favour script[i]
+    (token 995 the runner-up), wherever the tokens came from; it records its rewinds."""
+
+    fixed_encoder_positions = None
+    rows_independent = True
+    max_positions = 448
+
+    def __init__(self, script, n_vocab, prefix_length):
+        self.script, self.n_vocab, self.prefix_length = script, n_vocab, prefix_length
+        self.positions = 0
+        self.rewinds = []
+
+    def _logits(self, position):
+        logits = np.zeros(self.n_vocab, dtype=np.float32)
+        logits[995] = 5.0
+        logits[self.script[min(position - self.prefix_length, len(self.script) - 1)]] = 10.0
+        return logits
+
+    def start(self, encoder_states, tokens, padded_positions):
+        self.positions = 0
+        return self.extend(tokens)
+
+    def extend(self, tokens):
+        first = self.positions
+        self.positions += len(tokens)
+        return np.stack([self._logits(position + 1) for position in range(first, self.positions)])
+
+    def rewind(self, positions):
+        self.rewinds.append(positions)
+        self.positions = positions
+
+    def step(self, token):
+        self.positions += 1
+        return self._logits(self.positions)
+
+
+@pytest.mark.parametrize("draft, accepted, steps, rewinds", [
+    ((), 0, 4, []),
+    ((440, 441, 442, 443), 4, 0, []),  # the whole transcript: one pass, no step
+    ((440, 441, 7, 8, 9), 2, 2, [2 + 2]),  # wrong from its third token: the cache is cut back after two
+    ((300,), 0, 4, []),  # wrong from its first token: no draft pass, so nothing to cut back
+    ((440, 7), 1, 3, [2 + 1]),
+    ((440, 441), 2, 2, []),  # right but short: greedy goes on from its end without a rewind
+])
+def test_a_draft_saves_steps_and_changes_no_token(info, draft, accepted, steps, rewinds):
+    options = DecodingOptions(repetition_stop_copies=0)
+    prefix = options.forced_prefix(info)
+    assert len(prefix) == 2
+    backend = DraftScript([440, 441, 442, 443, info.eot], info.n_vocab, len(prefix))
+    decoded = greedy_decode(backend, None, prefix, info, options, build_logit_filters(options, info), draft=draft)
+    assert decoded.tokens == (440, 441, 442, 443) and decoded.stop == "eot"
+    assert (decoded.draft_accepted, decoded.steps, backend.rewinds) == (accepted, steps, rewinds)
+
+
+def test_a_pass_over_several_tokens_gives_the_logits_of_one_token_steps(recognizer, sample_audio):
+    """What lets a draft be verified exactly: the INT8 step decoder computes each token row on its own, bit for bit,
+    on real speech and a transcript of dozens of tokens. Before the self-attention ran over all n_text_ctx positions
+    (export/graphs.attend), a pass's row summed its values over more (masked) keys than its step had, in another
+    order: here rows 7 on differed by up to 2e-5, so a near-tie could make a draft change a token."""
+    audio = sample_audio("ljspeech_coqui/LJ001-0001.flac")
+    (segment,) = recognizer.transcribe(audio).segments
+    window = audio[round(segment.window_start_s * SAMPLE_RATE):]
+    states = recognizer.encoder.encode(recognizer.features.log_mel(window, n_frames=segment.frames))
+    decoder, options = recognizer.decoder, DecodingOptions()
+    prefix = options.forced_prefix(recognizer.info)
+    tokens = prefix + list(segment.tokens)
+    assert decoder.rows_independent and len(tokens) > 30
+    stepped = [decoder.start(states, prefix, options.pad_encoder_output_to)[-1].copy()]
+    stepped += [decoder.step(token).copy() for token in tokens[len(prefix):-1]]
+    decoder.start(states, prefix, options.pad_encoder_output_to)
+    in_one_pass = decoder.extend(tokens[len(prefix):-1])
+    differences = np.abs(np.stack(stepped[1:]) - in_one_pass).max(axis=1)
+    assert not differences.any(), f"rows {np.flatnonzero(differences) + len(prefix) + 1} differ, by up to {differences.max()}"
 
 
 def test_kv_cache_steps_give_the_logits_of_a_full_sequence_pass(model_dir, info):

@@ -167,6 +167,11 @@ def test_partials_come_before_their_final_and_grow_stably(streamed):
     assert stats.finals_precomputed >= stats.utterances // 2
     assert stats.inference_calls >= stats.partials + stats.utterances - stats.finals_precomputed
     assert stats.final_latency_p50_ms is not None and stats.final_latency_p95_ms >= stats.final_latency_p50_ms
+    # The speech's end arrived before the VAD decided the utterance had ended: a listener waits longer.
+    assert len(stats.speech_end_latencies_ms) == stats.utterances + stats.no_speech_rejections
+    assert stats.speech_end_latency_p50_ms >= stats.final_latency_p50_ms
+    # Each decode began with the previous one's tokens as its draft: most tokens needed no pass of their own.
+    assert stats.draft_tokens_accepted > stats.decoder_steps
 
 
 def test_chunk_size_does_not_change_the_finals(recognizer, recording, streamed):
@@ -274,10 +279,10 @@ class FlakyRecognizer:
     def __getattr__(self, name):
         return getattr(self._recognizer, name)
 
-    def transcribe(self, audio, options, context=()):
+    def transcribe(self, audio, options, context=(), draft=()):
         if self.failing:
             raise RuntimeError("simulated NPU failure")
-        return self._recognizer.transcribe(audio, options, context)
+        return self._recognizer.transcribe(audio, options, context, draft)
 
 
 def test_an_inference_error_skips_its_utterance_only(recognizer, recording, caplog):
@@ -365,6 +370,20 @@ def test_utterances_cut_elsewhere_are_transcribed_as_the_stream_is(recognizer, r
     assert stats.utterances == len(finals) and stats.errors == 0 and stats.audio_dropped_s == 0
     utterance_audio = sum(f.end_sample - f.start_sample for f in finals)
     assert seconds(stats.audio_in_s) == seconds(stats.audio_processed_s) == utterance_audio
+
+
+def test_a_partial_is_skipped_when_the_end_of_its_utterance_is_already_queued(recognizer, sample_audio):
+    # The partial due at 1 s has only 0.5 s of input behind it, so being behind is not what skips it.
+    audio = sample_audio("jfk/jfk.flac")[: seconds(1.5)]
+    transcriber = UtteranceTranscriber(recognizer, DecodingOptions(), StreamingOptions(partial_interval_ms=1000))
+    transcriber.submit(1, SpeechStarted(0))
+    for start in range(0, len(audio), seconds(0.5)):
+        transcriber.submit(1, SpeechAudio(start, audio[start : start + seconds(0.5)]))
+    transcriber.submit(1, SpeechEnded(0, len(audio), forced=False))
+    events = transcriber.process_pending()
+    stats = transcriber.stats()
+    assert [e.kind for e in events] == [FINAL] and stats.partials == 0 and stats.partials_skipped == 1
+    assert stats.inference_calls == 1
 
 
 def test_utterance_transcriber_decodes_in_the_pause_and_drops_exactly_when_behind(recognizer, recording):

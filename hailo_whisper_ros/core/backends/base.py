@@ -31,12 +31,23 @@ class DecoderSteps(Protocol):
     fixed_encoder_positions: int | None
     """Encoder positions the backend requires (a HEF's input shape), or None when it takes any count."""
 
+    rows_independent: bool
+    """Whether a pass over several tokens gives exactly the logits that one-token steps would: then drafts are
+    verified in one pass (decoding.greedy_decode); otherwise the recognizer decodes without them."""
+
     def start(self, encoder_states: np.ndarray, prefix: Sequence[int], padded_positions: int) -> np.ndarray:
         """Begin an utterance: return the logits [len(prefix), n_vocab] of the prefix positions. The decoder attends
         over the encoder states [1, T, d] zero-padded to ``padded_positions`` (or to its fixed count, if it has one)."""
 
     def step(self, token: int) -> np.ndarray:
         """Append one token and return the logits [n_vocab] for the position after it."""
+
+    def extend(self, tokens: Sequence[int]) -> np.ndarray:
+        """Append several tokens in one pass and return the logits [len(tokens), n_vocab] after each of them."""
+
+    def rewind(self, positions: int) -> None:
+        """Forget every token position from ``positions`` on (a rejected draft, see decoding.greedy_decode); the
+        next step appends at ``positions``."""
 
 
 def zero_pad(states: np.ndarray, positions: int) -> np.ndarray:

@@ -111,6 +111,8 @@ class HailoSequenceDecoder:
         if positional_embedding is not None:
             self._positional = _load_npy(positional_embedding, ndim=None).reshape(-1, d_model)[: self.max_positions]
         self._ids = np.zeros(self.max_positions, dtype=np.int64)
+        # Every call runs the whole fixed sequence, so a position's logits never depend on how it was reached.
+        self.rows_independent = True
         self._position = 0
         self._states: np.ndarray | None = None
 
@@ -143,6 +145,15 @@ class HailoSequenceDecoder:
         self._position += 1
         self._ids[self._position] = token
         return self._logits(self._position)
+
+    def extend(self, tokens: Sequence[int]) -> np.ndarray:
+        first = self._position + 1
+        self._position += len(tokens)
+        self._ids[first : self._position + 1] = tokens
+        return self._logits(slice(first, self._position + 1))
+
+    def rewind(self, positions: int) -> None:
+        self._position = positions - 1  # the HEF recomputes every position each step: the ids beyond are ignored
 
     def _logits(self, rows) -> np.ndarray:
         embedded = self._embedding[self._ids]

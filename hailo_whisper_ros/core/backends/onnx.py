@@ -19,6 +19,7 @@ from hailo_whisper_ros.core.model_dir import (
     ENCODER_HIDDEN_STATES,
     INPUT_IDS,
     LOGITS,
+    ROWS_INDEPENDENT,
     ModelInfo,
     find_beside,
 )
@@ -115,6 +116,7 @@ class OnnxKvDecoder:
         step_path = decoder_dir / DECODER_WITH_PAST
         self._with_past = create_ort_session(step_path, threads)
         step_inputs = {i.name for i in self._with_past.get_inputs()}
+        self.rows_independent = self._with_past.get_modelmeta().custom_metadata_map.get(ROWS_INDEPENDENT) == "1"
         self.pads_by_bias = ENCODER_ATTENTION_BIAS in step_inputs
         past_names = [name for name in step_inputs if name.startswith(PAST_PREFIX)]
         self._feeds_states = ENCODER_HIDDEN_STATES in step_inputs
@@ -180,16 +182,47 @@ class OnnxKvDecoder:
                 first_feeds[ENCODER_ATTENTION_BIAS] = self._feeds[ENCODER_ATTENTION_BIAS]
             outputs = self._start_session.run(self._start_outputs, first_feeds)
             self._feeds.update(zip(self._start_targets, outputs[1:]))
+            self._bind_feeds()
             return outputs[0][0]
         cross = self._start_session.run(self._start_outputs, {ENCODER_HIDDEN_STATES: encoder_states})
         self._feeds.update(zip(self._start_targets, cross))
         self._feeds.update(self._empty_self_cache)
         outputs = self._with_past.run(self._step_outputs, {**self._feeds, INPUT_IDS: ids})
         self._feeds.update(zip(self._step_targets, outputs[1:]))
+        self._bind_feeds()
         return outputs[0][0]
+
+    def rewind(self, positions: int) -> None:
+        for name, value in self._self_cache.items():
+            cache = value if isinstance(value, np.ndarray) else value.numpy()
+            self._self_cache[name] = np.ascontiguousarray(cache[:, :, :positions])
+            self._binding.bind_cpu_input(name, self._self_cache[name])
 
     def step(self, token: int) -> np.ndarray:
         self._token[0, 0] = token
-        outputs = self._with_past.run(self._step_outputs, self._feeds)
-        self._feeds.update(zip(self._step_targets, outputs[1:]))
-        return outputs[0][0, -1]
+        return self._advance(self._token)[-1]
+
+    def extend(self, tokens: Sequence[int]) -> np.ndarray:
+        return self._advance(np.asarray([tokens], dtype=np.int64))
+
+    def _advance(self, ids: np.ndarray) -> np.ndarray:
+        """Tokens ids [1, S] through the bound step graph, their logits [S, n_vocab]: the self-attention cache stays
+        in ONNX Runtime's own tensors, each call's present.* bound as the next call's past_key_values.*, so no
+        cache is copied into numpy."""
+        self._binding.bind_cpu_input(INPUT_IDS, ids)
+        for name in self._step_outputs:  # each call's outputs are longer than the last: ORT allocates them anew
+            self._binding.bind_output(name, "cpu")
+        self._with_past.run_with_iobinding(self._binding)
+        logits, *present = self._binding.get_outputs()
+        for name, value in zip(self._step_targets, present):
+            self._binding.bind_ortvalue_input(name, value)
+            self._self_cache[name] = value
+        return logits.numpy()[0]
+
+    def _bind_feeds(self) -> None:
+        """Bind the utterance's inputs (the caches of the prefix pass) and the step's outputs."""
+        self._binding = self._with_past.io_binding()
+        for name, value in self._feeds.items():
+            self._binding.bind_cpu_input(name, value)
+        # The bound self-attention cache: the prefix pass's arrays, then each step's present.* tensors.
+        self._self_cache = {name: self._feeds[name] for name in self._step_targets}

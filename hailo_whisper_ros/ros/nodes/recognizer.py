@@ -228,8 +228,11 @@ class RecognizerNode(LifecycleNode):
             diagnostics.NO_SPEECH_REJECTIONS: stats.no_speech_rejections,
             diagnostics.INFERENCE_ERRORS: stats.errors,
             diagnostics.REAL_TIME_FACTOR: stats.real_time_factor,
-            diagnostics.LATENCY_P50_MS: -1.0 if stats.final_latency_p50_ms is None else stats.final_latency_p50_ms,
-            diagnostics.LATENCY_P95_MS: -1.0 if stats.final_latency_p95_ms is None else stats.final_latency_p95_ms,
+            # From the arrival of the end of speech to the final, as a listener waits (StreamingStats).
+            diagnostics.LATENCY_P50_MS: -1.0 if stats.speech_end_latency_p50_ms is None
+            else stats.speech_end_latency_p50_ms,
+            diagnostics.LATENCY_P95_MS: -1.0 if stats.speech_end_latency_p95_ms is None
+            else stats.speech_end_latency_p95_ms,
             diagnostics.QUEUE_DEPTH_S: stats.queue_depth_s,
             diagnostics.TRANSCRIBING: self.transcribing,
             diagnostics.DROPPED_AUDIO_S: stats.audio_dropped_s,
