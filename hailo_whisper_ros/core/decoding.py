@@ -31,6 +31,10 @@ STOP_MAX_NEW_TOKENS = "max_new_tokens"
 GUARD_TOKEN_BUDGET = "token_budget"
 GUARD_REPETITION = "repetition"
 GUARDS = (GUARD_TOKEN_BUDGET, GUARD_REPETITION)
+# Draft tokens verified per decoder pass (greedy_decode): a pass holds [tokens, n_vocab] logits several times over
+# in its per-row body (207 kB per token row each for tiny.en's 51864 tokens), so unbounded passes over a 100-token
+# draft cost 100 MB of peak memory; and a draft wrong early wastes at most one pass of this many.
+DRAFT_PASS_TOKENS = 16
 
 
 @dataclass(frozen=True)
@@ -295,7 +299,7 @@ class DecodedTokens:
     first_pass_ms: float  # the prefix pass (for the KV decoder this also computes the cross-attention cache)
     steps: int  # one-token steps run after the first pass
     steps_ms: float  # their total time, logit filters and token choice included
-    draft_accepted: int = 0  # leading tokens taken from the draft, verified by its one pass (no step of their own)
+    draft_accepted: int = 0  # leading tokens taken from the draft, verified by draft passes (no step of their own)
 
 
 def greedy_decode(
@@ -314,11 +318,12 @@ def greedy_decode(
     no-speech probability is read at its start-of-transcript position, and the filters see only generated tokens.
 
     ``draft``: tokens this segment is expected to start with (the previous partial's), verified exactly. Once greedy
-    decoding has chosen the draft's first token, one pass over the whole draft (backend.extend) gives the logits
-    after every draft position at once; each further draft token is kept while it is the token greedy decoding
-    chooses from those logits (filters, guards and all), and at the first disagreement the cache is cut back there
-    and decoding goes on a step per token. So the tokens are greedy decoding's own, and each kept draft token
-    costs a share of one pass instead of a step. The prefix pass is the same with or without a draft."""
+    decoding has chosen the draft token at which no pass has run yet, one pass over the draft's next
+    DRAFT_PASS_TOKENS (backend.extend) gives the logits after each of them at once; each draft token is kept while
+    it is the token greedy decoding chooses from those logits (filters, guards and all), and at the first
+    disagreement the cache is cut back there and decoding goes on a step per token. So the tokens are greedy
+    decoding's own, and each kept draft token costs a share of one pass instead of a step. The prefix pass is the
+    same with or without a draft."""
     max_new = min(options.max_new_tokens, backend.max_positions - len(prefix))
     budget = max_new if audio_s is None else min(token_budget(options, audio_s), max_new)
     repetition = (
@@ -341,7 +346,8 @@ def greedy_decode(
     sum_logprob = 0.0
     chosen = 0
     steps = 0
-    accepted = 0  # draft tokens kept; after the draft pass the cache holds all of the draft until a disagreement
+    accepted = 0  # draft tokens kept
+    verified = 0  # draft tokens run through draft passes: the cache holds them until a disagreement
     draft_logits = None
     in_draft = bool(draft)
     while True:
@@ -362,15 +368,17 @@ def greedy_decode(
         if len(generated) >= budget:
             stop = STOP_MAX_NEW_TOKENS if budget == max_new else GUARD_TOKEN_BUDGET
             break
-        if in_draft and token == draft[accepted]:  # verified: the draft pass computed its successor's logits
-            if not accepted:
-                draft_logits = backend.extend(draft)
+        if in_draft and token == draft[accepted]:  # verified: a draft pass computes its successor's logits
+            if accepted == verified:
+                draft_logits = backend.extend(draft[verified : verified + DRAFT_PASS_TOKENS])
+                verified += len(draft_logits)
             accepted += 1
             in_draft = accepted < len(draft)
-            logits = draft_logits[accepted - 1]
+            logits = draft_logits[(accepted - 1) % DRAFT_PASS_TOKENS]
             continue
-        if in_draft and accepted:  # the first disagreement: the cache forgets the rest of the draft
+        if verified > accepted:  # the first disagreement: the cache forgets the rest of the pass
             backend.rewind(len(prefix) + accepted)
+            verified = accepted
         in_draft = False
         logits = backend.step(token)
         steps += 1

@@ -10,6 +10,7 @@ from hailo_whisper_ros.core.backends.base import zero_pad
 from hailo_whisper_ros.core.backends.onnx import OnnxKvDecoder, create_ort_session
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.decoding import (
+    DRAFT_PASS_TOKENS,
     DecodingOptions,
     RepetitionPenalty,
     SuppressBlank,
@@ -180,6 +181,7 @@ class DraftScript:
         self.script, self.n_vocab, self.prefix_length = script, n_vocab, prefix_length
         self.positions = 0
         self.rewinds = []
+        self.passes = []  # the token count of each draft pass
 
     def _logits(self, position):
         logits = np.zeros(self.n_vocab, dtype=np.float32)
@@ -189,9 +191,13 @@ class DraftScript:
 
     def start(self, encoder_states, tokens, padded_positions):
         self.positions = 0
-        return self.extend(tokens)
+        return self._advance(tokens)
 
     def extend(self, tokens):
+        self.passes.append(len(tokens))
+        return self._advance(tokens)
+
+    def _advance(self, tokens):
         first = self.positions
         self.positions += len(tokens)
         return np.stack([self._logits(position + 1) for position in range(first, self.positions)])
@@ -221,6 +227,19 @@ def test_a_draft_saves_steps_and_changes_no_token(info, draft, accepted, steps, 
     decoded = greedy_decode(backend, None, prefix, info, options, build_logit_filters(options, info), draft=draft)
     assert decoded.tokens == (440, 441, 442, 443) and decoded.stop == "eot"
     assert (decoded.draft_accepted, decoded.steps, backend.rewinds) == (accepted, steps, rewinds)
+
+
+def test_a_long_draft_is_verified_a_pass_of_draft_pass_tokens_at_a_time(info):
+    """A pass only once the tokens of the one before were all kept, so a draft wrong early wastes one pass."""
+    options = DecodingOptions(repetition_stop_copies=0)
+    prefix = options.forced_prefix(info)
+    script = list(range(440, 440 + DRAFT_PASS_TOKENS + 4))
+    backend = DraftScript([*script, info.eot], info.n_vocab, len(prefix))
+    draft = script[: DRAFT_PASS_TOKENS + 2] + [7]  # right but for its last token
+    decoded = greedy_decode(backend, None, prefix, info, options, build_logit_filters(options, info), draft=draft)
+    assert decoded.tokens == tuple(script)
+    assert backend.passes == [DRAFT_PASS_TOKENS, 3] and decoded.draft_accepted == DRAFT_PASS_TOKENS + 2
+    assert backend.rewinds == [len(prefix) + DRAFT_PASS_TOKENS + 2] and decoded.steps == 2
 
 
 def test_a_pass_over_several_tokens_gives_the_logits_of_one_token_steps(recognizer, sample_audio):
