@@ -134,19 +134,24 @@ class StreamingStats:
 
     @property
     def final_latency_p50_ms(self) -> float | None:
-        return float(np.percentile(self.final_latencies_ms, 50)) if self.final_latencies_ms else None
+        return _percentile(self.final_latencies_ms, 50)
 
     @property
     def final_latency_p95_ms(self) -> float | None:
-        return float(np.percentile(self.final_latencies_ms, 95)) if self.final_latencies_ms else None
+        return _percentile(self.final_latencies_ms, 95)
 
     @property
     def speech_end_latency_p50_ms(self) -> float | None:
-        return float(np.percentile(self.speech_end_latencies_ms, 50)) if self.speech_end_latencies_ms else None
+        return _percentile(self.speech_end_latencies_ms, 50)
 
     @property
     def speech_end_latency_p95_ms(self) -> float | None:
-        return float(np.percentile(self.speech_end_latencies_ms, 95)) if self.speech_end_latencies_ms else None
+        return _percentile(self.speech_end_latencies_ms, 95)
+
+
+def _percentile(values, q: float) -> float | None:
+    """The q-th percentile of the latencies recorded so far; None before the first."""
+    return float(np.percentile(values, q)) if values else None
 
 
 def stable_prefix(previous: str, current: str) -> str:
