@@ -1,5 +1,5 @@
-"""The process's memory as the kernel counts it: the one place that reads it (diagnostics and measurements), and
-handing freed heap memory back to the OS after a model load."""
+"""The process's memory as the kernel counts it: the one place that reads it (diagnostics and measurements),
+handing freed heap memory back to the OS after a model load, and keeping big temporary buffers off the heap."""
 
 from __future__ import annotations
 
@@ -35,3 +35,30 @@ def release_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: the memory is reused by the process, just not returned
         pass
+
+
+# glibc's mallopt parameter number for the mmap threshold (malloc.h: M_MMAP_THRESHOLD -3).
+_M_MMAP_THRESHOLD = -3
+
+# Blocks from this size up get a mapping of their own, returned to the OS when freed. glibc starts at 128 kB but
+# raises the threshold to the largest block freed so far (up to 32 MB), so after the first long utterance every
+# encoder activation and logits buffer is carved from the heap, and what is freed stays resident there. A fixed 1 MB
+# keeps the decoder's per-token buffers (logits: 207 kB a row) on the heap, where reusing them is cheapest.
+LARGE_BLOCK_BYTES = 1 << 20
+
+
+def map_large_blocks_separately(threshold_bytes: int = LARGE_BLOCK_BYTES) -> str | None:
+    """Fix glibc's mmap threshold for the rest of the process: freed activations then leave the resident set instead
+    of staying on the heap. Measured with `bench --targets 6` on the composed process: peak RSS ~30 MB lower.
+    Returns None when set, or why it could not be (not glibc, or glibc refused)."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return "not glibc: the C library's own allocation policy stays"
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    if mallopt(_M_MMAP_THRESHOLD, threshold_bytes) != 1:
+        return f"glibc refused an mmap threshold of {threshold_bytes} bytes"
+    return None

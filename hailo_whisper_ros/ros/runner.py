@@ -23,6 +23,7 @@ from rclpy.signals import SignalHandlerOptions
 from rclpy.task import Future
 
 from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.core.resources import map_large_blocks_separately
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -91,6 +92,9 @@ def run_nodes(args, node_classes) -> int:
     configuration error the user can fix (missing model file, invalid parameter), told in one line without a
     traceback."""
     program = sys.argv[0].rsplit("/", 1)[-1]
+    heap_note = map_large_blocks_separately()  # before the models load: their activations are what it is for
+    if heap_note is not None:
+        print(f"{program}: note: freed activations stay resident ({heap_note})", file=sys.stderr)
     previous_handlers = {number: signal.getsignal(number) for number in STOP_SIGNALS}
     stop_signal = _StopSignal()
     for number in STOP_SIGNALS:
