@@ -23,7 +23,10 @@ export as well as at ours::
       hailo_whisper_model.json       ModelInfo below
       ggml-model-f16.bin             (export --ggml) the same weights as a whisper.cpp model
       default_int8/                  the two decoders, dynamically quantized to INT8, plus copies of
-                                     tokenizer.json and hailo_whisper_model.json so the folder stands alone
+                                     tokenizer.json and hailo_whisper_model.json so the folder stands alone;
+                                     its step decoder takes token_columns [d, 1, S] (uint8) beside input_ids:
+                                     the rows of token_table_int8.npy [V, d] for the ids, looked up outside
+                                     ONNX Runtime (export/writer.quantize_decoder says why)
 
 Key/value tensors are [batch, heads, positions, head_dim]. A decoder directory (``--decoder_onnx_dir``) is any
 folder holding the two decoder files; its tokenizer and model JSON are looked up in it, then in its parent.
@@ -46,6 +49,7 @@ DECODER_CROSS_KV = "decoder_cross_kv.onnx"
 TOKENIZER = "tokenizer.json"
 MODEL_INFO = "hailo_whisper_model.json"
 INT8_SUBDIR = "default_int8"
+TOKEN_TABLE_INT8 = "token_table_int8.npy"  # (ours) the INT8 step decoder's token embedding, token by token
 GGML_MODEL = "ggml-model-f16.bin"
 # The file of each CPU encoder kind (RecognizerConfig.encoder); encoder_dynamic.onnx is the FP32 original of the
 # 'dynamic' one, kept for --verify, compare and an explicit model.encoder_file.
@@ -58,6 +62,7 @@ INPUT_IDS = "input_ids"
 ENCODER_HIDDEN_STATES = "encoder_hidden_states"
 LOGITS = "logits"
 ENCODER_ATTENTION_BIAS = "encoder_attention_bias"  # ours only: see export/graphs.build_decoder
+TOKEN_COLUMNS = "token_columns"  # ours only: the INT8 step decoder's looked-up token embedding, see above
 # Metadata key of a step decoder whose every token row is computed on its own (export/writer.py): a pass over
 # several tokens gives exactly the logits of one-token steps, so drafts can be verified (decoding.greedy_decode).
 ROWS_INDEPENDENT = "rows_independent"

@@ -30,7 +30,7 @@ from hailo_whisper_ros.export.weights import WhisperWeights
 
 # Bump whenever the graphs or the files written change, so that existing exports are rebuilt. Written into every
 # ONNX file as its producer version, and into the stamp.
-EXPORTER_VERSION = 10
+EXPORTER_VERSION = 11
 STAMP = "export_stamp.json"
 
 
@@ -43,25 +43,38 @@ def _save(model: onnx.ModelProto, path: Path) -> None:
     os.replace(partial, path)
 
 
-def quantize_decoder(source: Path, target: Path, n_text_layer: int, row_by_row_source: Path | None = None) -> None:
+def quantize_decoder(source: Path, target: Path, n_text_layer: int, row_by_row_source: Path | None = None,
+                     token_table: Path | None = None) -> None:
     """Dynamic INT8 quantization of the weight MatMuls (activations are quantized per call at run time). With
     ``row_by_row_source`` (the step decoder built with graphs.attend_row_by_row), quantized too with activations
-    per row: the body that runs the passes over a draft (_choose_body).
+    per row: the body that runs the passes over a draft (_choose_body). With ``token_table``, the INT8 token
+    embedding is written there token by token and the graph takes its looked-up columns as the input
+    token_columns: ONNX Runtime drops an initializer that only prepacking kernels read, so the logits MatMuls' INT8
+    weights are then held only prepacked, while a lookup inside the graph kept the table a further time (measured
+    with tiny.en: the step session 87.6 -> 68.5 MB). The runtime maps the file and reads only the decoded tokens'
+    rows (core/backends/onnx.OnnxKvDecoder); the same bytes reach the same Cast, so the logits are unchanged.
 
     Measured on the 61 speech_dev clips with tiny.en (greedy transcripts identical to FP32): QInt8 per tensor
     54, QInt8 per channel 51, QUInt8 per channel 56 (u8 x u8 does not saturate in AVX2's int16 sums), 58 with the
     INT8 token lookup added below; 59 when the logits MatMul stays FP32, but that forgoes most of the speed-up.
     WER against the references is the same for all (0.077-0.084). The cross-attention K/V projection runs once
     per utterance, so it stays FP32: quantizing it would cost accuracy for no per-token gain."""
-    model = _quantized(source, n_text_layer)
+    columns_as_input = token_table is not None
+    model = _quantized(source, n_text_layer, columns_as_input)
     if row_by_row_source is not None:
-        per_row = _quantized(row_by_row_source, n_text_layer)
+        per_row = _quantized(row_by_row_source, n_text_layer, columns_as_input)
         _quantize_activations_per_row(per_row)
         model = _choose_body(model, per_row)
+    if token_table is not None:
+        (table,) = [tensor for tensor in model.graph.initializer if tensor.name == f"{EMBEDDING_T}_quantized"]
+        partial = token_table.with_name(token_table.name + ".partial")
+        with open(partial, "wb") as file:
+            np.save(file, np.ascontiguousarray(numpy_helper.to_array(table).T))  # [V, d]: a token's row is contiguous
+        os.replace(partial, token_table)
     _save(model, target)
 
 
-def _quantized(source: Path, n_text_layer: int) -> onnx.ModelProto:
+def _quantized(source: Path, n_text_layer: int, columns_as_input: bool) -> onnx.ModelProto:
     partial = source.with_name(source.name + ".int8.partial")
     quantize_matmuls(source, partial,
                      nodes_to_exclude=[f"decoder/layer_{i}/attention/linear_1/MatMul" for i in range(n_text_layer)])
@@ -69,7 +82,7 @@ def _quantized(source: Path, n_text_layer: int) -> onnx.ModelProto:
         model = onnx.load(partial)
     finally:
         partial.unlink()
-    _look_up_tokens_in_quantized_embedding(model)
+    _look_up_tokens_in_quantized_embedding(model, columns_as_input)
     _sort_topologically(model.graph)
     return model
 
@@ -246,10 +259,10 @@ def _quantize_activations_per_row(model: onnx.ModelProto) -> None:
     graph.node.extend(nodes)
 
 
-def _look_up_tokens_in_quantized_embedding(model: onnx.ModelProto) -> None:
+def _look_up_tokens_in_quantized_embedding(model: onnx.ModelProto, columns_as_input: bool) -> None:
     """quantize_dynamic leaves the token lookup reading the FP32 embedding (80 MB for tiny.en) beside its INT8
-    copy. Gather the INT8 columns instead and dequantize them with their per-token (per-channel) scale, so that
-    the FP32 table can go."""
+    copy. Gather the INT8 columns instead (or, ``columns_as_input``, take them as the input token_columns) and
+    dequantize them with their per-token (per-channel) scale, so that the FP32 table can go."""
     graph = model.graph
     index, lookup = next(
         (i, node) for i, node in enumerate(graph.node) if node.op_type == "Gather" and node.input[0] == EMBEDDING_T
@@ -257,10 +270,17 @@ def _look_up_tokens_in_quantized_embedding(model: onnx.ModelProto) -> None:
     ids, embedded = lookup.input[1], lookup.output[0]
     quantized, scale, zero_point = (f"{EMBEDDING_T}_{suffix}" for suffix in ("quantized", "scale", "zero_point"))
     prefix = "decoder/embeddings/lookup"
-    nodes = [
-        helper.make_node("Gather", [quantized, ids], [f"{prefix}/columns_q"], f"{prefix}/Gather_columns", axis=1),
-        helper.make_node("Cast", [f"{prefix}/columns_q"], [f"{prefix}/columns"], f"{prefix}/Cast_columns",
-                         to=TensorProto.FLOAT),
+    if columns_as_input:
+        columns_q = mf.TOKEN_COLUMNS
+        d_model = next(tensor.dims[0] for tensor in graph.initializer if tensor.name == quantized)
+        graph.input.append(helper.make_tensor_value_info(columns_q, TensorProto.UINT8,
+                                                         [d_model, 1, "decoder_sequence_length"]))
+        nodes = []
+    else:
+        columns_q = f"{prefix}/columns_q"
+        nodes = [helper.make_node("Gather", [quantized, ids], [columns_q], f"{prefix}/Gather_columns", axis=1)]
+    nodes += [
+        helper.make_node("Cast", [columns_q], [f"{prefix}/columns"], f"{prefix}/Cast_columns", to=TensorProto.FLOAT),
         helper.make_node("Gather", [zero_point, ids], [f"{prefix}/zero_point_q"], f"{prefix}/Gather_zero_point"),
         helper.make_node("Cast", [f"{prefix}/zero_point_q"], [f"{prefix}/zero_point"], f"{prefix}/Cast_zero_point",
                          to=TensorProto.FLOAT),
@@ -287,7 +307,8 @@ def hailo_encoder_difference(directory: Path, n_mels: int, threads: int = Recogn
 def expected_files(hailo: bool, ggml: bool = False) -> list[str]:
     files = [mf.ENCODER_30S, mf.ENCODER_10S, mf.ENCODER_DYNAMIC, mf.ENCODER_DYNAMIC_INT8, mf.DECODER, mf.DECODER_WITH_PAST,
              mf.DECODER_CROSS_KV, mf.TOKENIZER, mf.MODEL_INFO]
-    files += [f"{mf.INT8_SUBDIR}/{name}" for name in (mf.DECODER, mf.DECODER_WITH_PAST, mf.TOKENIZER, mf.MODEL_INFO)]
+    files += [f"{mf.INT8_SUBDIR}/{name}"
+              for name in (mf.DECODER, mf.DECODER_WITH_PAST, mf.TOKEN_TABLE_INT8, mf.TOKENIZER, mf.MODEL_INFO)]
     return files + ([mf.ENCODER_10S_HAILO] if hailo else []) + ([mf.GGML_MODEL] if ggml else [])
 
 
@@ -345,7 +366,7 @@ def export_model_dir(
     _save(build_decoder(weights, True, row_by_row=True), row_by_row)
     try:
         quantize_decoder(directory / mf.DECODER_WITH_PAST, int8 / mf.DECODER_WITH_PAST, weights.info.n_text_layer,
-                         row_by_row_source=row_by_row)
+                         row_by_row_source=row_by_row, token_table=int8 / mf.TOKEN_TABLE_INT8)
     finally:
         row_by_row.unlink()
     log(f"  wrote {mf.INT8_SUBDIR}/{mf.DECODER_WITH_PAST}")

@@ -28,6 +28,7 @@ from hailo_whisper_ros.core.model_dir import (
     ENCODER_HIDDEN_STATES,
     INPUT_IDS,
     MODEL_INFO,
+    TOKEN_TABLE_INT8,
     TOKENIZER,
     ModelInfo,
 )
@@ -304,7 +305,7 @@ def test_starting_from_the_cross_kv_graph_equals_the_prefix_decoder(model_dir, i
     decoder), the same decoder files otherwise: a folder beside no decoder_cross_kv.onnx gets the latter."""
     optimum_style = tmp_path / "decoders"
     optimum_style.mkdir()
-    for name in (DECODER, DECODER_WITH_PAST, TOKENIZER, MODEL_INFO):
+    for name in (DECODER, DECODER_WITH_PAST, TOKENIZER, MODEL_INFO) + ((TOKEN_TABLE_INT8,) if decoder_dir else ()):
         (optimum_style / name).symlink_to(model_dir / decoder_dir / name)
     ours, optimum = OnnxKvDecoder(model_dir / decoder_dir, info, 2), OnnxKvDecoder(optimum_style, info, 2)
     assert (ours.start_file, optimum.start_file) == (DECODER_CROSS_KV, DECODER)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from onnx import numpy_helper
 
 from hailo_whisper_ros.cli.main import main
 from hailo_whisper_ros.core import model_dir as mf
@@ -51,7 +52,8 @@ def test_every_file_of_the_layout_is_written_and_valid(exported):
     expected = {mf.ENCODER_30S, mf.ENCODER_10S, mf.ENCODER_DYNAMIC, mf.ENCODER_DYNAMIC_INT8, mf.ENCODER_10S_HAILO,
                 mf.DECODER,
                 mf.DECODER_WITH_PAST, mf.DECODER_CROSS_KV, mf.TOKENIZER, mf.MODEL_INFO}
-    expected |= {f"{mf.INT8_SUBDIR}/{name}" for name in (mf.DECODER, mf.DECODER_WITH_PAST, mf.TOKENIZER, mf.MODEL_INFO)}
+    expected |= {f"{mf.INT8_SUBDIR}/{name}"
+                 for name in (mf.DECODER, mf.DECODER_WITH_PAST, mf.TOKEN_TABLE_INT8, mf.TOKENIZER, mf.MODEL_INFO)}
     assert set(_model_files(exported)) == expected
     for path in sorted(exported.rglob("*.onnx")):
         onnx.checker.check_model(str(path), full_check=True)
@@ -63,6 +65,14 @@ def test_every_file_of_the_layout_is_written_and_valid(exported):
     int8 = onnx.load(exported / mf.INT8_SUBDIR / mf.DECODER).graph
     assert any(node.op_type == "MatMulInteger" for node in int8.node)
     assert EMBEDDING_T not in {tensor.name for tensor in int8.initializer}  # tokens are looked up in the INT8 table
+    # The step decoder takes the looked-up INT8 columns, the table itself is a file of rows beside it
+    step = onnx.load(exported / mf.INT8_SUBDIR / mf.DECODER_WITH_PAST).graph
+    assert mf.TOKEN_COLUMNS in {value.name for value in step.input}
+    assert not any(node.op_type == "Gather" and node.input[0] == f"{EMBEDDING_T}_quantized"
+                   for body in step.node[-1].attribute for node in body.g.node)
+    (table,) = [tensor for tensor in step.initializer if tensor.name == f"{EMBEDDING_T}_quantized"]
+    rows = np.load(exported / mf.INT8_SUBDIR / mf.TOKEN_TABLE_INT8)
+    np.testing.assert_array_equal(rows, numpy_helper.to_array(table).T)
 
 
 def test_the_dynamic_encoder_is_written_with_its_weight_matmuls_int8_and_no_fp32_copy(exported):

@@ -176,6 +176,8 @@ def corrupt(path, content="{"):
     "damage, named_file",
     [
         (lambda m: (m / "default_int8" / "decoder_with_past_model.onnx").unlink(), "decoder_with_past_model.onnx"),
+        (lambda m: (m / "default_int8" / "token_table_int8.npy").unlink(), "token_table_int8.npy"),
+        (lambda m: corrupt(m / "default_int8" / "token_table_int8.npy", "not a table"), "token_table_int8.npy"),
         (lambda m: corrupt(m / "decoder_cross_kv.onnx", "not an onnx model"), "decoder_cross_kv.onnx"),
         (lambda m: (m / "encoder_dynamic_int8.onnx").unlink(), "encoder_dynamic_int8.onnx"),
         (lambda m: [(d / "hailo_whisper_model.json").unlink() for d in (m, m / "default_int8")], "model.json"),

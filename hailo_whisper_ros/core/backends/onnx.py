@@ -20,6 +20,8 @@ from hailo_whisper_ros.core.model_dir import (
     INPUT_IDS,
     LOGITS,
     ROWS_INDEPENDENT,
+    TOKEN_COLUMNS,
+    TOKEN_TABLE_INT8,
     ModelInfo,
     find_beside,
 )
@@ -158,6 +160,9 @@ class OnnxKvDecoder:
         if missing:
             raise HailoWhisperError(f"{start_path} lacks outputs {sorted(missing)}")
         self.start_file = start_path.name
+        self._token_table = (
+            self._map_token_table(decoder_dir / TOKEN_TABLE_INT8) if TOKEN_COLUMNS in step_inputs else None
+        )
 
         self._token = np.zeros((1, 1), dtype=np.int64)  # reused input_ids buffer of the one-token steps
         self._feeds: dict[str, np.ndarray] = {INPUT_IDS: self._token}
@@ -187,7 +192,7 @@ class OnnxKvDecoder:
         cross = self._start_session.run(self._start_outputs, {ENCODER_HIDDEN_STATES: encoder_states})
         self._feeds.update(zip(self._start_targets, cross))
         self._feeds.update(self._empty_self_cache)
-        outputs = self._with_past.run(self._step_outputs, {**self._feeds, INPUT_IDS: ids})
+        outputs = self._with_past.run(self._step_outputs, {**self._feeds, **self._token_feeds(ids)})
         self._feeds.update(zip(self._step_targets, outputs[1:]))
         self._bind_feeds()
         return outputs[0][0]
@@ -209,7 +214,8 @@ class OnnxKvDecoder:
         """Tokens ids [1, S] through the bound step graph, their logits [S, n_vocab]: the self-attention cache stays
         in ONNX Runtime's own tensors, each call's present.* bound as the next call's past_key_values.*, so no
         cache is copied into numpy."""
-        self._binding.bind_cpu_input(INPUT_IDS, ids)
+        for name, value in self._token_feeds(ids).items():
+            self._binding.bind_cpu_input(name, value)
         for name in self._step_outputs:  # each call's outputs are longer than the last: ORT allocates them anew
             self._binding.bind_output(name, "cpu")
         self._with_past.run_with_iobinding(self._binding)
@@ -218,6 +224,27 @@ class OnnxKvDecoder:
             self._binding.bind_ortvalue_input(name, value)
             self._self_cache[name] = value
         return logits.numpy()[0]
+
+    @staticmethod
+    def _map_token_table(path: Path) -> np.ndarray:
+        """The INT8 step decoder's token embedding [V, d], memory-mapped: only the rows of the tokens decoded
+        become resident (d bytes each), where the whole table in ONNX Runtime stayed resident beside its prepacked
+        copies (export/writer.quantize_decoder)."""
+        if not path.is_file():
+            raise HailoWhisperError(f"model file not found: {path} (the token table of {DECODER_WITH_PAST} there)")
+        try:
+            table = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as error:
+            raise HailoWhisperError(f"cannot load the token table {path}: {error}") from error
+        if table.ndim != 2 or table.dtype != np.uint8:
+            raise HailoWhisperError(f"{path} holds {table.dtype} {table.shape}, expected uint8 [tokens, dimensions]")
+        return table
+
+    def _token_feeds(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        """input_ids [1, S] and, for a step decoder that takes them, their token_columns [d, 1, S]."""
+        if self._token_table is None:
+            return {INPUT_IDS: ids}
+        return {INPUT_IDS: ids, TOKEN_COLUMNS: np.ascontiguousarray(self._token_table[ids[0]].T[:, np.newaxis])}
 
     def _bind_feeds(self) -> None:
         """Bind the utterance's inputs (the caches of the prefix pass) and the step's outputs."""
