@@ -30,7 +30,7 @@ from hailo_whisper_ros.export.weights import WhisperWeights
 
 # Bump whenever the graphs or the files written change, so that existing exports are rebuilt. Written into every
 # ONNX file as its producer version, and into the stamp.
-EXPORTER_VERSION = 11
+EXPORTER_VERSION = 12
 STAMP = "export_stamp.json"
 
 
@@ -65,6 +65,7 @@ def quantize_decoder(source: Path, target: Path, n_text_layer: int, row_by_row_s
         per_row = _quantized(row_by_row_source, n_text_layer, columns_as_input)
         _quantize_activations_per_row(per_row)
         model = _choose_body(model, per_row)
+        _project_logits_once(model)
     if token_table is not None:
         (table,) = [tensor for tensor in model.graph.initializer if tensor.name == f"{EMBEDDING_T}_quantized"]
         partial = token_table.with_name(token_table.name + ".partial")
@@ -128,8 +129,8 @@ def _choose_body(per_call: onnx.ModelProto, per_row: onnx.ModelProto) -> onnx.Mo
     which compute exactly what a row of ``per_row`` does, and the prefix pass (from an empty cache), which so
     stays the same with or without drafts. The branches read the outer graph's initializers, and an
     initializer of ``per_row`` with the contents of one of ``per_call`` (every weight) is stored once. ONNX
-    Runtime still prepacks the INT8 weights once per branch: measured with tiny.en, the step session holds 98
-    instead of 65 MB; without prepacking a step takes three times as long."""
+    Runtime still prepacks the INT8 weights once per branch (without prepacking a step takes three times as long),
+    so the largest, the logits projection's, is taken out of both (_project_logits_once)."""
     graph = per_call.graph
     outer = {tensor.name for tensor in graph.input}
     by_contents = {_contents(tensor): tensor.name for tensor in graph.initializer}
@@ -195,6 +196,57 @@ def _choose_body(per_call: onnx.ModelProto, per_row: onnx.ModelProto) -> onnx.Mo
     per_call.opset_import.extend(domains.values())
     per_call.metadata_props.add(key=mf.ROWS_INDEPENDENT, value="1")
     return per_call
+
+
+def _project_logits_once(model: onnx.ModelProto) -> None:
+    """Both bodies of _choose_body end in the logits projection, and ONNX Runtime prepacks its INT8 weights once
+    per body (tiny.en: 20 MB each). Project once, after the If: the bodies yield the final layer norm's output, and
+    the per-row body's projection moves out of it, its activation range taken per row for a draft pass and over
+    the whole call otherwise (Where on the If's condition; max and min are exact, so over all rows they are those
+    of the fused DynamicQuantizeMatMul the plain body had). Its arithmetic is the per-row body's, which computes a
+    one-token step's logits bit for bit, so every call's logits stay what they were."""
+    graph = model.graph
+    choice = next(node for node in graph.node if node.op_type == "If")
+    per_call_flag = choice.input[0]
+    branches = {attribute.name: attribute.g for attribute in choice.attribute}
+    normed = "decoder/normed"
+    tails = {}
+    for name, body in branches.items():
+        produced_by = {output: node for node in body.node for output in node.output}
+        tail, pending = [], [body.output[0].name]
+        while pending:  # the nodes between the final layer norm and the logits
+            node = produced_by.get(pending.pop())
+            if node is not None and node.op_type != "LayerNormalization" and node not in tail:
+                tail.append(node)
+                pending += node.input
+        (body_normed,) = {value for node in tail for value in node.input
+                          if value in produced_by and produced_by[value].op_type == "LayerNormalization"}
+        layer_norm = produced_by[body_normed]
+        kept = [node for node in body.node if node not in tail]
+        tails[name] = [node for node in body.node if node in tail]  # in graph order
+        body.ClearField("node")
+        body.node.extend(kept)
+        d_model = next(t.dims[0] for t in graph.initializer if t.name == layer_norm.input[1])
+        tails[name, "logits"] = body.output[0].name
+        body.output[0].CopyFrom(helper.make_tensor_value_info(
+            layer_norm.output[0], TensorProto.FLOAT, [1, "decoder_sequence_length", d_model]))
+        tails[name, "normed"] = layer_norm.output[0]
+    choice.output[0] = normed
+    projection = []
+    for node in tails["else_branch"]:
+        node.input[:] = [normed if value == tails["else_branch", "normed"] else value for value in node.input]
+        node.output[:] = [mf.LOGITS if value == tails["else_branch", "logits"] else value for value in node.output]
+        if node.op_type in ("ReduceMax", "ReduceMin"):  # per row [1, S, 1]; over the call when not a draft pass
+            per_row, over_call = node.output[0], node.output[0] + "/over_call"
+            node.output[0] = per_row + "/per_row"
+            projection += [node,
+                           helper.make_node(node.op_type, [per_row + "/per_row"], [over_call + "/rows"],
+                                            over_call + "/" + node.op_type, axes=[1]),
+                           helper.make_node("Where", [per_call_flag, over_call + "/rows", per_row + "/per_row"],
+                                            [per_row], per_row + "/Where")]
+            continue
+        projection.append(node)
+    graph.node.extend(projection)
 
 
 def _contents(tensor: onnx.TensorProto) -> tuple:
