@@ -3,6 +3,7 @@ stepped by decoding.greedy_decode."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -95,6 +96,38 @@ class OnnxEncoder:
         return self._session.run(None, {self._input_name: features})[0]
 
 
+class TokenTable:
+    """The INT8 step decoder's token embedding (token_table_int8.npy, [V, d] uint8), read from the file a row per
+    token: ONNX Runtime kept the whole table resident beside its prepacked copies (export/writer.quantize_decoder),
+    and a memory map of it did not do much better (the kernel maps the neighbours of every page touched: 8.5 MB
+    resident after one 24 s utterance). A row is d bytes; reading one costs microseconds against a step's
+    milliseconds, and the file stays in the page cache, which the kernel can reclaim."""
+
+    def __init__(self, path: Path):
+        try:
+            self._file = open(path, "rb", buffering=0)
+        except FileNotFoundError:
+            raise HailoWhisperError(f"model file not found: {path} (the token table of {DECODER_WITH_PAST})") from None
+        try:
+            version = np.lib.format.read_magic(self._file)
+            shape, _, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)(self._file)
+        except ValueError as error:
+            raise HailoWhisperError(f"cannot read the token table {path}: {error}") from error
+        if len(shape) != 2 or dtype != np.uint8 or self._file.tell() + shape[0] * shape[1] != path.stat().st_size:
+            raise HailoWhisperError(f"{path} holds {dtype} {shape} in {path.stat().st_size} bytes, expected a "
+                                    "complete uint8 [tokens, dimensions] table")
+        self._start, (self.tokens, self.width) = self._file.tell(), shape
+
+    def columns(self, ids: Sequence[int]) -> np.ndarray:
+        """The rows of ``ids`` as the step graph's token_columns [d, 1, S]."""
+        rows = b"".join(os.pread(self._file.fileno(), self.width, self._start + int(token) * self.width)
+                        for token in ids)
+        if len(rows) != len(ids) * self.width:  # pread past the end returns less
+            raise HailoWhisperError(f"token ids {list(ids)} are not all below the table's {self.tokens}")
+        return np.frombuffer(rows, dtype=np.uint8).reshape(len(ids), self.width).T[:, np.newaxis].copy()
+
+
 class OnnxKvDecoder:
     """decoder_with_past_model.onnx runs one token per step against a KV cache, so the work per token stays (nearly)
     constant. The cache is a dict keyed by its input names (past_key_values.{i}.{kind}.{key|value}): the
@@ -160,9 +193,7 @@ class OnnxKvDecoder:
         if missing:
             raise HailoWhisperError(f"{start_path} lacks outputs {sorted(missing)}")
         self.start_file = start_path.name
-        self._token_table = (
-            self._map_token_table(decoder_dir / TOKEN_TABLE_INT8) if TOKEN_COLUMNS in step_inputs else None
-        )
+        self._token_table = TokenTable(decoder_dir / TOKEN_TABLE_INT8) if TOKEN_COLUMNS in step_inputs else None
 
         self._token = np.zeros((1, 1), dtype=np.int64)  # reused input_ids buffer of the one-token steps
         self._feeds: dict[str, np.ndarray] = {INPUT_IDS: self._token}
@@ -225,26 +256,11 @@ class OnnxKvDecoder:
             self._self_cache[name] = value
         return logits.numpy()[0]
 
-    @staticmethod
-    def _map_token_table(path: Path) -> np.ndarray:
-        """The INT8 step decoder's token embedding [V, d], memory-mapped: only the rows of the tokens decoded
-        become resident (d bytes each), where the whole table in ONNX Runtime stayed resident beside its prepacked
-        copies (export/writer.quantize_decoder)."""
-        if not path.is_file():
-            raise HailoWhisperError(f"model file not found: {path} (the token table of {DECODER_WITH_PAST} there)")
-        try:
-            table = np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as error:
-            raise HailoWhisperError(f"cannot load the token table {path}: {error}") from error
-        if table.ndim != 2 or table.dtype != np.uint8:
-            raise HailoWhisperError(f"{path} holds {table.dtype} {table.shape}, expected uint8 [tokens, dimensions]")
-        return table
-
     def _token_feeds(self, ids: np.ndarray) -> dict[str, np.ndarray]:
         """input_ids [1, S] and, for a step decoder that takes them, their token_columns [d, 1, S]."""
         if self._token_table is None:
             return {INPUT_IDS: ids}
-        return {INPUT_IDS: ids, TOKEN_COLUMNS: np.ascontiguousarray(self._token_table[ids[0]].T[:, np.newaxis])}
+        return {INPUT_IDS: ids, TOKEN_COLUMNS: self._token_table.columns(ids[0])}
 
     def _bind_feeds(self) -> None:
         """Bind the utterance's inputs (the caches of the prefix pass) and the step's outputs."""
