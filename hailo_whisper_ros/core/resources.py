@@ -49,7 +49,8 @@ LARGE_BLOCK_BYTES = 1 << 20
 
 def map_large_blocks_separately(threshold_bytes: int = LARGE_BLOCK_BYTES) -> str | None:
     """Fix glibc's mmap threshold for the rest of the process: freed activations then leave the resident set instead
-    of staying on the heap. Measured with `bench --targets 6` on the composed process: peak RSS ~30 MB lower.
+    of staying on the heap. Measured with `bench --targets 6` on the composed process (2-core Xeon, alternating
+    runs): peak RSS 288 / 273 instead of 309 / 282 MB, 25 MB less at the end.
     Returns None when set, or why it could not be (not glibc, or glibc refused)."""
     import ctypes
 

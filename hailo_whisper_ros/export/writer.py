@@ -51,8 +51,8 @@ def quantize_decoder(source: Path, target: Path, n_text_layer: int, row_by_row_s
     embedding is written there token by token and the graph takes its looked-up columns as the input
     token_columns: ONNX Runtime drops an initializer that only prepacking kernels read, so the logits MatMuls' INT8
     weights are then held only prepacked, while a lookup inside the graph kept the table a further time (measured
-    with tiny.en: the step session 87.6 -> 68.5 MB). The runtime maps the file and reads only the decoded tokens'
-    rows (core/backends/onnx.OnnxKvDecoder); the same bytes reach the same Cast, so the logits are unchanged.
+    with tiny.en: the step session 87.6 -> 68.5 MB). The runtime reads the decoded tokens' rows from the file
+    (core/backends/onnx.TokenTable); the same bytes reach the same Cast, so the logits are unchanged.
 
     Measured on the 61 speech_dev clips with tiny.en (greedy transcripts identical to FP32): QInt8 per tensor
     54, QInt8 per channel 51, QUInt8 per channel 56 (u8 x u8 does not saturate in AVX2's int16 sums), 58 with the
@@ -210,7 +210,7 @@ def _project_logits_once(model: onnx.ModelProto) -> None:
     per_call_flag = choice.input[0]
     branches = {attribute.name: attribute.g for attribute in choice.attribute}
     normed = "decoder/normed"
-    tails = {}
+    cut_off = {}  # branch -> (its projection's nodes in graph order, its logits' name, its layer norm's output)
     for name, body in branches.items():
         produced_by = {output: node for node in body.node for output in node.output}
         tail, pending = [], [body.output[0].name]
@@ -221,21 +221,19 @@ def _project_logits_once(model: onnx.ModelProto) -> None:
                 pending += node.input
         (body_normed,) = {value for node in tail for value in node.input
                           if value in produced_by and produced_by[value].op_type == "LayerNormalization"}
-        layer_norm = produced_by[body_normed]
+        d_model = next(t.dims[0] for t in graph.initializer if t.name == produced_by[body_normed].input[1])
+        cut_off[name] = [node for node in body.node if node in tail], body.output[0].name, body_normed
         kept = [node for node in body.node if node not in tail]
-        tails[name] = [node for node in body.node if node in tail]  # in graph order
         body.ClearField("node")
         body.node.extend(kept)
-        d_model = next(t.dims[0] for t in graph.initializer if t.name == layer_norm.input[1])
-        tails[name, "logits"] = body.output[0].name
         body.output[0].CopyFrom(helper.make_tensor_value_info(
-            layer_norm.output[0], TensorProto.FLOAT, [1, "decoder_sequence_length", d_model]))
-        tails[name, "normed"] = layer_norm.output[0]
+            body_normed, TensorProto.FLOAT, [1, "decoder_sequence_length", d_model]))
     choice.output[0] = normed
+    per_row_projection, per_row_logits, per_row_normed = cut_off["else_branch"]
     projection = []
-    for node in tails["else_branch"]:
-        node.input[:] = [normed if value == tails["else_branch", "normed"] else value for value in node.input]
-        node.output[:] = [mf.LOGITS if value == tails["else_branch", "logits"] else value for value in node.output]
+    for node in per_row_projection:
+        node.input[:] = [normed if value == per_row_normed else value for value in node.input]
+        node.output[:] = [mf.LOGITS if value == per_row_logits else value for value in node.output]
         if node.op_type in ("ReduceMax", "ReduceMin"):  # per row [1, S, 1]; over the call when not a draft pass
             per_row, over_call = node.output[0], node.output[0] + "/over_call"
             node.output[0] = per_row + "/per_row"
