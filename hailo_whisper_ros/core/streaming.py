@@ -312,8 +312,9 @@ class UtteranceTranscriber(QueuedTranscriber):
     """Transcribes utterances that a Segmenter cut elsewhere (the ROS audio_subscriber node), given as its events
     with the segmenter's stream positions and the sender's utterance ids, which the TranscriptEvents keep.
 
-    The speech span of a TranscriptEvent is its whole audio here (the VAD is not at hand). A final's latency counts
-    from the arrival of the utterance's end. An utterance that lost audio to the queue limit ends at the gap with
+    The speech span of a TranscriptEvent is its whole audio here (the VAD is not at hand), except that a final's
+    ends where its SpeechEnded says speech was last heard: the final's listener latency counts from that sample's
+    arrival, as StreamingTranscriber's does and as someone waiting for it measures. An utterance that lost audio to the queue limit ends at the gap with
     the audio it has; its audio after the gap, and audio of an utterance whose start was never seen (dropped by
     reset()), are dropped too, and counted. Threads as for StreamingTranscriber (``submit`` for ``feed``).
     """
@@ -324,7 +325,8 @@ class UtteranceTranscriber(QueuedTranscriber):
         decoding: DecodingOptions = DecodingOptions(),
         streaming: StreamingOptions = StreamingOptions(),
     ):
-        super().__init__(recognizer, decoding, streaming, lambda start, end: (start, end))
+        super().__init__(recognizer, decoding, streaming, self._speech_span)
+        self._ending_speech_end: int | None = None  # speech_end of the SpeechEnded being handled
         self._submitted = 0
         self._worker_generation = 0
         self._last_audio_at = 0.0  # when the open utterance's latest audio was submitted
@@ -414,7 +416,15 @@ class UtteranceTranscriber(QueuedTranscriber):
             if is_open and event.end == utterance.end and self._queued == 0:
                 self._append(recognition.decode_if_due(self._queued, in_pause=True), events)
         elif is_open:
-            self._append(recognition.finish(submitted.submitted_at), events)
+            self._ending_speech_end = event.speech_end
+            try:
+                self._append(recognition.finish(submitted.submitted_at), events)
+            finally:
+                self._ending_speech_end = None
+
+    def _speech_span(self, start: int, end: int) -> tuple[int, int]:
+        speech_end = self._ending_speech_end
+        return (start, speech_end) if speech_end is not None and start < speech_end <= end else (start, end)
 
     def _item_samples(self, item: _SubmittedEvent) -> int:
         return len(item.event.audio) if isinstance(item.event, SpeechAudio) else 0

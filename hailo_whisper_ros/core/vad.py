@@ -154,11 +154,15 @@ class SpeechAudio:
 
 @dataclass(frozen=True)
 class SpeechEnded:
-    """The utterance [start, end) ended; ``forced`` when cut at max_speech_s (more speech may follow at ``end``)."""
+    """The utterance [start, end) ended; ``forced`` when cut at max_speech_s (more speech may follow at ``end``).
+    ``speech_end``: after the last window at or above the VAD's threshold (the trailing pad excluded; where
+    StreamingTranscriber's speech span ends too), from where a listener waits for the final; None when not known
+    (then ``end``)."""
 
     start: int
     end: int
     forced: bool
+    speech_end: int | None = None
 
 
 SegmenterEvent = SpeechStarted | SpeechAudio | SpeechEnded
@@ -201,6 +205,7 @@ class Segmenter:
         self._start = 0  # utterance start, pads included
         self._onset = 0  # first speech window of the utterance
         self._speech_end = 0  # end of its last window at or above the silence threshold
+        self._heard_until = 0  # end of its last window at or above the threshold: where speech was last heard
         self._silence_start: int | None = None  # start of the pause in progress
         self._released = 0  # utterance audio sent up to here
         self._recent: deque[tuple[int, float, float]] = deque()  # (window start, probability, energy)
@@ -273,6 +278,7 @@ class Segmenter:
             self._recent.popleft()
         if probability >= options.threshold:
             self._silence_start = None
+            self._heard_until = window_end
         elif probability < options.silence_threshold and self._silence_start is None:
             self._silence_start = window_start
         if self._silence_start is None:
@@ -319,7 +325,7 @@ class Segmenter:
         """Close the utterance at ``end`` (or at the audio already sent, if options changed since); returns the end."""
         end = max(end, self._released)
         self._release(events, up_to=end)
-        events.append(SpeechEnded(self._start, end, forced))
+        events.append(SpeechEnded(self._start, end, forced, min(self._heard_until, end)))
         self._in_utterance = False
         self._last_end = end
         return end

@@ -100,6 +100,7 @@ def to_message(utterance_id: int, event: SegmenterEvent | SpeechPaused, stamp: T
         message.event = Speech.PAUSE
     else:
         message.event, message.forced = Speech.END, event.forced
+        message.speech_end = (event.end if event.speech_end is None else event.speech_end) + offset
     return message
 
 
@@ -116,7 +117,8 @@ def from_message(message: Speech, utterance_starts: dict[int, int]) -> Utterance
         return UtteranceEvent(utterance_id, SpeechPaused(position), stamp)
     if message.event == Speech.END:
         start = utterance_starts.pop(utterance_id, position)
-        return UtteranceEvent(utterance_id, SpeechEnded(start, position, message.forced), stamp)
+        speech_end = message.speech_end if start < message.speech_end <= position else None  # 0: a sender without it
+        return UtteranceEvent(utterance_id, SpeechEnded(start, position, message.forced, speech_end), stamp)
     raise ValueError(f"not a speech segmenter event: event {message.event} of utterance {utterance_id}")
 
 

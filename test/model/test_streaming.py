@@ -366,6 +366,10 @@ def test_utterances_cut_elsewhere_are_transcribed_as_the_stream_is(recognizer, r
         events += transcriber.process_pending()
     finals = [e for e in events if e.kind == FINAL]
     assert [(f.utterance_id, f.text, f.start_sample, f.end_sample) for f in finals] == final_summary(streamed)
+    # Where speech was last heard comes with each end, so a final's wait counts from the same sample as in-process
+    assert [f.speech_end_sample for f in finals] == [f.speech_end_sample for f in streamed.finals]
+    assert all(f.speech_end_sample <= f.end_sample for f in finals)
+    assert any(f.speech_end_sample < f.end_sample for f in finals)  # a trailing pad is not speech
     stats = transcriber.stats()
     assert stats.utterances == len(finals) and stats.errors == 0 and stats.audio_dropped_s == 0
     utterance_audio = sum(f.end_sample - f.start_sample for f in finals)

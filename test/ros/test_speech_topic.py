@@ -17,7 +17,7 @@ from hailo_whisper_ros.ros.topics import from_message, nanoseconds_of, stamp_of,
 
 def test_every_kind_of_speech_message_round_trips_with_its_stamp():
     audio = np.linspace(-1, 1, 480, dtype=np.float32)
-    events = [SpeechStarted(1600), SpeechAudio(1600, audio), SpeechPaused(2080), SpeechEnded(1600, 2080, True)]
+    events = [SpeechStarted(1600), SpeechAudio(1600, audio), SpeechPaused(2080), SpeechEnded(1600, 2080, True, 1900)]
     starts = {}
     stamp = stamp_of(1_700_000_000_123_456_789)
     decoded = [from_message(to_message(7, event, stamp), starts) for event in events]
@@ -31,8 +31,15 @@ def test_every_kind_of_speech_message_round_trips_with_its_stamp():
 def test_an_offset_moves_every_position_of_a_restarted_segmenter():
     starts = {}
     decoded = [from_message(to_message(2, event, offset=16000), starts)
-               for event in (SpeechStarted(100), SpeechEnded(100, 900, False))]
-    assert decoded[0].event == SpeechStarted(16100) and decoded[1].event == SpeechEnded(16100, 16900, False)
+               for event in (SpeechStarted(100), SpeechEnded(100, 900, False, 700))]
+    assert decoded[0].event == SpeechStarted(16100) and decoded[1].event == SpeechEnded(16100, 16900, False, 16700)
+
+
+def test_an_end_without_its_speech_end_is_taken_as_ending_where_the_utterance_does():
+    """A sender that leaves speech_end unset (0) or outside the utterance: the final's wait counts from its end."""
+    for speech_end in (0, 50, 901):
+        message = Speech(event=Speech.END, utterance_id=4, sample=900, speech_end=speech_end)
+        assert from_message(message, {4: 100}).event == SpeechEnded(100, 900, False, None)
 
 
 @pytest.mark.parametrize("event", [4, 255])
