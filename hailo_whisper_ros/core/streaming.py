@@ -314,9 +314,10 @@ class UtteranceTranscriber(QueuedTranscriber):
 
     The speech span of a TranscriptEvent is its whole audio here (the VAD is not at hand), except that a final's
     ends where its SpeechEnded says speech was last heard: the final's listener latency counts from that sample's
-    arrival, as StreamingTranscriber's does and as someone waiting for it measures. An utterance that lost audio to the queue limit ends at the gap with
-    the audio it has; its audio after the gap, and audio of an utterance whose start was never seen (dropped by
-    reset()), are dropped too, and counted. Threads as for StreamingTranscriber (``submit`` for ``feed``).
+    arrival, as StreamingTranscriber's does and as someone waiting for it measures. An utterance that lost audio
+    to the queue limit ends at the gap with the audio it has; its audio after the gap, and audio of an utterance
+    whose start was never seen (dropped by reset()), are dropped too, and counted. Threads as for
+    StreamingTranscriber (``submit`` for ``feed``).
     """
 
     def __init__(

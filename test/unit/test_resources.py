@@ -33,6 +33,7 @@ def _resident_growth_mb(policy: str) -> float:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
 def test_a_freed_large_block_leaves_the_resident_set_with_the_threshold_fixed():
     dynamic, fixed = _resident_growth_mb("dynamic"), _resident_growth_mb("fixed")
-    print(f"\nresident after freeing an 8 MB block a second time: glibc's default +{dynamic:.1f} MB, fixed +{fixed:.1f} MB")
+    print(f"\nresident after freeing an 8 MB block a second time: glibc's default +{dynamic:.1f} MB, "
+          f"fixed +{fixed:.1f} MB")
     assert dynamic > 6  # what the fix is for: glibc's default keeps it
     assert fixed < 1
