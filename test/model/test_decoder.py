@@ -261,7 +261,9 @@ def test_a_pass_over_several_tokens_gives_the_logits_of_one_token_steps(recogniz
     decoder.start(states, prefix, options.pad_encoder_output_to)
     in_one_pass = decoder.extend(tokens[len(prefix):-1])
     differences = np.abs(np.stack(stepped[1:]) - in_one_pass).max(axis=1)
-    assert not differences.any(), f"rows {np.flatnonzero(differences) + len(prefix) + 1} differ, by up to {differences.max()}"
+    assert not differences.any(), (
+        f"rows {np.flatnonzero(differences) + len(prefix) + 1} differ, by up to {differences.max()}"
+    )
 
 
 def test_kv_cache_steps_give_the_logits_of_a_full_sequence_pass(model_dir, info):

@@ -225,4 +225,6 @@ def test_onnx_encoder_takes_the_four_d_layout_of_the_hailo_export(model_dir, tmp
     mel = LogMelExtractor().log_mel(sample_audio("jfk/jfk.flac")[: 9 * SAMPLE_RATE], n_frames=1000)
     four_d = OnnxEncoder(tmp_path / "encoder_10s_hailo.onnx", threads=2)
     assert (four_d.window_frames, four_d.output_positions) == (1000, 500)
-    np.testing.assert_allclose(four_d.encode(mel), OnnxEncoder(model_dir / "encoder_10s.onnx", threads=2).encode(mel), atol=1e-5)
+    np.testing.assert_allclose(
+        four_d.encode(mel), OnnxEncoder(model_dir / "encoder_10s.onnx", threads=2).encode(mel), atol=1e-5
+    )

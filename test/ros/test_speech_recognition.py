@@ -15,8 +15,8 @@ from ros_harness import Listener, wav_source
 
 from hailo_whisper_ros.core.audio import resample
 from hailo_whisper_ros.core.text import normalise
-from hailo_whisper_ros.evaluation.vocabulary import load_vocabulary_set
 from hailo_whisper_ros.evaluation.scoring import word_errors
+from hailo_whisper_ros.evaluation.vocabulary import load_vocabulary_set
 from hailo_whisper_ros.ros import diagnostics
 
 # Real read speech of several speakers, about 220 reference words, so that one word is under half a WER point.

@@ -3,8 +3,8 @@
 still on `transcript`, and the counts on /diagnostics.
 
 The composed speech_recognition process (config/speech_recognition.yaml) hears a real clip (jfk: "And so, my fellow
-Americans ..."; "and so" is the phrase); the transcript_publisher executable on its own is fed Transcript results by this test, as the recognizer
-publishes them, for the refusals and the partials.
+Americans ..."; "and so" is the phrase); the transcript_publisher executable on its own is fed Transcript results by
+this test, as the recognizer publishes them, for the refusals and the partials.
 """
 
 from __future__ import annotations
