@@ -146,8 +146,8 @@ def test_encoders_match_ctranslate2(exported, tiny_source, speech_samples):
 def test_int8_encoder_stays_close_to_fp32_on_speech(exported, speech_samples):
     """The INT8 MatMuls' error relative to the FP32 states: 5 % RMS on jfk (max abs 1.2 of 11); transcripts are
     test_greedy_transcripts_match_faster_whisper's check."""
-    from hailo_whisper_ros.core.backends.onnx import OnnxEncoder
     from hailo_whisper_ros.core.audio import load_audio
+    from hailo_whisper_ros.core.backends.onnx import OnnxEncoder
     from hailo_whisper_ros.core.features import LogMelExtractor
 
     mel = LogMelExtractor().log_mel(load_audio(speech_samples / "jfk" / "jfk.flac"), n_frames=1000)

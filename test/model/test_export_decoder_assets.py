@@ -1,5 +1,5 @@
-"""`export --hailo_decoder_assets` writes the decoder HEF's token embedding from the exported decoder, in Hailo's assets layout, and
-the HEF decoder reads it: the rows are the embeddings the ONNX decoder looks up itself."""
+"""`export --hailo_decoder_assets` writes the decoder HEF's token embedding from the exported decoder, in Hailo's
+assets layout, and the HEF decoder reads it: the rows are the embeddings the ONNX decoder looks up itself."""
 
 import numpy as np
 import onnx

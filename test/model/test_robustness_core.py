@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from hailo_whisper_ros.cli.main import main as cli_main
 from hailo_whisper_ros.core.audio_input import AudioFrontEnd
-from hailo_whisper_ros.evaluation.soak import FinalSpan, SoakClip, SoakInput, account, run_soak
 from hailo_whisper_ros.core.transcripts import StreamingOptions
+from hailo_whisper_ros.evaluation.soak import FinalSpan, SoakClip, SoakInput, account, run_soak
 
 # Rates a driver may declare: the usual ones, any multiple of 50 Hz (bounded so that a filter design stays cheap; an
 # arbitrary prime rate costs a second), and invalid ones.

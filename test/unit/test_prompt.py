@@ -5,9 +5,15 @@ import math
 
 import pytest
 
-from hailo_whisper_ros.core.decoding import STOP_EOT, GUARD_REPETITION, check_initial_prompt, max_prompt_tokens, prompted_prefix
+from hailo_whisper_ros.core.decoding import (
+    GUARD_REPETITION,
+    STOP_EOT,
+    check_initial_prompt,
+    max_prompt_tokens,
+    prompted_prefix,
+)
 from hailo_whisper_ros.core.errors import HailoWhisperError
-from hailo_whisper_ros.core.recognizer import Segment, TranscriptionResult, Timings
+from hailo_whisper_ros.core.recognizer import Segment, Timings, TranscriptionResult
 from hailo_whisper_ros.evaluation.vocabulary import rare_word_errors
 
 SOT, SOT_PREV, NO_TIMESTAMPS = 50257, 50360, 50362
