@@ -1,11 +1,12 @@
 """Engines that turn speech clips into text, timed: our recognizer (any encoder/decoder set-up), and faster-whisper
-and whisper.cpp (through pywhispercpp, on the ggml file of `export --ggml`) as the baselines, how to build each (picklable specs, so a memory-measuring child process can build them too), and the
-runs of one or several engines over clips.
+and whisper.cpp (through pywhispercpp, on the ggml file of `export --ggml`) as the baselines, how to build each
+(picklable specs, so a memory-measuring child process can build them too), and the runs of one or several engines
+over clips.
 
 Shared by the ``pipeline``, ``compare`` and ``bench`` commands, so that every figure they print is computed one
 way. Each clip's ``total_ms`` is the wall time of the engine's whole transcription call (features + encoder +
 decoder for ours; ``model.transcribe`` plus reading its segments for faster-whisper). Scores: evaluation.scoring;
-statistics: evaluation.stats; memory: evaluation.memory.
+what a run is and its statistics: evaluation.stats; memory: evaluation.memory.
 """
 
 from __future__ import annotations
@@ -25,17 +26,7 @@ from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.recognizer import Recognizer
 from hailo_whisper_ros.evaluation.datasets import Clip
 from hailo_whisper_ros.evaluation.scoring import character_errors, normalise, word_errors
-from hailo_whisper_ros.evaluation.stats import ClipRun
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One transcription of one clip. Encoder/decoder times are None when the engine does not report them."""
-
-    hypothesis: str
-    encoder_ms: float | None
-    decoder_ms: float | None
-    total_ms: float
+from hailo_whisper_ros.evaluation.stats import ClipRun, Measurement
 
 
 class Engine(Protocol):
@@ -217,7 +208,9 @@ def run_clip(engine: Engine, clip: Clip, audio: np.ndarray) -> ClipRun:
     )
 
 
-def run_interleaved(engines: Sequence[Engine], clips: Sequence[Clip], audio: Sequence[np.ndarray]) -> list[list[ClipRun]]:
+def run_interleaved(
+    engines: Sequence[Engine], clips: Sequence[Clip], audio: Sequence[np.ndarray]
+) -> list[list[ClipRun]]:
     """Every engine on every clip, clip by clip, the engine order rotating by one each clip, so that machine noise
     and whatever one engine leaves in the caches hit all of them alike. Each engine is first warmed up on the first
     clip, untimed. Returns the runs of each engine, in the engines' order."""

@@ -1,5 +1,6 @@
-"""The figures of an engine's runs over a list of clips: each clip's run with its scores, timing statistics and the
-summary the ``pipeline``, ``compare`` and ``bench`` commands print and write.
+"""The figures of an engine's runs over a list of clips: each clip's run (its measured transcription and scores),
+timing statistics and the summary the ``pipeline``, ``compare`` and ``bench`` commands print and write. The engines
+that make the runs are in evaluation.engines, which imports this module, not the other way round.
 
 A clip whose normalised reference is empty is non-speech: it is correct when the transcript is empty too and a
 hallucination otherwise, and it is left out of WER and CER (which have no denominator for it).
@@ -8,17 +9,24 @@ hallucination otherwise, and it is left out of WER and CER (which have no denomi
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from hailo_whisper_ros.evaluation.datasets import Clip
 from hailo_whisper_ros.evaluation.scoring import CharacterErrors, WordErrors, character_errors, normalise, word_errors
 
-if TYPE_CHECKING:
-    from hailo_whisper_ros.evaluation.engines import Measurement
-
 NORMALISATION = "lower case, punctuation removed, whitespace folded"  # what core.text.normalise does, for reports
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One transcription of one clip. Encoder/decoder times are None when the engine does not report them."""
+
+    hypothesis: str
+    encoder_ms: float | None
+    decoder_ms: float | None
+    total_ms: float
 
 
 @dataclass(frozen=True)
@@ -27,7 +35,7 @@ class ClipRun:
 
     clip: Clip
     duration_s: float
-    measurement: "Measurement"
+    measurement: Measurement
     wer: float | None
     cer: float | None
 
