@@ -304,7 +304,8 @@ def _markdown(report: dict) -> str:
         f"process held {_span(bases)} MB before creating the engine).",
         f"Machine: {machine['cpu']}, {machine['cpu_count']} cores, {machine['threads']} threads per engine; "
         f"{versions}; Python {machine['python']}; {machine['date']}; load average {machine['load_average_1min']:.2f} "
-        f"at the start, {machine['load_average_1min_end']:.2f} at the end; compare wall time {report['wall_time_s']:.0f} s.",
+        f"at the start, {machine['load_average_1min_end']:.2f} at the end; "
+        f"compare wall time {report['wall_time_s']:.0f} s.",
     ]
     if any_non_speech:
         counts = ", ".join(f"{c['key']} {c['summary']['hallucinations']}" for c in report["configurations"])
@@ -315,7 +316,8 @@ def _markdown(report: dict) -> str:
     if default is not None:
         notes.append(_offline_targets(default, report["configurations"]))
     if report["skipped"]:
-        notes.append("Not run here: " + "; ".join(f"`{key}` ({reason})" for key, reason in report["skipped"].items()) + ".")
+        skipped = "; ".join(f"`{key}` ({reason})" for key, reason in report["skipped"].items())
+        notes.append(f"Not run here: {skipped}.")
     return "\n".join(rows) + "\n\n" + "\n".join(f"{i}. {note}" for i, note in enumerate(notes, start=1)) + "\n"
 
 

@@ -1,5 +1,5 @@
-"""`hailo-whisper`: one command, a subcommand per job (export, hef-info, pipeline, compare, variants, caption, bench, soak,
-bursts, shutdowns, demo, languages, long-form, vocabulary).
+"""`hailo-whisper`: one command, a subcommand per job (export, hef-info, pipeline, compare, variants, caption, bench,
+soak, bursts, shutdowns, demo, languages, long-form, vocabulary).
 
 Each subcommand lives in ``hailo_whisper_ros/cli/<name>.py`` with ``HELP``, ``add_arguments(parser)`` and
 ``run(args) -> int``; heavy imports happen inside ``run`` so ``--help`` stays fast.

@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(encoders, "encoder_hef_file", type=Path, metavar="HEF",
              help="encoder HEF on the Hailo NPU (10 s); falls back to the CPU 10 s ONNX encoder, saying why")
     add_flag(encoders, "encoder_onnx_file", type=Path, metavar="ONNX", help="10 s encoder ONNX on the CPU")
-    add_flag(encoders, "encoder_orig_onnx_file", type=Path, metavar="ONNX", help="original 30 s encoder ONNX on the CPU")
+    add_flag(encoders, "encoder_orig_onnx_file", type=Path, metavar="ONNX",
+             help="original 30 s encoder ONNX on the CPU")
     add_flag(encoders, "encoder_dynamic_onnx_file", type=Path, metavar="ONNX",
              help="dynamic-length encoder ONNX on the CPU (any clip length up to 30 s)")
     add_flag(model, "decoder_onnx_dir", type=Path, metavar="DIR",

@@ -83,7 +83,8 @@ class Figure:
         value = "n/a" if self.value is None else f"{self.value:.2f}"
         goal = f"{'>=' if target.higher_is_better else '<='} {target.goal:g}"
         verdict = {True: "met", False: "NOT met", None: "-"}[self.met]
-        return f"  {target.id:<3} {target.name:<54} {value:>9} {target.unit:<8} target {goal:<8} {verdict:<8} {self.note}"
+        return (f"  {target.id:<3} {target.name:<54} {value:>9} {target.unit:<8} target {goal:<8} {verdict:<8} "
+                f"{self.note}")
 
     def as_json(self) -> dict:
         target = self.target

@@ -1,5 +1,6 @@
 """The package's ROS executables run as real processes on this machine, and the one DDS client that talks to them:
-the demo, bench targets 1, 2 and 6, `soak --ros` and the ROS tests all start nodes and listen to them through this module.
+the demo, bench targets 1, 2 and 6, `soak --ros` and the ROS tests all start nodes and listen to them through this
+module.
 
 Topic names and QoS profiles come from ros.topics, status value names from ros.diagnostics, so that this client
 reads what the nodes write by the same contract.

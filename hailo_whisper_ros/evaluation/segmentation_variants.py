@@ -95,7 +95,8 @@ class VariantRuns:
     def as_json(self) -> dict:
         return {"setup": self.setup, "cut": self.cut.name, "clips": len(self.references), "loops": len(self.looped),
                 "looped_clips": self.looped, "guards": dict(self.loop_guards.fired),
-                "recovered": self.loop_guards.recovered, "unrecovered": self.loop_guards.unrecovered, "wer": self.wer, "median_decode_ms": round(self.median_decode_ms, 3)}
+                "recovered": self.loop_guards.recovered, "unrecovered": self.loop_guards.unrecovered,
+                "wer": self.wer, "median_decode_ms": round(self.median_decode_ms, 3)}
 
 
 def run_variants(

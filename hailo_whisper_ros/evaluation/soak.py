@@ -415,7 +415,8 @@ def format_report(report: SoakReport) -> str:
         + ("" if report.queue_limit_s is None else f" (limit {report.queue_limit_s:g})"),
         f"  utterances expected               {accounting.expected}",
         f"    transcribed                     {accounting.transcribed}",
-        f"    dropped (audio lost to queue)   {accounting.dropped} ({accounting.dropped_heard} still in a final with text)",
+        f"    dropped (audio lost to queue)   {accounting.dropped} "
+        f"({accounting.dropped_heard} still in a final with text)",
         f"    judged no speech                {accounting.no_speech}",
         f"    missing (unaccounted)           {len(accounting.missing)}",
         f"  finals with text outside speech   {len(accounting.stray_finals)}",

@@ -71,7 +71,8 @@ def ggml_tensors(weights: WhisperWeights) -> Iterator[tuple[str, np.ndarray]]:
 
     def block(name: str, canonical: str) -> Iterator[tuple[str, np.ndarray]]:
         yield from norm(f"{name}.attn_ln", f"{canonical}/self_attention/layer_norm")
-        yield from split([f"{name}.attn.{p}" for p in ("query", "key", "value")], f"{canonical}/self_attention/linear_0")
+        yield from split([f"{name}.attn.{p}" for p in ("query", "key", "value")],
+                         f"{canonical}/self_attention/linear_0")
         yield from linear(f"{name}.attn.out", f"{canonical}/self_attention/linear_1")
         yield from norm(f"{name}.mlp_ln", f"{canonical}/ffn/layer_norm")
         yield from linear(f"{name}.mlp.0", f"{canonical}/ffn/linear_0")

@@ -355,8 +355,8 @@ def hailo_encoder_difference(directory: Path, n_mels: int, threads: int = Recogn
 
 
 def expected_files(hailo: bool, ggml: bool = False) -> list[str]:
-    files = [mf.ENCODER_30S, mf.ENCODER_10S, mf.ENCODER_DYNAMIC, mf.ENCODER_DYNAMIC_INT8, mf.DECODER, mf.DECODER_WITH_PAST,
-             mf.DECODER_CROSS_KV, mf.TOKENIZER, mf.MODEL_INFO]
+    files = [mf.ENCODER_30S, mf.ENCODER_10S, mf.ENCODER_DYNAMIC, mf.ENCODER_DYNAMIC_INT8, mf.DECODER,
+             mf.DECODER_WITH_PAST, mf.DECODER_CROSS_KV, mf.TOKENIZER, mf.MODEL_INFO]
     files += [f"{mf.INT8_SUBDIR}/{name}"
               for name in (mf.DECODER, mf.DECODER_WITH_PAST, mf.TOKEN_TABLE_INT8, mf.TOKENIZER, mf.MODEL_INFO)]
     return files + ([mf.ENCODER_10S_HAILO] if hailo else []) + ([mf.GGML_MODEL] if ggml else [])
