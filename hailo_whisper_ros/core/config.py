@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hailo_whisper_ros.core.backends.hailort import HailoDeviceOptions
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.model_dir import INT8_SUBDIR
 from hailo_whisper_ros.core.options import Options, option
@@ -68,7 +67,3 @@ class RecognizerConfig(Options):
         if self.model_dir is None:
             raise HailoWhisperError("no model directory: set model_dir (the default one comes from export.store)")
         return self.model_dir / INT8_SUBDIR
-
-    @property
-    def hailo_device(self) -> HailoDeviceOptions:
-        return HailoDeviceOptions(self.hailo_multi_process_service, self.hailo_group_id or None, self.hailo_timeout_ms)

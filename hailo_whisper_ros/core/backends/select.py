@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Generic, TypeVar
 
 from hailo_whisper_ros.core.backends.base import DecoderSteps, Encoder
+from hailo_whisper_ros.core.backends.hailort import HailoDeviceOptions, HailoUnavailable
 from hailo_whisper_ros.core.backends.onnx import OnnxEncoder, OnnxKvDecoder
 from hailo_whisper_ros.core.config import RecognizerConfig
 from hailo_whisper_ros.core.errors import HailoWhisperError
@@ -41,7 +42,7 @@ def create_encoder(config: RecognizerConfig, info: ModelInfo) -> BackendChoice[E
     cpu_path = Path(config.model_dir) / ONNX_ENCODER_FILES[HEF_FALLBACK_KIND]
     return _hef_or_cpu(
         "encoder", config.encoder_file, config,
-        on_npu=lambda: HailoEncoder(config.encoder_file, info, config.hailo_device),
+        on_npu=lambda: HailoEncoder(config.encoder_file, info, hailo_device(config)),
         on_cpu=lambda: OnnxEncoder(cpu_path, config.threads), cpu_name=f"the CPU encoder {cpu_path}",
     )
 
@@ -56,7 +57,7 @@ def create_decoder(config: RecognizerConfig, info: ModelInfo, decoder_dir: Path)
         "decoder", config.decoder_hef_file, config,
         on_npu=lambda: HailoSequenceDecoder(
             config.decoder_hef_file, config.decoder_hef_token_embedding, config.decoder_hef_positional_embedding,
-            info, config.hailo_device,
+            info, hailo_device(config),
         ),
         on_cpu=lambda: OnnxKvDecoder(decoder_dir, info, config.threads), cpu_name=f"the CPU decoders in {decoder_dir}",
     )
@@ -68,8 +69,6 @@ def _hef_or_cpu(
     """The HEF on the NPU, or why it cannot run there and the CPU backend instead: the one fallback rule. A HEF
     that is missing or unreadable is a reason like any other (the launch file's default configuration names a HEF
     that a robot without the NPU does not have), told before HailoRT is asked, which would only say it is absent."""
-    from hailo_whisper_ros.core.backends.hailort import HailoUnavailable
-
     try:
         if (unreadable := unreadable_file_reason(Path(hef_path))) is not None:
             raise HailoUnavailable(unreadable)
@@ -82,6 +81,13 @@ def _hef_or_cpu(
     # and /diagnostics, pipeline's line), so a warning here would be a second line saying the same.
     logger.info("Hailo %s %s unusable (%s); using %s", part, hef_path, reason, cpu_name)
     return BackendChoice(on_cpu(), "onnx", reason)
+
+
+def hailo_device(config: RecognizerConfig) -> HailoDeviceOptions:
+    """How the HEFs of ``config`` reach the NPU (its model.hailo_* options)."""
+    return HailoDeviceOptions(
+        config.hailo_multi_process_service, config.hailo_group_id or None, config.hailo_timeout_ms
+    )
 
 
 def unreadable_file_reason(path: Path) -> str | None:
