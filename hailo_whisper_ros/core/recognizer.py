@@ -14,7 +14,6 @@ from typing import Sequence
 import numpy as np
 
 from hailo_whisper_ros.core.audio import QUIET_FRAME_SAMPLES, QUIET_HOP_SAMPLES, quietest_point, short_time_energy
-from hailo_whisper_ros.core.backends.hailo import calibration_gain
 from hailo_whisper_ros.core.backends.select import create_decoder, create_encoder
 from hailo_whisper_ros.core.config import RecognizerConfig
 from hailo_whisper_ros.core.constants import HOP_LENGTH, SAMPLE_RATE
@@ -283,9 +282,7 @@ class Recognizer:
         for begin, end in spans:
             prefix = self.prefix(options, context, detected.language if detected else "en")
             onset = begin + speech_onset(audio[begin:end], options.window_lead_trim_db)
-            speech = audio[onset:end]
-            if self.encoder_backend == "hailo":
-                speech = calibration_gain(speech)
+            speech = self.encoder.input_gain(audio[onset:end])
             decodes = []
             # A guard that fires is answered by one re-decode with the encoder's longest window, which recovered
             # every loop the guards stopped on the dev set under leading silence (decoding.loop_recovery).
@@ -390,7 +387,5 @@ class Recognizer:
     def close(self) -> None:
         """Release NPU resources (each HEF shuts down and gives back its share of the process's VDevice, which goes
         with the last); CPU sessions go with the object."""
-        if self.encoder_backend == "hailo":
-            self.encoder.close()
-        if self.decoder_backend == "hailo":
-            self.decoder.close()
+        self.encoder.close()
+        self.decoder.close()

@@ -16,8 +16,15 @@ class Encoder(Protocol):
     output_positions: int | None
     """Encoder positions of every call (window_frames / 2), or None for a dynamic encoder (frames / 2)."""
 
+    def input_gain(self, audio: np.ndarray) -> np.ndarray:
+        """The audio as this encoder was calibrated to hear it, before its features are computed (Hailo's encoder
+        HEFs: quiet recordings raised; ONNX: unchanged)."""
+
     def encode(self, mel: np.ndarray) -> np.ndarray:
         """log-mel [n_mels, frames] float32 -> hidden states [1, frames / 2, d_model] float32."""
+
+    def close(self) -> None:
+        """Give back the device's resources (a HEF's share of the NPU); nothing for CPU sessions."""
 
 
 class DecoderSteps(Protocol):
@@ -48,6 +55,9 @@ class DecoderSteps(Protocol):
     def rewind(self, positions: int) -> None:
         """Forget every token position from ``positions`` on (a rejected draft, see decoding.greedy_decode); the
         next step appends at ``positions``."""
+
+    def close(self) -> None:
+        """Give back the device's resources (a HEF's share of the NPU); nothing for CPU sessions."""
 
 
 def zero_pad(states: np.ndarray, positions: int) -> np.ndarray:

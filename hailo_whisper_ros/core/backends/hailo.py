@@ -66,6 +66,9 @@ class HailoEncoder:
             states = output.reshape(-1, self.output_positions).T
         return states[np.newaxis].copy()  # the binding's buffer is reused by the next call
 
+    def input_gain(self, audio: np.ndarray) -> np.ndarray:
+        return calibration_gain(audio)
+
     def close(self) -> None:
         self._hef.close()
 

@@ -95,6 +95,12 @@ class OnnxEncoder:
         features = mel.reshape(1, n_mels, 1, frames) if self._four_d else mel[np.newaxis]
         return self._session.run(None, {self._input_name: features})[0]
 
+    def input_gain(self, audio: np.ndarray) -> np.ndarray:
+        return audio
+
+    def close(self) -> None:
+        """The session goes with the object."""
+
 
 class TokenTable:
     """The INT8 step decoder's token embedding (token_table_int8.npy, [V, d] uint8), read from the file a row per
@@ -240,6 +246,9 @@ class OnnxKvDecoder:
 
     def extend(self, tokens: Sequence[int]) -> np.ndarray:
         return self._advance(np.asarray([tokens], dtype=np.int64))
+
+    def close(self) -> None:
+        """The sessions go with the object."""
 
     def _advance(self, ids: np.ndarray) -> np.ndarray:
         """Tokens ids [1, S] through the bound step graph, their logits [S, n_vocab]: the self-attention cache stays
