@@ -268,121 +268,153 @@ def run_soak(
         raise HailoWhisperError(f"speed must be a positive multiple of real time, not {speed!r}")
     if not 5 <= chunk_ms <= 10000:
         raise HailoWhisperError(f"chunk_ms must be in [5, 10000], not {chunk_ms}")
-    decoding = DecodingOptions()
-    transcriber = StreamingTranscriber(recognizer, decoding=decoding, streaming=streaming)
-    chunk_samples = chunk_ms * SAMPLE_RATE // 1000
-    queue_limit = int(round(streaming.max_queue_s * SAMPLE_RATE))
-    failures = Failures()
-    finals: list[FinalSpan] = []
-    token_limit = [0]  # finals whose decode ran into max_new_tokens: repetition loops, mostly
-    dropped_ranges: list[tuple[int, int]] = []
-    rss = {"start": resident_mb(), "middle": None, "end": None}
-    fed = [0]  # samples fed so far, read by the progress loop
-    fed_until: list[int] = []  # stream position after each feed ...
-    fed_at: list[float] = []  # ... and when that feed happened
-    feeding_done = threading.Event()
+    soak = InProcessSoak(recognizer, soak_input, speed, chunk_ms, streaming)
+    wall_s = soak.run(progress, progress_interval_s)
+    return soak.report(wall_s)
 
-    def feed() -> None:
+
+class InProcessSoak:
+    """One soak through a StreamingTranscriber in this process: the feeder thread (feed) pushes the input's chunks,
+    the worker thread (work) transcribes them, and both record what the report needs."""
+
+    def __init__(self, recognizer: Recognizer, soak_input: SoakInput, speed: float | None, chunk_ms: int,
+                 streaming: StreamingOptions):
+        self.soak_input = soak_input
+        self.speed = speed
+        self.streaming = streaming
+        self.decoding = DecodingOptions()
+        self.transcriber = StreamingTranscriber(recognizer, decoding=self.decoding, streaming=streaming)
+        self.chunk_samples = chunk_ms * SAMPLE_RATE // 1000
+        self.queue_limit = int(round(streaming.max_queue_s * SAMPLE_RATE))
+        self.failures = Failures()
+        self.finals: list[FinalSpan] = []
+        self.finals_at_token_limit = 0  # finals whose decode ran into max_new_tokens: repetition loops, mostly
+        self.dropped_ranges: list[tuple[int, int]] = []  # stream ranges [start, end) the queue dropped
+        self.rss: dict[str, float | None] = {"start": resident_mb(), "middle": None, "end": None}
+        self.fed = 0  # samples fed so far, read by the progress loop
+        self.fed_until: list[int] = []  # stream position after each feed ...
+        self.fed_at: list[float] = []  # ... and when that feed happened
+        self.feeding_done = threading.Event()
+
+    def run(self, progress: Callable[[float, object], None] | None, progress_interval_s: float) -> float:
+        """Feed and transcribe the whole input; returns the wall time it took."""
         started = time.perf_counter()
-        for start, audio in soak_input.chunks(chunk_samples):
-            try:
-                if speed is not None:
-                    due = started + (start + len(audio)) / SAMPLE_RATE / speed
-                    time.sleep(max(due - time.perf_counter(), 0.0))
-                else:
-                    while transcriber.stats().queue_depth_s > BACKPRESSURE_S:
-                        time.sleep(IDLE_WAIT_S)
-                dropped_before = transcriber.stats().audio_dropped_s
-                fed_at.append(time.perf_counter())  # before the audio is visible to the worker, fed_at first
-                fed_until.append(start + len(audio))
-                transcriber.feed(audio)
-                newly_dropped = int(round((transcriber.stats().audio_dropped_s - dropped_before) * SAMPLE_RATE))
-                if newly_dropped:
-                    # Only feed() drops here, and then the queue holds exactly its limit of the newest audio: what
-                    # went is the oldest audio just before that.
-                    end = start + len(audio) - queue_limit
-                    if dropped_ranges and dropped_ranges[-1][1] == end - newly_dropped:
-                        dropped_ranges[-1] = (dropped_ranges[-1][0], end)
-                    else:
-                        dropped_ranges.append((end - newly_dropped, end))
-            except Exception as error:  # a soak reports exceptions instead of stopping at the first
-                failures.record("feeder", error)
-            fed[0] = start + len(audio)
-            if rss["middle"] is None and fed[0] >= soak_input.total_samples // 2:
-                rss["middle"] = resident_mb()
-        feeding_done.set()
+        # Daemons: Ctrl-C in the waiting thread ends the command without waiting for the rest of the input.
+        feeder = threading.Thread(target=self.feed, name="soak-feeder", daemon=True)
+        worker = threading.Thread(target=self.work, name="soak-worker", daemon=True)
+        feeder.start()
+        worker.start()
+        next_progress = started + progress_interval_s
+        while worker.is_alive():
+            worker.join(timeout=0.5)
+            if progress is not None and time.perf_counter() >= next_progress:
+                next_progress += progress_interval_s
+                progress(self.fed / SAMPLE_RATE, self.transcriber.stats())
+        feeder.join()
+        wall_s = time.perf_counter() - started
+        self.rss["end"] = resident_mb()
+        return wall_s
 
-    def collect(events) -> None:
+    def feed(self) -> None:
+        """The feeder thread: every chunk of the input, paced by ``speed`` or by the worker."""
+        started = time.perf_counter()
+        for start, audio in self.soak_input.chunks(self.chunk_samples):
+            end = start + len(audio)
+            try:
+                self._wait_to_feed(started, end)
+                self._feed_chunk(start, audio)
+            except Exception as error:  # a soak reports exceptions instead of stopping at the first
+                self.failures.record("feeder", error)
+            self.fed = end
+            if self.rss["middle"] is None and end >= self.soak_input.total_samples // 2:
+                self.rss["middle"] = resident_mb()
+        self.feeding_done.set()
+
+    def _wait_to_feed(self, started: float, chunk_end: int) -> None:
+        """Until the chunk ending at ``chunk_end`` is due at ``speed``, or, as fast as possible, until the worker's
+        queue is down to BACKPRESSURE_S."""
+        if self.speed is not None:
+            due = started + chunk_end / SAMPLE_RATE / self.speed
+            time.sleep(max(due - time.perf_counter(), 0.0))
+        else:
+            while self.transcriber.stats().queue_depth_s > BACKPRESSURE_S:
+                time.sleep(IDLE_WAIT_S)
+
+    def _feed_chunk(self, start: int, audio: np.ndarray) -> None:
+        end = start + len(audio)
+        dropped_before = self.transcriber.stats().audio_dropped_s
+        self.fed_at.append(time.perf_counter())  # before the audio is visible to the worker, fed_at first
+        self.fed_until.append(end)
+        self.transcriber.feed(audio)
+        newly_dropped = int(round((self.transcriber.stats().audio_dropped_s - dropped_before) * SAMPLE_RATE))
+        if newly_dropped:
+            # Only feed() drops here, and then the queue holds exactly its limit of the newest audio: what went is
+            # the oldest audio just before that.
+            self._record_drop(end - self.queue_limit - newly_dropped, end - self.queue_limit)
+
+    def _record_drop(self, start: int, end: int) -> None:
+        """Adds [start, end) to the dropped ranges, extending the last one when it ends where this one starts."""
+        if self.dropped_ranges and self.dropped_ranges[-1][1] == start:
+            self.dropped_ranges[-1] = (self.dropped_ranges[-1][0], end)
+        else:
+            self.dropped_ranges.append((start, end))
+
+    def work(self) -> None:
+        """The worker thread: transcribe what is queued until the feeder is done, then flush."""
+        while True:
+            done = self.feeding_done.is_set()  # read before the last process_pending, so no audio is left behind
+            try:
+                events = self.transcriber.process_pending()
+                self._collect(events)
+            except Exception as error:
+                self.failures.record("worker", error)
+                events = []
+            if done:
+                break
+            if not events and self.transcriber.stats().queue_depth_s == 0:
+                time.sleep(IDLE_WAIT_S)
+        try:
+            self._collect(self.transcriber.flush())
+        except Exception as error:
+            self.failures.record("worker", error)
+
+    def _collect(self, events) -> None:
         now = time.perf_counter()
         for event in events:
             if event.kind == FINAL:
                 # A final's last sample came with the first feed reaching it.
-                feed = bisect.bisect_left(fed_until, event.end_sample)
-                delay = now - fed_at[feed] if feed < len(fed_at) else None
-                finals.append(FinalSpan(event.start_sample, event.end_sample, event.text, delay))
-                limit = decoding.max_new_tokens
-                token_limit[0] += any(len(segment.tokens) >= limit for segment in event.result.segments)
+                feed = bisect.bisect_left(self.fed_until, event.end_sample)
+                delay = now - self.fed_at[feed] if feed < len(self.fed_at) else None
+                self.finals.append(FinalSpan(event.start_sample, event.end_sample, event.text, delay))
+                limit = self.decoding.max_new_tokens
+                self.finals_at_token_limit += any(len(segment.tokens) >= limit for segment in event.result.segments)
 
-    def work() -> None:
-        while True:
-            done = feeding_done.is_set()  # read before the last process_pending, so no audio is left behind
-            try:
-                events = transcriber.process_pending()
-                collect(events)
-            except Exception as error:
-                failures.record("worker", error)
-                events = []
-            if done:
-                break
-            if not events and transcriber.stats().queue_depth_s == 0:
-                time.sleep(IDLE_WAIT_S)
-        try:
-            collect(transcriber.flush())
-        except Exception as error:
-            failures.record("worker", error)
-
-    started = time.perf_counter()
-    # Daemons: Ctrl-C in the waiting thread ends the command without waiting for the rest of the input.
-    threads = [
-        threading.Thread(target=feed, name="soak-feeder", daemon=True),
-        threading.Thread(target=work, name="soak-worker", daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
-    next_progress = started + progress_interval_s
-    while threads[1].is_alive():
-        threads[1].join(timeout=0.5)
-        if progress is not None and time.perf_counter() >= next_progress:
-            next_progress += progress_interval_s
-            progress(fed[0] / SAMPLE_RATE, transcriber.stats())
-    threads[0].join()
-    wall_s = time.perf_counter() - started
-    rss["end"] = resident_mb()
-
-    stats = transcriber.stats()
-    return SoakReport(
-        mode="as fast as the worker takes it" if speed is None else f"{speed:g}x real time",
-        audio_in_s=stats.audio_in_s,
-        audio_processed_s=stats.audio_processed_s,
-        audio_dropped_s=stats.audio_dropped_s,
-        speech_in_finals_s=sum(f.end_sample - f.start_sample for f in finals if f.text) / SAMPLE_RATE,
-        max_queue_depth_s=stats.max_queue_depth_s,
-        queue_limit_s=streaming.max_queue_s,
-        accounting=account(soak_input.clips, finals, dropped_ranges),
-        rss_mb=rss,
-        exceptions=tuple(failures.kept),
-        exception_count=failures.count,
-        inference_errors=stats.errors,
-        final_latency_p50_ms=stats.final_latency_p50_ms,
-        final_latency_p95_ms=stats.final_latency_p95_ms,
-        result_delay_s=result_delays(finals),
-        wall_s=wall_s,
-        extra={
-            "partial results": stats.partials,
-            "partials skipped (behind)": stats.partials_skipped,
-            "finals cut at max_new_tokens": token_limit[0],
-        },
-    )
+    def report(self, wall_s: float) -> SoakReport:
+        stats = self.transcriber.stats()
+        finals = self.finals
+        return SoakReport(
+            mode="as fast as the worker takes it" if self.speed is None else f"{self.speed:g}x real time",
+            audio_in_s=stats.audio_in_s,
+            audio_processed_s=stats.audio_processed_s,
+            audio_dropped_s=stats.audio_dropped_s,
+            speech_in_finals_s=sum(f.end_sample - f.start_sample for f in finals if f.text) / SAMPLE_RATE,
+            max_queue_depth_s=stats.max_queue_depth_s,
+            queue_limit_s=self.streaming.max_queue_s,
+            accounting=account(self.soak_input.clips, finals, self.dropped_ranges),
+            rss_mb=self.rss,
+            exceptions=tuple(self.failures.kept),
+            exception_count=self.failures.count,
+            inference_errors=stats.errors,
+            final_latency_p50_ms=stats.final_latency_p50_ms,
+            final_latency_p95_ms=stats.final_latency_p95_ms,
+            result_delay_s=result_delays(finals),
+            wall_s=wall_s,
+            extra={
+                "partial results": stats.partials,
+                "partials skipped (behind)": stats.partials_skipped,
+                "finals cut at max_new_tokens": self.finals_at_token_limit,
+            },
+        )
 
 
 def format_report(report: SoakReport) -> str:
@@ -432,7 +464,16 @@ def format_report(report: SoakReport) -> str:
         f"  exceptions                        {report.exception_count}",
     ]
     lines += [f"  {key:<34}{value}" for key, value in report.extra.items()]
-    lines += [f"    {text}" for text in report.exceptions]
+    lines += _details(report)
+    problems = report.problems()
+    lines.append("soak passed" if not problems else f"soak FAILED: {', '.join(problems)}")
+    return "\n".join(lines)
+
+
+def _details(report: SoakReport) -> list[str]:
+    """What went wrong, one line each: the exceptions kept, then the first missing utterances and stray finals."""
+    accounting = report.accounting
+    lines = [f"    {text}" for text in report.exceptions]
     lines += [
         f"    missing: clip {clip.index} (pass {clip.pass_index}) {clip.source} at "
         f"{clip.speech_start / SAMPLE_RATE:.2f} s"
@@ -443,6 +484,4 @@ def format_report(report: SoakReport) -> str:
         f"{final.text!r}"
         for final in accounting.stray_finals[:MAX_EXCEPTIONS_KEPT]
     ]
-    problems = report.problems()
-    lines.append("soak passed" if not problems else f"soak FAILED: {', '.join(problems)}")
-    return "\n".join(lines)
+    return lines
