@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -21,7 +21,15 @@ from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.resources import resident_mb
 from hailo_whisper_ros.evaluation.ros_session import AudioDriver, Listener, NodeStatus, ros_context, s16le
-from hailo_whisper_ros.evaluation.soak import Failures, FinalSpan, SoakInput, SoakReport, account, result_delays
+from hailo_whisper_ros.evaluation.soak import (
+    Accounting,
+    Failures,
+    FinalSpan,
+    SoakInput,
+    SoakReport,
+    account,
+    result_delays,
+)
 from hailo_whisper_ros.ros.diagnostics import (
     AUDIO_RECEIVED_S,
     DROPPED_AUDIO_S,
@@ -104,115 +112,167 @@ def run_ros_soak(
     in this process's ROS environment as it is; ``pids``: the processes whose memory to watch (see
     node_processes)."""
     processes, watched = node_processes(pids)
-
-    def node_rss_mb() -> float | None:
-        try:
-            return sum(resident_mb(pid) for pid in processes) if processes else None
-        except OSError:  # the node exited: reported as n/a here, as an exception below
-            return None
-
-    failures = Failures()
+    soak = RosSoak(soak_input, speed, chunk_ms, processes)
     with ros_context() as context:
         maxima = QueueMaxima()
         listener = Listener(context, namespace, node_name="hailo_whisper_soak", on_status=maxima.update,
                             keep_diagnostics=False)
         driver = AudioDriver(context, namespace, node_name="hailo_whisper_soak_audio")
         try:
-            if not listener.wait_for(
-                lambda: driver.has_subscriber()
-                and all(listener.latest(listener.status_name(node)) is not None for node in NODES),
-                DISCOVERY_TIMEOUT_S,
-            ):
-                raise HailoWhisperError(
-                    f"no audio subscriber and recognizer answer on {driver.audio_pub.topic_name} and /diagnostics: "
-                    f"start them first ({NODE_EXECUTABLE} --ros-args --params-file config/speech_recognition.yaml)"
-                )
-            driver.wait_for_subscriber(listener)
-            driver.declare(listener, SAMPLE_RATE)
+            wait_for_nodes(listener, driver)
             before = idle_values(listener)
-            offset = int(round(float(before["audio_subscriber"][AUDIO_RECEIVED_S]) * SAMPLE_RATE))
-            rss = {"start": node_rss_mb(), "middle": None, "end": None}
-
-            chunk_samples = chunk_ms * SAMPLE_RATE // 1000
-            published_until: list[int] = []  # input position after each message ...
-            published_at: list[float] = []  # ... and when it was published (time.monotonic(), as result arrivals)
-            started = time.perf_counter()
-            next_progress = started + progress_interval_s
-            for start, audio in soak_input.chunks(chunk_samples):
-                due = started + (start + len(audio)) / SAMPLE_RATE / speed
-                time.sleep(max(due - time.perf_counter(), 0.0))
-                try:
-                    published_at.append(time.monotonic())
-                    published_until.append(start + len(audio))
-                    driver.send(s16le(audio))
-                except Exception as error:  # a soak reports exceptions instead of stopping at the first
-                    failures.record("publisher", error)
-                if rss["middle"] is None and start + len(audio) >= soak_input.total_samples // 2:
-                    rss["middle"] = node_rss_mb()
-                if time.perf_counter() >= next_progress:
-                    next_progress += progress_interval_s
-                    status = listener.latest(listener.status_name("recognizer"))
-                    values = status.values if status is not None else {}
-                    progress((start + len(audio)) / SAMPLE_RATE,
-                             f"recognizer queue {values.get(QUEUE_DEPTH_S, '?')} s, "
-                             f"dropped {values.get(DROPPED_AUDIO_S, '?')} s, {len(listener.events)} results")
-            audio_ended = time.monotonic()
-            if not listener.wait_until_caught_up(audio_ended, SETTLE_S, SETTLE_TIMEOUT_S):
-                failures.record("nodes", TimeoutError(f"results still coming or the nodes silent {SETTLE_TIMEOUT_S} s "
-                                                      "after the last audio"))
-            wall_s = time.perf_counter() - started
-            rss["end"] = node_rss_mb()
+            wall_s = soak.publish(driver, listener, progress, progress_interval_s)
             latest = {node: listener.latest(listener.status_name(node)) for node in NODES}
             after = {node: latest[node].values if latest[node] is not None else before[node] for node in NODES}
         finally:
             driver.close()
             listener.close()
     for problem in listener.contract_violations:
-        failures.record(TRANSCRIPT_EVENTS, ValueError(problem))
+        soak.failures.record(TRANSCRIPT_EVENTS, ValueError(problem))
+    return soak.report(listener, maxima, NodeCounters(before, after), wall_s, watched)
 
-    def delta(node: str, key: str) -> float:
-        return float(after[node].get(key, 0)) - float(before[node].get(key, 0))
 
-    def span(arrival: float, record) -> FinalSpan:
+def wait_for_nodes(listener: Listener, driver: AudioDriver) -> None:
+    """Until the audio subscriber hears the driver and both nodes report on /diagnostics; then the driver declares
+    its format."""
+    if not listener.wait_for(
+        lambda: driver.has_subscriber()
+        and all(listener.latest(listener.status_name(node)) is not None for node in NODES),
+        DISCOVERY_TIMEOUT_S,
+    ):
+        raise HailoWhisperError(
+            f"no audio subscriber and recognizer answer on {driver.audio_pub.topic_name} and /diagnostics: "
+            f"start them first ({NODE_EXECUTABLE} --ros-args --params-file config/speech_recognition.yaml)"
+        )
+    driver.wait_for_subscriber(listener)
+    driver.declare(listener, SAMPLE_RATE)
+
+
+@dataclass(frozen=True)
+class NodeCounters:
+    """Both nodes' status values before the soak's audio (idle_values) and after it."""
+
+    before: dict[str, dict[str, str]]
+    after: dict[str, dict[str, str]]
+
+    def delta(self, node: str, key: str) -> float:
+        return float(self.after[node].get(key, 0)) - float(self.before[node].get(key, 0))
+
+    @property
+    def offset(self) -> int:
+        """The stream sample at which the soak's audio began: the audio subscriber counts from its start."""
+        return int(round(float(self.before["audio_subscriber"][AUDIO_RECEIVED_S]) * SAMPLE_RATE))
+
+    def rejections(self) -> dict[str, float] | str:
+        """The audio subscriber's rejected messages by reason, the reasons that grew only."""
+        grown = {
+            key: self.delta("audio_subscriber", key)
+            for key in self.after["audio_subscriber"]
+            if key.startswith(REJECTED_PREFIX)
+        }
+        return {key: count for key, count in grown.items() if count} or "none"
+
+
+class RosSoak:
+    """The soak's input published to the nodes as a driver would (publish), and its results read back into the
+    soak's report (report)."""
+
+    def __init__(self, soak_input: SoakInput, speed: float, chunk_ms: int, processes: list[int]):
+        self.soak_input = soak_input
+        self.speed = speed
+        self.chunk_samples = chunk_ms * SAMPLE_RATE // 1000
+        self.processes = processes  # whose memory is watched
+        self.failures = Failures()
+        self.rss: dict[str, float | None] = {"start": None, "middle": None, "end": None}
+        self.published_until: list[int] = []  # input position after each message ...
+        self.published_at: list[float] = []  # ... and when it was published (time.monotonic(), as result arrivals)
+
+    def node_rss_mb(self) -> float | None:
+        try:
+            return sum(resident_mb(pid) for pid in self.processes) if self.processes else None
+        except OSError:  # the node exited: n/a here; its silence then fails the wait for results in publish
+            return None
+
+    def publish(self, driver: AudioDriver, listener: Listener, progress: Callable[[float, str], None],
+                progress_interval_s: float) -> float:
+        """Publishes the input at ``speed`` times real time and waits for the nodes to catch up; returns the wall
+        time from the first message."""
+        self.rss["start"] = self.node_rss_mb()
+        started = time.perf_counter()
+        next_progress = started + progress_interval_s
+        for start, audio in self.soak_input.chunks(self.chunk_samples):
+            end = start + len(audio)
+            due = started + end / SAMPLE_RATE / self.speed
+            time.sleep(max(due - time.perf_counter(), 0.0))
+            try:
+                self.published_at.append(time.monotonic())
+                self.published_until.append(end)
+                driver.send(s16le(audio))
+            except Exception as error:  # a soak reports exceptions instead of stopping at the first
+                self.failures.record("publisher", error)
+            if self.rss["middle"] is None and end >= self.soak_input.total_samples // 2:
+                self.rss["middle"] = self.node_rss_mb()
+            if time.perf_counter() >= next_progress:
+                next_progress += progress_interval_s
+                progress(end / SAMPLE_RATE, _progress_note(listener))
+        if not listener.wait_until_caught_up(time.monotonic(), SETTLE_S, SETTLE_TIMEOUT_S):
+            self.failures.record("nodes", TimeoutError(f"results still coming or the nodes silent {SETTLE_TIMEOUT_S} s "
+                                                       "after the last audio"))
+        wall_s = time.perf_counter() - started
+        self.rss["end"] = self.node_rss_mb()
+        return wall_s
+
+    def _span(self, arrival: float, record, offset: int) -> FinalSpan:
+        """A final placed in the input, with its delay after the message that brought its last sample."""
         start, end = (int(round(seconds * SAMPLE_RATE)) - offset for seconds in (record.start_s, record.end_s))
-        message = bisect.bisect_left(published_until, end)  # the message that brought the final's last sample
-        delay = arrival - published_at[message] if message < len(published_at) else None
+        message = bisect.bisect_left(self.published_until, end)
+        delay = arrival - self.published_at[message] if message < len(self.published_at) else None
         return FinalSpan(start, end, record.text, delay)
 
-    records = list(zip(listener.event_arrivals, listener.events))
-    finals = [record for _, record in records if record.final]
-    spans = [span(arrival, record) for arrival, record in records if record.final]
+    def report(self, listener: Listener, maxima: QueueMaxima, counters: NodeCounters, wall_s: float,
+               watched: str) -> SoakReport:
+        records = list(zip(listener.event_arrivals, listener.events))
+        finals = [record for _, record in records if record.final]
+        spans = [self._span(arrival, record, counters.offset) for arrival, record in records if record.final]
+        dropped_s = counters.delta("audio_subscriber", DROPPED_AUDIO_S) + counters.delta("recognizer", DROPPED_AUDIO_S)
+        latencies = [record.latency_ms for record in finals]
+        return SoakReport(
+            mode=f"over DDS at {self.speed:g}x real time",
+            audio_in_s=self.soak_input.duration_s,
+            audio_processed_s=counters.delta("audio_subscriber", AUDIO_RECEIVED_S),
+            audio_dropped_s=dropped_s,
+            speech_in_finals_s=sum(s.end_sample - s.start_sample for s in spans if s.text) / SAMPLE_RATE,
+            max_queue_depth_s=maxima.of(listener.status_name("recognizer"), QUEUE_DEPTH_S),
+            queue_limit_s=None,
+            accounting=_accounting(self.soak_input, spans, dropped_s),
+            rss_mb=self.rss,
+            exceptions=tuple(self.failures.kept),
+            exception_count=self.failures.count,
+            inference_errors=int(counters.delta("recognizer", INFERENCE_ERRORS)),
+            final_latency_p50_ms=float(np.percentile(latencies, 50)) if latencies else None,
+            final_latency_p95_ms=float(np.percentile(latencies, 95)) if latencies else None,
+            result_delay_s=result_delays(spans),
+            wall_s=wall_s,
+            extra={
+                "memory watched of process": watched,
+                "soak process memory end (MB)": f"{resident_mb():.1f}",
+                "subscriber max input queue (s)": maxima.of(listener.status_name("audio_subscriber"), INPUT_QUEUE_S),
+                "subscriber rejections": counters.rejections(),
+                "partial results": len(records) - len(finals),
+            },
+        )
+
+
+def _progress_note(listener: Listener) -> str:
+    status = listener.latest(listener.status_name("recognizer"))
+    values = status.values if status is not None else {}
+    return (f"recognizer queue {values.get(QUEUE_DEPTH_S, '?')} s, "
+            f"dropped {values.get(DROPPED_AUDIO_S, '?')} s, {len(listener.events)} results")
+
+
+def _accounting(soak_input: SoakInput, spans: list[FinalSpan], dropped_s: float) -> Accounting:
     accounting = account(soak_input.clips, spans, dropped=[])
-    dropped_s = delta("audio_subscriber", DROPPED_AUDIO_S) + delta("recognizer", DROPPED_AUDIO_S)
     if dropped_s > 0 and accounting.missing:
         # Where the nodes dropped is not reported; the clips that got no final are put down to the drops.
         accounting = replace(accounting, dropped=accounting.dropped + len(accounting.missing), missing=())
-    rejections = {
-        key: delta("audio_subscriber", key) for key in after["audio_subscriber"] if key.startswith(REJECTED_PREFIX)
-    }
-    latencies = [record.latency_ms for record in finals]
-    return SoakReport(
-        mode=f"over DDS at {speed:g}x real time",
-        audio_in_s=soak_input.duration_s,
-        audio_processed_s=delta("audio_subscriber", AUDIO_RECEIVED_S),
-        audio_dropped_s=dropped_s,
-        speech_in_finals_s=sum(s.end_sample - s.start_sample for s in spans if s.text) / SAMPLE_RATE,
-        max_queue_depth_s=maxima.of(listener.status_name("recognizer"), QUEUE_DEPTH_S),
-        queue_limit_s=None,
-        accounting=accounting,
-        rss_mb=rss,
-        exceptions=tuple(failures.kept),
-        exception_count=failures.count,
-        inference_errors=int(delta("recognizer", INFERENCE_ERRORS)),
-        final_latency_p50_ms=float(np.percentile(latencies, 50)) if latencies else None,
-        final_latency_p95_ms=float(np.percentile(latencies, 95)) if latencies else None,
-        result_delay_s=result_delays(spans),
-        wall_s=wall_s,
-        extra={
-            "memory watched of process": watched,
-            "soak process memory end (MB)": f"{resident_mb():.1f}",
-            "subscriber max input queue (s)": maxima.of(listener.status_name("audio_subscriber"), INPUT_QUEUE_S),
-            "subscriber rejections": {k: v for k, v in rejections.items() if v} or "none",
-            "partial results": sum(not record.final for _, record in records),
-        },
-    )
+    return accounting
