@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -257,6 +258,12 @@ def choose_token(logits: np.ndarray, eot: int, eos_boost_threshold: float) -> in
     return best
 
 
+class StopRule(Protocol):
+    def check(self, generated: list[int]) -> str | None:
+        """After a token is appended to ``generated``: why decoding stops there (STOP_MAX_NEW_TOKENS or one of
+        GUARDS), with ``generated`` cut to what is kept, or None to go on."""
+
+
 class RepetitionDetector:
     """Whether the generated tokens end in ``copies`` consecutive copies of one n-gram, n <= ``max_ngram``.
 
@@ -283,11 +290,92 @@ class RepetitionDetector:
         return 0
 
 
+class RepetitionStop:
+    """Loop guard: stop at a repeated n-gram (RepetitionDetector) and keep only its first copy."""
+
+    def __init__(self, copies: int, max_ngram: int):
+        self.detector = RepetitionDetector(copies, max_ngram)
+
+    def check(self, generated: list[int]) -> str | None:
+        period = self.detector.push(generated)
+        if not period:
+            return None
+        del generated[len(generated) - (self.detector.copies - 1) * period:]
+        return GUARD_REPETITION
+
+
+class TokenLimit:
+    """Stop at ``budget`` generated tokens: the token budget guard when that is below ``max_new``, the decoder's
+    length limit otherwise."""
+
+    def __init__(self, budget: int, max_new: int):
+        self.budget = budget
+        self.max_new = max_new
+
+    def check(self, generated: list[int]) -> str | None:
+        if len(generated) < self.budget:
+            return None
+        return STOP_MAX_NEW_TOKENS if self.budget == self.max_new else GUARD_TOKEN_BUDGET
+
+
 def token_budget(options: DecodingOptions, audio_s: float) -> int:
     """Tokens a segment of ``audio_s`` seconds may generate (the max_tokens_per_s guard), at most max_new_tokens."""
     if options.max_tokens_per_s == 0.0:
         return options.max_new_tokens
     return min(options.max_new_tokens, options.min_token_budget + math.ceil(options.max_tokens_per_s * audio_s))
+
+
+def build_stop_rules(options: DecodingOptions, budget: int, max_new: int) -> list[StopRule]:
+    """The rules of one decode, in the order they are asked (they keep state: one list per decode)."""
+    rules: list[StopRule] = []
+    if options.repetition_stop_copies:
+        rules.append(RepetitionStop(options.repetition_stop_copies, options.repetition_stop_max_ngram))
+    rules.append(TokenLimit(budget, max_new))
+    return rules
+
+
+def first_stop(rules: Sequence[StopRule], generated: list[int]) -> str | None:
+    """The first rule's reason to stop; the rules after it are not asked."""
+    for rule in rules:
+        if (reason := rule.check(generated)) is not None:
+            return reason
+    return None
+
+
+class DraftVerifier:
+    """Verifies a draft exactly: tokens a segment is expected to start with (the previous partial's).
+
+    Once greedy decoding has chosen the draft token at which no pass has run yet, one pass over the draft's next
+    DRAFT_PASS_TOKENS (backend.extend) gives the logits after each of them at once; each draft token is kept while
+    it is the token greedy decoding chooses from those logits (filters, stop rules and all), and at the first
+    disagreement the cache is cut back there and decoding goes on a step per token. So the tokens are greedy
+    decoding's own, and each kept draft token costs a share of one pass instead of a step."""
+
+    def __init__(self, backend: DecoderSteps, draft: Sequence[int], prefix_length: int):
+        self.backend = backend
+        self.draft = list(draft)
+        self.prefix_length = prefix_length
+        self.accepted = 0  # draft tokens kept
+        self.verified = 0  # draft tokens run through draft passes: the cache holds them until a disagreement
+        self.active = bool(self.draft)  # every token chosen so far was the draft's
+        self._pass_logits: np.ndarray | None = None
+
+    def logits_after(self, token: int) -> np.ndarray | None:
+        """The logits after ``token`` when it is the draft's next one (from a draft pass); None when the decoder
+        must step, the cache then cut back to the tokens kept."""
+        if not self.active:
+            return None
+        if token != self.draft[self.accepted]:
+            self.active = False
+            if self.verified > self.accepted:  # the cache forgets the rest of the pass
+                self.backend.rewind(self.prefix_length + self.accepted)
+            return None
+        if self.accepted == self.verified:
+            self._pass_logits = self.backend.extend(self.draft[self.verified : self.verified + DRAFT_PASS_TOKENS])
+            self.verified += len(self._pass_logits)
+        self.accepted += 1
+        self.active = self.accepted < len(self.draft)
+        return self._pass_logits[(self.accepted - 1) % DRAFT_PASS_TOKENS]
 
 
 @dataclass(frozen=True)
@@ -312,44 +400,39 @@ def greedy_decode(
     audio_s: float | None = None,
     draft: Sequence[int] = (),
 ) -> DecodedTokens:
-    """Decode one segment of ``audio_s`` seconds of audio greedily: prefix pass, then a step per token until EOT,
-    the length limit or a loop guard (the token budget, None: no budget; a repeated n-gram). The guards only look
-    at the tokens, so they cost no decoder pass. ``prefix`` may start with a prompt (prompted_prefix): the
-    no-speech probability is read at its start-of-transcript position, and the filters see only generated tokens.
-
-    ``draft``: tokens this segment is expected to start with (the previous partial's), verified exactly. Once greedy
-    decoding has chosen the draft token at which no pass has run yet, one pass over the draft's next
-    DRAFT_PASS_TOKENS (backend.extend) gives the logits after each of them at once; each draft token is kept while
-    it is the token greedy decoding chooses from those logits (filters, guards and all), and at the first
-    disagreement the cache is cut back there and decoding goes on a step per token. So the tokens are greedy
-    decoding's own, and each kept draft token costs a share of one pass instead of a step. The prefix pass is the
-    same with or without a draft."""
+    """Decode one segment of ``audio_s`` seconds of audio greedily: prefix pass, then a step per token until EOT or
+    a stop rule (the length limit; the loop guards: the token budget, None: no budget, and a repeated n-gram). The
+    rules only look at the tokens, so they cost no decoder pass. ``prefix`` may start with a prompt
+    (prompted_prefix): the no-speech probability is read at its start-of-transcript position, and the filters see
+    only generated tokens. ``draft``: the tokens it probably starts with, verified exactly (DraftVerifier): the
+    result is the same with or without it. The prefix pass is the same with or without a draft."""
     max_new = min(options.max_new_tokens, backend.max_positions - len(prefix))
-    budget = max_new if audio_s is None else min(token_budget(options, audio_s), max_new)
-    repetition = (
-        RepetitionDetector(options.repetition_stop_copies, options.repetition_stop_max_ngram)
-        if options.repetition_stop_copies else None
-    )
     if max_new < 1:
         raise HailoWhisperError(
             f"the decoder holds {backend.max_positions} positions, too few for the prompt {list(prefix)}"
         )
-    draft = list(draft[: budget - 1])  # a token beyond the budget could never be kept, nor its logits used
+    budget = max_new if audio_s is None else min(token_budget(options, audio_s), max_new)
+    stop_rules = build_stop_rules(options, budget, max_new)
+    drafted = DraftVerifier(backend, draft[: budget - 1], len(prefix))  # a token past the budget is never kept
     started = time.perf_counter()
-    prefix_logits = backend.start(encoder_states, prefix, options.pad_encoder_output_to)
-    # The first start of transcript: prompt tokens are text tokens and <|startofprev|>, never the SOT.
-    no_speech_prob = math.exp(_log_softmax_at(prefix_logits[list(prefix).index(info.sot)], info.no_speech))
-    logits = prefix_logits[-1]
+    logits, no_speech_prob = _prefix_pass(backend, encoder_states, prefix, info, options)
     first_pass_done = time.perf_counter()
+    generated, stop, avg_logprob, steps = _main_loop(backend, logits, info, options, filters, stop_rules, drafted)
+    return DecodedTokens(
+        tokens=tuple(generated), stop=stop, avg_logprob=avg_logprob, no_speech_prob=no_speech_prob,
+        first_pass_ms=(first_pass_done - started) * 1e3, steps=steps,
+        steps_ms=(time.perf_counter() - first_pass_done) * 1e3, draft_accepted=drafted.accepted,
+    )
 
+
+def _main_loop(
+    backend: DecoderSteps, logits: np.ndarray, info: ModelInfo, options: DecodingOptions,
+    filters: Sequence[LogitFilter], stop_rules: Sequence[StopRule], drafted: DraftVerifier,
+) -> tuple[list[int], str, float, int]:
+    """From the logits after the prefix, a token at a time: the generated tokens, why they stopped, their mean
+    log-probability (EOT included) and the decoder steps run."""
     generated: list[int] = []
-    sum_logprob = 0.0
-    chosen = 0
-    steps = 0
-    accepted = 0  # draft tokens kept
-    verified = 0  # draft tokens run through draft passes: the cache holds them until a disagreement
-    draft_logits = None
-    in_draft = bool(draft)
+    sum_logprob, chosen, steps = 0.0, 0, 0
     while True:
         for logit_filter in filters:
             logit_filter.apply(logits, generated)
@@ -357,42 +440,25 @@ def greedy_decode(
         sum_logprob += _log_softmax_at(logits, token)
         chosen += 1
         if token == info.eot:
-            stop = STOP_EOT
-            break
+            return generated, STOP_EOT, sum_logprob / chosen, steps
         generated.append(token)
-        period = repetition.push(generated) if repetition is not None else 0
-        if period:
-            del generated[len(generated) - (repetition.copies - 1) * period:]
-            stop = GUARD_REPETITION
-            break
-        if len(generated) >= budget:
-            stop = STOP_MAX_NEW_TOKENS if budget == max_new else GUARD_TOKEN_BUDGET
-            break
-        if in_draft and token == draft[accepted]:  # verified: a draft pass computes its successor's logits
-            if accepted == verified:
-                draft_logits = backend.extend(draft[verified : verified + DRAFT_PASS_TOKENS])
-                verified += len(draft_logits)
-            accepted += 1
-            in_draft = accepted < len(draft)
-            logits = draft_logits[(accepted - 1) % DRAFT_PASS_TOKENS]
-            continue
-        if verified > accepted:  # the first disagreement: the cache forgets the rest of the pass
-            backend.rewind(len(prefix) + accepted)
-            verified = accepted
-        in_draft = False
-        logits = backend.step(token)
-        steps += 1
-    finished = time.perf_counter()
-    return DecodedTokens(
-        tokens=tuple(generated),
-        stop=stop,
-        avg_logprob=sum_logprob / chosen,
-        no_speech_prob=no_speech_prob,
-        first_pass_ms=(first_pass_done - started) * 1e3,
-        steps=steps,
-        steps_ms=(finished - first_pass_done) * 1e3,
-        draft_accepted=accepted,
-    )
+        if (stop := first_stop(stop_rules, generated)) is not None:
+            return generated, stop, sum_logprob / chosen, steps
+        logits = drafted.logits_after(token)
+        if logits is None:
+            logits = backend.step(token)
+            steps += 1
+
+
+def _prefix_pass(
+    backend: DecoderSteps, encoder_states: np.ndarray, prefix: Sequence[int], info: ModelInfo,
+    options: DecodingOptions,
+) -> tuple[np.ndarray, float]:
+    """Start the decoder on the prefix: the logits of the first position to generate, and p(no_speech)."""
+    prefix_logits = backend.start(encoder_states, prefix, options.pad_encoder_output_to)
+    # The first start of transcript: prompt tokens are text tokens and <|startofprev|>, never the SOT.
+    no_speech_prob = math.exp(_log_softmax_at(prefix_logits[list(prefix).index(info.sot)], info.no_speech))
+    return prefix_logits[-1], no_speech_prob
 
 
 @dataclass(frozen=True)
