@@ -4,8 +4,8 @@ refused before the device is opened (hef_file.model_mismatch), so the recognizer
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

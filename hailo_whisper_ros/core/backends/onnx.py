@@ -4,8 +4,8 @@ stepped by decoding.greedy_decode."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -5,9 +5,10 @@ model directory) falls back to the CPU with the reason in the Recognizer's fallb
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from hailo_whisper_ros.core.backends.base import DecoderSteps, Encoder
 from hailo_whisper_ros.core.backends.hailort import HailoDeviceOptions, HailoUnavailable
