@@ -83,11 +83,30 @@ def caption_stream(
     if not 5 <= chunk_ms <= 10000:
         raise HailoWhisperError(f"chunk_ms must be in [5, 10000], not {chunk_ms}")
     transcriber = StreamingTranscriber(recognizer, decoding=decoding, streaming=streaming)
-    chunk = chunk_ms * SAMPLE_RATE // 1000
+    finals, delays_after_speech_ms, processing_s = _feed(
+        transcriber, audio, chunk_ms * SAMPLE_RATE // 1000, realtime, on_event
+    )
+    stats = transcriber.stats()
+    # The delays after speech are a listener's wait only when the audio came at a microphone's pace.
+    figures = _figures(stats, memory, len(audio) / SAMPLE_RATE, processing_s,
+                       delays_after_speech_ms if realtime else [])
+    return CaptionRun(tuple(finals), stats, figures)
+
+
+def _feed(
+    transcriber: StreamingTranscriber,
+    audio: np.ndarray,
+    chunk: int,
+    realtime: bool,
+    on_event: Callable[[TranscriptEvent], None] | None,
+) -> tuple[list[TranscriptEvent], list[float], float]:
+    """Feeds ``audio`` in chunks of ``chunk`` samples and transcribes what is due after each feed, flushing after
+    the last. Returns the finals with text, each one's delay after the end of its speech (ms), and the seconds
+    spent feeding and transcribing."""
     chunk_s = chunk / SAMPLE_RATE
     n_chunks = -(-len(audio) // chunk)
     finals = []
-    delays_after_speech_ms = []  # real time only: from the end of the speech to its final
+    delays_after_speech_ms = []  # from the end of the speech to its final
     processing_s = 0.0
     fed = 0
     started = time.perf_counter()
@@ -110,12 +129,14 @@ def caption_stream(
             if event.kind == FINAL and event.text:  # an empty final held no speech
                 finals.append(event)
                 delays_after_speech_ms.append((time.perf_counter() - started - event.speech_end_s) * 1e3)
+    return finals, delays_after_speech_ms, processing_s
 
-    stats = transcriber.stats()
-    audio_s = len(audio) / SAMPLE_RATE
+
+def _figures(stats: StreamingStats, memory: MemoryFigures, audio_s: float, processing_s: float,
+             delays_after_speech_ms: list[float]) -> CaptionFigures:
     full_segments = stats.utterances + stats.no_speech_rejections  # one decode per final
-    delays = realtime and bool(finals)
-    figures = CaptionFigures(
+    delays = bool(delays_after_speech_ms)
+    return CaptionFigures(
         audio_s=audio_s,
         model_memory_mb=memory.model_mb,
         inference_calls=stats.inference_calls,
@@ -141,4 +162,3 @@ def caption_stream(
         final_delay_after_speech_p50_ms=float(np.percentile(delays_after_speech_ms, 50)) if delays else None,
         final_delay_after_speech_p95_ms=float(np.percentile(delays_after_speech_ms, 95)) if delays else None,
     )
-    return CaptionRun(tuple(finals), stats, figures)
