@@ -6,7 +6,8 @@ still be publishing or logging: "publisher's context is invalid", "Failed to pub
 is not installed here. SIGINT (Ctrl-C, and what `ros2 launch` sends first) and SIGTERM (launch's second step,
 `kill`) raise KeyboardInterrupt in the main thread, which then stops, in this order: the executor (no callback
 runs any more), each node with its worker thread (destroy_node joins the worker before the node goes), and last
-the context. A shutdown of the context from elsewhere in the process ends the spin and takes the same path.
+the context. A shutdown of the context from elsewhere in the process ends the spin and takes the same path, and so
+does a node that ends its process itself when its work is done (see run_nodes).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import contextlib
 import signal
 import sys
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import rclpy
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 from rclpy.task import Future
@@ -67,10 +69,14 @@ class _Spinner:
         finally:
             self.ended.set()
 
-    def stop(self) -> None:
-        """End the spin after the callback in progress, then shut the executor down."""
+    def end(self, _finished: Future | None = None) -> None:
+        """End the spin after the callback in progress (from any thread; a done callback of a node's ``finished``)."""
         if not self._stop.done():
             self._stop.set_result(None)  # wakes the executor
+
+    def stop(self) -> None:
+        """End the spin after the callback in progress, then shut the executor down."""
+        self.end()
         if self.thread.is_alive():
             self.thread.join()
         self.executor.shutdown()
@@ -90,7 +96,11 @@ def initialised(args, **options) -> Iterator[None]:
 def run_nodes(args, node_classes) -> int:
     """Create one node of each class, spin them until a stop signal or an external shutdown, destroy them; 2 on a
     configuration error the user can fix (missing model file, invalid parameter), told in one line without a
-    traceback."""
+    traceback.
+
+    A node whose work ends (wav_source once it has played its files) has a ``finished`` attribute, an rclpy Future
+    it completes then: that ends the spin as a stop signal would, the nodes go in the same order, and the exit
+    status is 0. Its destroy_node may finish the work off (wav_source waits for its last chunks to be delivered)."""
     program = sys.argv[0].rsplit("/", 1)[-1]
     heap_note = map_large_blocks_separately()  # before the models load: their activations are what it is for
     if heap_note is not None:
@@ -107,11 +117,20 @@ def run_nodes(args, node_classes) -> int:
                 for node_class in node_classes:
                     nodes.append(node_class())
                     spinner.executor.add_node(nodes[-1])
+                for node in nodes:
+                    finished = getattr(node, "finished", None)
+                    if not isinstance(finished, Future):
+                        continue
+                    if finished.done():
+                        spinner.end()
+                    else:  # spinner.end runs on the thread that completes it: the executor's, in a node's callback
+                        finished.add_done_callback(spinner.end)
                 spinner.thread.start()
                 spinner.ended.wait()
                 if spinner.error is not None:
                     raise spinner.error
-            except HailoWhisperError as error:
+            except (HailoWhisperError, InvalidParameterValueException, InvalidParameterTypeException) as error:
+                # The last two: rclpy refusing a parameter given at start-up (out of its range, of the wrong type).
                 print(f"{program}: error: {error}", file=sys.stderr)
                 return 2
             except KeyboardInterrupt:

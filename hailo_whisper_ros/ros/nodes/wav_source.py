@@ -1,7 +1,8 @@
 """`wav_source`: publishes sound files as audio_common_msgs/AudioData (+ AudioInfo), for demos and tests.
 
 The files are published as stored (their own sample rate and channel count), in the chosen PCM format, at real
-time or at a multiple of it, with silence between files; a microphone driver does the same on a robot.
+time or at a multiple of it, with silence between files; a microphone driver does the same on a robot. With
+`exit_when_done` the process ends once the last file is played and delivered (ros/runner.py).
 """
 
 from __future__ import annotations
@@ -10,18 +11,20 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
-import rclpy
 from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.task import Future
 
 from hailo_whisper_ros.core.audio import PCM_FORMATS, pcm_dtype, pcm_sample_width
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.options import Options, option
 from hailo_whisper_ros.ros import topics
 from hailo_whisper_ros.ros.params import ParameterBinder
-from hailo_whisper_ros.ros.runner import initialised
+from hailo_whisper_ros.ros.runner import run_nodes
+
+# How long the node waits, once it has played the last file, for its subscribers to acknowledge the last chunks.
+DELIVERY_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -38,7 +41,7 @@ def read_sound_file(path: str, sample_format: str) -> SoundFile:
     try:
         frames, sample_rate = soundfile.read(path, dtype=wire_dtype.name, always_2d=True)
     except (OSError, RuntimeError, soundfile.LibsndfileError) as error:
-        raise FileNotFoundError(f"cannot read sound file {path}: {error}") from error
+        raise HailoWhisperError(f"cannot read sound file {path}: {error}") from error
     return SoundFile(path, np.ascontiguousarray(frames.astype(wire_dtype, copy=False)), int(sample_rate))
 
 
@@ -62,14 +65,14 @@ PARAMETER_GROUPS = {"wav_source": WavSourceOptions}
 
 class WavSource(Node):
     def __init__(self, **kwargs):
+        # Completed once every chunk is published with exit_when_done: ends the process (ros/runner.py's run_nodes).
+        # Set first: the context's shutdown destroys a node whose construction failed too.
+        self.finished = Future()
         super().__init__("wav_source", **kwargs)
-        try:
-            (options,) = ParameterBinder(self).declare(PARAMETER_GROUPS)
-        except HailoWhisperError as error:
-            raise ValueError(str(error)) from None
+        (options,) = ParameterBinder(self).declare(PARAMETER_GROUPS)
         paths = [p for p in options.files if p]
         if not paths:
-            raise ValueError("parameter `files` names no sound file")
+            raise HailoWhisperError("parameter `files` names no sound file")
         self.options = options
         self.sample_format = options.sample_format
         self.sounds = [read_sound_file(path, options.sample_format) for path in paths]
@@ -89,7 +92,7 @@ class WavSource(Node):
 
         self.chunks = self._chunks()
         self.chunks_published = 0
-        self.done = False
+        self.done = False  # every chunk published (never when looping)
         period_s = self.chunk_ms / 1000.0 / options.speed
         self.timer = self.create_timer(period_s, self._publish_next)
 
@@ -138,26 +141,18 @@ class WavSource(Node):
             return
         self.done = True
         self.get_logger().info(f"published {self.chunks_published} chunks from {len(self.sounds)} file(s)")
+        if self.exit_when_done:
+            self.finished.set_result(self.chunks_published)
+
+    def destroy_node(self):
+        if self.finished.done():
+            # Reliable delivery of the last chunks before the publisher goes away.
+            self.audio_pub.wait_for_all_acked(Duration(seconds=DELIVERY_TIMEOUT_S))
+        return super().destroy_node()
 
 
 def main(args=None) -> int:
-    try:
-        with initialised(args):
-            try:
-                node = WavSource()
-            except (ValueError, FileNotFoundError) as error:
-                print(f"wav_source: error: {error}", file=sys.stderr)
-                return 2
-            try:
-                while rclpy.ok() and not (node.done and node.exit_when_done):
-                    rclpy.spin_once(node, timeout_sec=0.1)
-                # Reliable delivery of the last chunks before the publisher goes away.
-                node.audio_pub.wait_for_all_acked(Duration(seconds=5))
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_nodes(args, [WavSource])
 
 
 if __name__ == "__main__":
