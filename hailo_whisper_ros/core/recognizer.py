@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from hailo_whisper_ros.core.audio import QUIET_FRAME_SAMPLES, QUIET_HOP_SAMPLES, quietest_point, short_time_energy
+from hailo_whisper_ros.core.backends.base import Encoder
 from hailo_whisper_ros.core.backends.select import create_decoder, create_encoder
 from hailo_whisper_ros.core.config import RecognizerConfig
 from hailo_whisper_ros.core.constants import HOP_LENGTH, SAMPLE_RATE
@@ -22,6 +23,7 @@ from hailo_whisper_ros.core.decoding import (
     STOP_EOT,
     DecodedTokens,
     DecodingOptions,
+    DetectedLanguage,
     build_logit_filters,
     check_initial_prompt,
     detect_language,
@@ -257,113 +259,22 @@ class Recognizer:
         by decoding.greedy_decode; the result is the same with or without it, only cheaper when it is right. Used
         when the audio is one segment and the decoder's rows are independent (DecoderSteps.rows_independent)."""
         started = time.perf_counter()
-        audio = np.asarray(audio)
-        if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.floating):
-            raise HailoWhisperError(
-                f"audio must be 1-D float samples at {SAMPLE_RATE} Hz, got {audio.dtype} {audio.shape}"
-            )
-        if not np.all(np.isfinite(audio)):
-            raise HailoWhisperError("audio contains NaN or infinite samples")
-        audio = audio.astype(np.float32, copy=False)
+        audio = checked_audio(audio)
         options.check_model(self.info)  # e.g. auto on an English-only model
-        # With language auto the language is detected on the first part (below); until then, and for the bound on
-        # the parts, any language stands for it: every language's forced prefix is as long.
-        detected = None
-        context = tuple(context)[-options.context_max_tokens:] if options.condition_on_previous else ()
-        given_context = context
-        filters = build_logit_filters(options, self.info)
-        max_samples = self._max_part_samples(self._longest_prefix(options))
-        spans = split_at_quiet_points(audio, max_samples, int(SPLIT_SEARCH_S * SAMPLE_RATE)) if len(audio) else []
-
-        segments = []
-        features_ms = encoder_ms = decoder_ms = first_pass_ms = steps_ms = 0.0
-        steps = accepted = 0
+        task = TranscriptionTask(self, options, context)
+        spans = self._parts(audio, options)
         draft = draft if len(spans) == 1 and self.decoder.rows_independent else ()
-        for begin, end in spans:
-            prefix = self.prefix(options, context, detected.language if detected else "en")
-            onset = begin + speech_onset(audio[begin:end], options.window_lead_trim_db)
-            speech = self.encoder.input_gain(audio[onset:end])
-            decodes = []
-            # A guard that fires is answered by one re-decode with the encoder's longest window, which recovered
-            # every loop the guards stopped on the dev set under leading silence (decoding.loop_recovery).
-            # Language detection needs the encoder's longest window: on the 20 TTS clips of test/data/languages
-            # (base, dynamic INT8 encoder) it found 4 of 20 languages (every one en) with the 6 s window of a short
-            # utterance, 4 with 10 s, 14 with 20 s and 30 s, as faster-whisper float32 on the same weights. The
-            # first part is encoded with it once and that decode reuses the states.
-            detecting = options.detects_language and detected is None
-            first_window = self.encoder.max_frames if detecting else self._frames_for(len(speech))
-            for window in (first_window, self.encoder.max_frames):
-                t0 = time.perf_counter()
-                mel = self.features.log_mel(speech, n_frames=window)
-                t1 = time.perf_counter()
-                states = self.encoder.encode(mel)
-                t2 = time.perf_counter()
-                if detecting and detected is None:
-                    # Once per call, on the first part's states: an utterance speaks one language, and every part
-                    # then decodes in it (openai/whisper's transcribe detects on its first 30 s window too).
-                    detected = detect_language(self.decoder, states, self.info, options)
-                    prefix = self.prefix(options, context, detected.language)
-                decoded = greedy_decode(
-                    self.decoder, states, prefix, self.info, options, filters, len(speech) / SAMPLE_RATE,
-                    draft=() if decodes else draft,  # a recovery's longer window is not what the draft was
-                )
-                t3 = time.perf_counter()
-                features_ms += (t1 - t0) * 1e3
-                encoder_ms += (t2 - t1) * 1e3
-                decoder_ms += (t3 - t2) * 1e3
-                first_pass_ms += decoded.first_pass_ms
-                steps_ms += decoded.steps_ms
-                steps += decoded.steps
-                accepted += decoded.draft_accepted
-                decodes.append((window, decoded))
-                if decoded.stop not in GUARDS or not options.loop_recovery or window == self.encoder.max_frames:
-                    break
-            frames, decoded = _kept_decode(decodes)
-            no_speech = options.is_no_speech(decoded.no_speech_prob, decoded.avg_logprob)
-            segments.append(
-                Segment(
-                    start_s=begin / SAMPLE_RATE,
-                    end_s=end / SAMPLE_RATE,
-                    window_start_s=onset / SAMPLE_RATE,
-                    frames=frames,
-                    text="" if no_speech else self.tokenizer.decode(decoded.tokens).strip(),
-                    tokens=decoded.tokens,
-                    avg_logprob=decoded.avg_logprob,
-                    no_speech_prob=decoded.no_speech_prob,
-                    no_speech=no_speech,
-                    stop=decoded.stop,
-                    guards=tuple(d.stop for _, d in decodes if d.stop in GUARDS),
-                    recovered=len(decodes) > 1 and decoded.stop == STOP_EOT,
-                )
-            )
-            if options.condition_on_previous:
-                context = next_context(context, segments[-1], options.context_max_tokens)
-        timings = Timings(
-            features_ms=features_ms,
-            encoder_ms=encoder_ms,
-            decoder_ms=decoder_ms,
-            decoder_first_pass_ms=first_pass_ms,
-            per_token_ms=steps_ms / steps if steps else 0.0,
-            decoder_steps=steps,
-            draft_accepted=accepted,
-            total_ms=(time.perf_counter() - started) * 1e3,
-            language_detection_ms=detected.ms if detected else 0.0,
-        )
-        return TranscriptionResult(
-            text=" ".join(s.text for s in segments if s.text),
-            segments=tuple(segments),
-            timings=timings,
-            encoder_backend=self.encoder_backend,
-            decoder_backend=self.decoder_backend,
-            fallback_reason=self.fallback_reason,
-            # auto on empty audio: nothing to detect, no language
-            language=detected.language if detected else "" if options.detects_language else options.language or "en",
-            language_prob=detected.probability if detected else math.nan,
-            context_tokens=given_context,
-        )
+        segments = [task.decode_part(audio, begin, end, draft) for begin, end in spans]
+        return task.result(segments, started)
+
+    def _parts(self, audio: np.ndarray, options: DecodingOptions) -> list[tuple[int, int]]:
+        """The [begin, end) spans the audio is decoded in, each short enough for the encoder and the decoder."""
+        max_samples = self._max_part_samples(self._longest_prefix(options))
+        return split_at_quiet_points(audio, max_samples, int(SPLIT_SEARCH_S * SAMPLE_RATE)) if len(audio) else []
 
     def _longest_prefix(self, options: DecodingOptions) -> int:
-        """The most tokens prefix() gives with these options, whatever the context: the bound every part obeys."""
+        """The most tokens prefix() gives with these options, whatever the context: the bound every part obeys. With
+        language auto any language stands for the one detected later: every language's forced prefix is as long."""
         prompt = len(self.initial_prompt_tokens(options))
         if options.condition_on_previous:
             prompt = min(prompt + options.context_max_tokens, self.max_prompt_tokens)
@@ -376,16 +287,158 @@ class Recognizer:
         tokens = self.decoder.max_positions - prefix_tokens
         return min(window, int(tokens / SPEECH_TOKENS_PER_S * SAMPLE_RATE))
 
-    def _frames_for(self, samples: int) -> int:
-        """Mel frames to compute: the encoder's window, or for a dynamic encoder the audio's frames plus the trailing
-        margin, rounded up to even and at least MIN_DYNAMIC_WINDOW_FRAMES."""
-        if self.encoder.window_frames is not None:
-            return self.encoder.window_frames
-        frames = frames_for(samples) + int(WINDOW_MARGIN_S * SAMPLE_RATE) // HOP_LENGTH
-        return min(max(frames + frames % 2, MIN_DYNAMIC_WINDOW_FRAMES), self.encoder.max_frames)
-
     def close(self) -> None:
         """Release NPU resources (each HEF shuts down and gives back its share of the process's VDevice, which goes
         with the last); CPU sessions go with the object."""
         self.encoder.close()
         self.decoder.close()
+
+
+class TranscriptionTask:
+    """One transcribe call, as openai/whisper's DecodingTask is one decode: what its parts share (the options, the
+    logit filters, the context carried from part to part, the language detected on the first, the time spent), and
+    the decode of one part."""
+
+    def __init__(self, recognizer: Recognizer, options: DecodingOptions, context: Sequence[int]):
+        self.recognizer = recognizer
+        self.options = options
+        self.given_context = tuple(context)[-options.context_max_tokens:] if options.condition_on_previous else ()
+        self.context = self.given_context  # grows part by part (next_context)
+        self.filters = build_logit_filters(options, recognizer.info)
+        self.detected: DetectedLanguage | None = None  # language auto: detected on the first part
+        self.spent = TimeSpent()
+
+    def decode_part(self, audio: np.ndarray, begin: int, end: int, draft: Sequence[int]) -> Segment:
+        """audio[begin:end], its encoder window starting at the speech onset (window_lead_trim_db)."""
+        onset = begin + speech_onset(audio[begin:end], self.options.window_lead_trim_db)
+        speech = self.recognizer.encoder.input_gain(audio[onset:end])
+        decodes = self._decodes(speech, draft)
+        segment = self._segment(begin, end, onset, decodes)
+        if self.options.condition_on_previous:
+            self.context = next_context(self.context, segment, self.options.context_max_tokens)
+        return segment
+
+    def _decodes(self, speech: np.ndarray, draft: Sequence[int]) -> list[tuple[int, DecodedTokens]]:
+        """(window, decode) of one part: the first decode, then, when a loop guard fired, one re-decode with the
+        encoder's longest window, which recovered every loop the guards stopped on the dev set under leading
+        silence (decoding.loop_recovery)."""
+        # Language detection needs the encoder's longest window: on the 20 TTS clips of test/data/languages (base,
+        # dynamic INT8 encoder) it found 4 of 20 languages (every one en) with the 6 s window of a short utterance,
+        # 4 with 10 s, 14 with 20 s and 30 s, as faster-whisper float32 on the same weights. The first part is
+        # encoded with it once and that decode reuses the states.
+        longest = self.recognizer.encoder.max_frames
+        detecting = self.options.detects_language and self.detected is None
+        window = longest if detecting else window_frames(self.recognizer.encoder, len(speech))
+        decodes = [(window, self._decode_window(speech, window, draft))]
+        if decodes[0][1].stop in GUARDS and self.options.loop_recovery and window != longest:
+            # A recovery's longer window is not what the draft was.
+            decodes.append((longest, self._decode_window(speech, longest, ())))
+        return decodes
+
+    def _decode_window(self, speech: np.ndarray, window: int, draft: Sequence[int]) -> DecodedTokens:
+        """Features of ``window`` mel frames -> encoder -> (language detection) -> greedy decode."""
+        recognizer, options = self.recognizer, self.options
+        started = time.perf_counter()
+        mel = recognizer.features.log_mel(speech, n_frames=window)
+        featured = time.perf_counter()
+        states = recognizer.encoder.encode(mel)
+        encoded = time.perf_counter()
+        if options.detects_language and self.detected is None:
+            # Once per call, on the first part's states: an utterance speaks one language, and every part then
+            # decodes in it (openai/whisper's transcribe detects on its first 30 s window too).
+            self.detected = detect_language(recognizer.decoder, states, recognizer.info, options)
+        prefix = recognizer.prefix(options, self.context, self.detected.language if self.detected else "en")
+        decoded = greedy_decode(
+            recognizer.decoder, states, prefix, recognizer.info, options, self.filters, len(speech) / SAMPLE_RATE,
+            draft=draft,
+        )
+        self.spent.add(featured - started, encoded - featured, time.perf_counter() - encoded, decoded)
+        return decoded
+
+    def _segment(self, begin: int, end: int, onset: int, decodes: list[tuple[int, DecodedTokens]]) -> Segment:
+        frames, decoded = _kept_decode(decodes)
+        no_speech = self.options.is_no_speech(decoded.no_speech_prob, decoded.avg_logprob)
+        return Segment(
+            start_s=begin / SAMPLE_RATE,
+            end_s=end / SAMPLE_RATE,
+            window_start_s=onset / SAMPLE_RATE,
+            frames=frames,
+            text="" if no_speech else self.recognizer.tokenizer.decode(decoded.tokens).strip(),
+            tokens=decoded.tokens,
+            avg_logprob=decoded.avg_logprob,
+            no_speech_prob=decoded.no_speech_prob,
+            no_speech=no_speech,
+            stop=decoded.stop,
+            guards=tuple(d.stop for _, d in decodes if d.stop in GUARDS),
+            recovered=len(decodes) > 1 and decoded.stop == STOP_EOT,
+        )
+
+    def result(self, segments: list[Segment], started: float) -> TranscriptionResult:
+        """The call's result, ``started`` being when it began (time.perf_counter)."""
+        detected, options, recognizer = self.detected, self.options, self.recognizer
+        return TranscriptionResult(
+            text=" ".join(s.text for s in segments if s.text),
+            segments=tuple(segments),
+            timings=self.spent.timings((time.perf_counter() - started) * 1e3, detected.ms if detected else 0.0),
+            encoder_backend=recognizer.encoder_backend,
+            decoder_backend=recognizer.decoder_backend,
+            fallback_reason=recognizer.fallback_reason,
+            # auto on empty audio: nothing to detect, no language
+            language=detected.language if detected else "" if options.detects_language else options.language or "en",
+            language_prob=detected.probability if detected else math.nan,
+            context_tokens=self.given_context,
+        )
+
+
+@dataclass
+class TimeSpent:
+    """One call's time, summed over its encoder windows and decodes: what its Timings report."""
+
+    features_ms: float = 0.0
+    encoder_ms: float = 0.0
+    decoder_ms: float = 0.0
+    first_pass_ms: float = 0.0
+    steps_ms: float = 0.0
+    steps: int = 0
+    draft_accepted: int = 0
+
+    def add(self, features_s: float, encoder_s: float, decoder_s: float, decoded: DecodedTokens) -> None:
+        self.features_ms += features_s * 1e3
+        self.encoder_ms += encoder_s * 1e3
+        self.decoder_ms += decoder_s * 1e3
+        self.first_pass_ms += decoded.first_pass_ms
+        self.steps_ms += decoded.steps_ms
+        self.steps += decoded.steps
+        self.draft_accepted += decoded.draft_accepted
+
+    def timings(self, total_ms: float, language_detection_ms: float) -> Timings:
+        return Timings(
+            features_ms=self.features_ms,
+            encoder_ms=self.encoder_ms,
+            decoder_ms=self.decoder_ms,
+            decoder_first_pass_ms=self.first_pass_ms,
+            per_token_ms=self.steps_ms / self.steps if self.steps else 0.0,
+            decoder_steps=self.steps,
+            draft_accepted=self.draft_accepted,
+            total_ms=total_ms,
+            language_detection_ms=language_detection_ms,
+        )
+
+
+def checked_audio(audio: np.ndarray) -> np.ndarray:
+    """The samples as float32, or HailoWhisperError saying why they cannot be transcribed."""
+    audio = np.asarray(audio)
+    if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.floating):
+        raise HailoWhisperError(f"audio must be 1-D float samples at {SAMPLE_RATE} Hz, got {audio.dtype} {audio.shape}")
+    if not np.all(np.isfinite(audio)):
+        raise HailoWhisperError("audio contains NaN or infinite samples")
+    return audio.astype(np.float32, copy=False)
+
+
+def window_frames(encoder: Encoder, samples: int) -> int:
+    """Mel frames to compute: the encoder's window, or for a dynamic encoder the audio's frames plus the trailing
+    margin, rounded up to even and at least MIN_DYNAMIC_WINDOW_FRAMES."""
+    if encoder.window_frames is not None:
+        return encoder.window_frames
+    frames = frames_for(samples) + int(WINDOW_MARGIN_S * SAMPLE_RATE) // HOP_LENGTH
+    return min(max(frames + frames % 2, MIN_DYNAMIC_WINDOW_FRAMES), encoder.max_frames)
