@@ -74,6 +74,15 @@ class TranscriptComparison:
     def agreement(self) -> float:
         return self.identical_text / self.clips if self.clips else 0.0
 
+    def add(self, clip: str, expected_tokens: list[int], expected_text: str, tokens: list[int], text: str) -> None:
+        """Counts one clip's transcript against faster-whisper's."""
+        self.clips += 1
+        self.identical_tokens += tokens == expected_tokens
+        if normalise(text) == normalise(expected_text):
+            self.identical_text += 1
+        else:
+            self.mismatches.append((clip, expected_text, text))
+
 
 def verify(
     model_dir: Path, ct2_dir: Path, audio_paths: Sequence[Path], int8: bool = True,
@@ -81,7 +90,6 @@ def verify(
 ) -> dict:
     """Run all checks on ``audio_paths`` (each at most one 30 s window); prints as it goes and returns the figures."""
     from faster_whisper import WhisperModel
-    from faster_whisper.audio import decode_audio, pad_or_trim
     from faster_whisper.feature_extractor import FeatureExtractor
 
     if not audio_paths:
@@ -89,44 +97,42 @@ def verify(
     model_dir = Path(model_dir)
     info = ModelInfo.load(model_dir / mf.MODEL_INFO)
     feature_extractor = FeatureExtractor(feature_size=info.n_mels)
-
-    def features_of(path: Path) -> tuple[np.ndarray, np.ndarray]:
-        audio = decode_audio(str(path))
-        if len(audio) > N_SAMPLES:
-            raise HailoWhisperError(f"{path} lasts {len(audio) / SAMPLE_RATE:.1f} s; verify takes clips of at most "
-                                    f"{MAX_CLIP_SECONDS:g} s (one encoder window)")
-        return audio, feature_extractor(audio)[:, :-1]  # faster-whisper drops the last frame the same way
-
     reference_model = WhisperModel(str(ct2_dir), device="cpu", compute_type="float32")
-    _, speech = features_of(audio_paths[0])
+    _, speech = _clip_features(audio_paths[0], feature_extractor)
     differences = encoder_differences(model_dir, reference_model.model, speech, threads)
     for name, difference in differences.items():
         log(f"  encoder {name}: max abs diff vs CTranslate2 {difference:.2e} ({Path(audio_paths[0]).name})")
+    comparisons, seconds = compare_transcripts(model_dir, info, reference_model, feature_extractor, audio_paths,
+                                               int8, threads)
+    for kind, comparison in comparisons.items():
+        log(
+            f"  transcripts {kind} vs faster-whisper float32: {comparison.identical_text}/{comparison.clips} "
+            f"identical ({100 * comparison.agreement:.1f}%), identical tokens {comparison.identical_tokens}/"
+            f"{comparison.clips}; {seconds[kind]:.1f} s (faster-whisper {seconds['faster-whisper']:.1f} s)"
+        )
+        for clip, expected, got in comparison.mismatches:
+            log(f"    {clip}\n      faster-whisper: {expected.strip()}\n      ours:           {got.strip()}")
+    return {"encoder_max_abs_diff": differences, "transcripts": comparisons}
+
+
+def compare_transcripts(
+    model_dir: Path, info: ModelInfo, reference_model, feature_extractor, audio_paths: Sequence[Path], int8: bool,
+    threads: int,
+) -> tuple[dict[str, TranscriptComparison], dict[str, float]]:
+    """Each set-up's greedy transcripts against faster-whisper's (``reference_model``), and the seconds each took
+    over all the clips, faster-whisper's under "faster-whisper"."""
+    from faster_whisper.audio import pad_or_trim
 
     tokenizer = WhisperTokenizer(model_dir / mf.TOKENIZER, info.eot)
-    encoders = {"fp32": OnnxEncoder(model_dir / mf.ENCODER_30S, threads)}
-    setups = {"fp32": ("fp32", OnnxKvDecoder(model_dir, info, threads))}  # kind -> (encoder, decoder)
-    if int8:
-        int8_decoder = OnnxKvDecoder(model_dir / mf.INT8_SUBDIR, info, threads)
-        setups["int8"] = ("fp32", int8_decoder)
-        if (model_dir / mf.ENCODER_DYNAMIC_INT8).is_file():
-            encoders["int8"] = OnnxEncoder(model_dir / mf.ENCODER_DYNAMIC_INT8, threads)
-            setups["int8-encoder+int8"] = ("int8", int8_decoder)
+    encoders, setups = _setups(model_dir, info, threads, int8)
     prefix = MIRRORED_OPTIONS.forced_prefix(info)
     filters = build_logit_filters(MIRRORED_OPTIONS, info)
     comparisons = {kind: TranscriptComparison(0, 0, 0, []) for kind in setups}
     seconds = {"faster-whisper": 0.0, **{kind: 0.0 for kind in setups}}
     for path in map(Path, audio_paths):
-        audio, features = features_of(path)
-        start = time.perf_counter()
-        segments, _ = reference_model.transcribe(
-            audio, language="en", beam_size=1, temperature=0.0, without_timestamps=True, vad_filter=False,
-            condition_on_previous_text=False, no_speech_threshold=None,
-        )
-        segments = list(segments)
-        seconds["faster-whisper"] += time.perf_counter() - start
-        expected_tokens = [token for segment in segments for token in segment.tokens]
-        expected_text = "".join(segment.text for segment in segments)
+        audio, features = _clip_features(path, feature_extractor)
+        expected_tokens, expected_text, seconds_taken = _reference_transcript(reference_model, audio)
+        seconds["faster-whisper"] += seconds_taken
         window = np.asarray(pad_or_trim(features, N_FRAMES), dtype=np.float32)
         states, encode_seconds = {}, {}
         for name, encoder in encoders.items():
@@ -137,20 +143,45 @@ def verify(
             start = time.perf_counter()
             tokens = list(greedy_decode(decoder, states[encoder_name], prefix, info, MIRRORED_OPTIONS, filters).tokens)
             seconds[kind] += time.perf_counter() - start + encode_seconds[encoder_name]
-            text = tokenizer.decode(tokens)
-            comparison = comparisons[kind]
-            comparison.clips += 1
-            comparison.identical_tokens += tokens == expected_tokens
-            if normalise(text) == normalise(expected_text):
-                comparison.identical_text += 1
-            else:
-                comparison.mismatches.append((f"{path.parent.name}/{path.name}", expected_text, text))
-    for kind, comparison in comparisons.items():
-        log(
-            f"  transcripts {kind} vs faster-whisper float32: {comparison.identical_text}/{comparison.clips} "
-            f"identical ({100 * comparison.agreement:.1f}%), identical tokens {comparison.identical_tokens}/"
-            f"{comparison.clips}; {seconds[kind]:.1f} s (faster-whisper {seconds['faster-whisper']:.1f} s)"
-        )
-        for clip, expected, got in comparison.mismatches:
-            log(f"    {clip}\n      faster-whisper: {expected.strip()}\n      ours:           {got.strip()}")
-    return {"encoder_max_abs_diff": differences, "transcripts": comparisons}
+            comparisons[kind].add(f"{path.parent.name}/{path.name}", expected_tokens, expected_text, tokens,
+                                  tokenizer.decode(tokens))
+    return comparisons, seconds
+
+
+def _setups(
+    model_dir: Path, info: ModelInfo, threads: int, int8: bool
+) -> tuple[dict[str, OnnxEncoder], dict[str, tuple[str, OnnxKvDecoder]]]:
+    """The encoders by name, and the set-ups compared: kind -> (encoder name, decoder). The INT8 decoder is
+    loaded once for the two set-ups that use it."""
+    encoders = {"fp32": OnnxEncoder(model_dir / mf.ENCODER_30S, threads)}
+    setups = {"fp32": ("fp32", OnnxKvDecoder(model_dir, info, threads))}
+    if int8:
+        int8_decoder = OnnxKvDecoder(model_dir / mf.INT8_SUBDIR, info, threads)
+        setups["int8"] = ("fp32", int8_decoder)
+        if (model_dir / mf.ENCODER_DYNAMIC_INT8).is_file():
+            encoders["int8"] = OnnxEncoder(model_dir / mf.ENCODER_DYNAMIC_INT8, threads)
+            setups["int8-encoder+int8"] = ("int8", int8_decoder)
+    return encoders, setups
+
+
+def _clip_features(path: Path, feature_extractor) -> tuple[np.ndarray, np.ndarray]:
+    """A clip's audio and faster-whisper's log-mel features of it."""
+    from faster_whisper.audio import decode_audio
+
+    audio = decode_audio(str(path))
+    if len(audio) > N_SAMPLES:
+        raise HailoWhisperError(f"{path} lasts {len(audio) / SAMPLE_RATE:.1f} s; verify takes clips of at most "
+                                f"{MAX_CLIP_SECONDS:g} s (one encoder window)")
+    return audio, feature_extractor(audio)[:, :-1]  # faster-whisper drops the last frame the same way
+
+
+def _reference_transcript(reference_model, audio: np.ndarray) -> tuple[list[int], str, float]:
+    """faster-whisper's tokens and text for ``audio``, decoded as MIRRORED_OPTIONS asks, and the seconds it took."""
+    start = time.perf_counter()
+    segments, _ = reference_model.transcribe(
+        audio, language="en", beam_size=1, temperature=0.0, without_timestamps=True, vad_filter=False,
+        condition_on_previous_text=False, no_speech_threshold=None,
+    )
+    segments = list(segments)
+    seconds = time.perf_counter() - start
+    return [token for segment in segments for token in segment.tokens], "".join(s.text for s in segments), seconds
