@@ -314,14 +314,28 @@ def build_decoder(weights: WhisperWeights, with_past: bool, row_by_row: bool = F
     ``row_by_row``: attention row by row (attend_row_by_row), the body of the INT8 decoder's draft passes."""
     info = weights.info
     g = GraphBuilder(weights, row_by_row=row_by_row)
-    tensors = weights.tensors
+    inputs, past, cross, start = _decoder_inputs(g, with_past)
+    embedding_t, x, end = _embed_tokens(g, start)
+    mask = _causal_mask(g, start, end)
+    outputs = [_tensor(mf.LOGITS, TensorProto.FLOAT, [1, "decoder_sequence_length", info.n_vocab])]
+    for layer in range(info.n_text_layer):
+        x, self_cache = decoder_layer(
+            g, x, f"decoder/layer_{layer}", mask, past[layer], cross[layer], mf.ENCODER_ATTENTION_BIAS
+        )
+        present = [(self_cache, "decoder")] + ([] if with_past else [(cross[layer], "encoder")])
+        outputs += _present_outputs(g, layer, present)
+    x = layer_norm(g, x, "decoder/layer_norm")
+    g.op("MatMul", [x, embedding_t], outputs=[mf.LOGITS], name=LOGITS_MATMUL)
+    return g.graph("whisper_decoder_with_past" if with_past else "whisper_decoder", inputs, outputs)
+
+
+def _decoder_inputs(g: GraphBuilder, with_past: bool) -> tuple[list, list[Cache | None], list[Cache], str]:
+    """The decoder's inputs; each layer's self-attention cache coming in (None without past) and cross-attention
+    cache; and the position of the first new token (P, shape [1])."""
+    info = g.info
     heads, head_dim = info.n_text_head, info.n_text_state // info.n_text_head
     float_type = TensorProto.FLOAT
     inputs = [_tensor(mf.INPUT_IDS, TensorProto.INT64, [1, "decoder_sequence_length"])]
-    outputs = [_tensor(mf.LOGITS, float_type, [1, "decoder_sequence_length", info.n_vocab])]
-    past_shape = [1, heads, "past_decoder_sequence_length", head_dim]
-    encoder_kv_shape = [1, heads, "encoder_sequence_length", head_dim]
-
     if with_past:
         past = [
             Cache(mf.past_name(i, "decoder", "key"), mf.past_name(i, "decoder", "value"))
@@ -331,6 +345,8 @@ def build_decoder(weights: WhisperWeights, with_past: bool, row_by_row: bool = F
             Cache(mf.past_name(i, "encoder", "key"), mf.past_name(i, "encoder", "value"))
             for i in range(info.n_text_layer)
         ]
+        past_shape = [1, heads, "past_decoder_sequence_length", head_dim]
+        encoder_kv_shape = [1, heads, "encoder_sequence_length", head_dim]
         for self_cache, cross_cache in zip(past, cross):
             inputs += [_tensor(name, float_type, past_shape) for name in (self_cache.key, self_cache.value)]
             inputs += [_tensor(name, float_type, encoder_kv_shape) for name in (cross_cache.key, cross_cache.value)]
@@ -344,35 +360,41 @@ def build_decoder(weights: WhisperWeights, with_past: bool, row_by_row: bool = F
         ]
         start = g.const([0])
     inputs.append(_tensor(mf.ENCODER_ATTENTION_BIAS, float_type, ["encoder_sequence_length"]))
+    return inputs, past, cross, start
 
+
+def _embed_tokens(g: GraphBuilder, start: str) -> tuple[str, str, str]:
+    """The new tokens' embeddings plus their positions' encodings; returns the transposed embedding (the output
+    projection's weight too), the sum, and the position after the last new token (P+S, shape [1])."""
     # The embedding is stored once, transposed, for the output projection; token lookup gathers its columns.
-    embedding_t = g.weight(EMBEDDING_T, tensors["decoder/embeddings/weight"].T)
+    embedding_t = g.weight(EMBEDDING_T, g.tensors["decoder/embeddings/weight"].T)
     tokens = g.op("Transpose", [g.op("Gather", [embedding_t, mf.INPUT_IDS], axis=1)], perm=[1, 2, 0])
     length = g.op("Gather", [g.op("Shape", [mf.INPUT_IDS]), g.const([1])])  # S, shape [1]
     end = g.op("Add", [start, length])
-    table = g.weight("decoder/position_encodings/encodings", tensors["decoder/position_encodings/encodings"])
-    x = g.op("Add", [tokens, g.op("Slice", [table, start, end, g.const([0])])])
+    table = g.weight("decoder/position_encodings/encodings", g.tensors["decoder/position_encodings/encodings"])
+    return embedding_t, g.op("Add", [tokens, g.op("Slice", [table, start, end, g.const([0])])]), end
 
-    # Causal mask [S, P+S]: new token i (absolute position P+i) sees positions j <= P+i.
+
+def _causal_mask(g: GraphBuilder, start: str, end: str) -> str:
+    """Causal mask [S, P+S]: new token i (absolute position P+i) sees positions j <= P+i."""
     first, last = (g.op("Squeeze", [bound, g.const([0])]) for bound in (start, end))
     columns = g.op("Range", [g.const(0), last, g.const(1)])
     rows = g.op("Unsqueeze", [g.op("Range", [first, last, g.const(1)]), g.const([1])])
     future = g.op("Greater", [columns, rows])
-    mask = g.op("Where", [future, g.const(MASK_VALUE, np.float32), g.const(0.0, np.float32)])
+    return g.op("Where", [future, g.const(MASK_VALUE, np.float32), g.const(0.0, np.float32)])
 
-    for layer in range(info.n_text_layer):
-        x, self_cache = decoder_layer(
-            g, x, f"decoder/layer_{layer}", mask, past[layer], cross[layer], mf.ENCODER_ATTENTION_BIAS
-        )
-        present = [(self_cache, "decoder")] + ([] if with_past else [(cross[layer], "encoder")])
-        for cache, kind in present:
-            names = [g.rename(cache.key, mf.present_name(layer, kind, "key")),
-                     g.rename(cache.value, mf.present_name(layer, kind, "value"))]
-            positions = "total_sequence_length" if kind == "decoder" else "encoder_sequence_length"
-            outputs += [_tensor(name, float_type, [1, heads, positions, head_dim]) for name in names]
-    x = layer_norm(g, x, "decoder/layer_norm")
-    g.op("MatMul", [x, embedding_t], outputs=[mf.LOGITS], name=LOGITS_MATMUL)
-    return g.graph("whisper_decoder_with_past" if with_past else "whisper_decoder", inputs, outputs)
+
+def _present_outputs(g: GraphBuilder, layer: int, present: list[tuple[Cache, str]]) -> list[onnx.ValueInfoProto]:
+    """A layer's caches going out ("decoder": self-attention, "encoder": cross-attention), under Optimum's names."""
+    info = g.info
+    heads, head_dim = info.n_text_head, info.n_text_state // info.n_text_head
+    outputs = []
+    for cache, kind in present:
+        names = [g.rename(cache.key, mf.present_name(layer, kind, "key")),
+                 g.rename(cache.value, mf.present_name(layer, kind, "value"))]
+        positions = "total_sequence_length" if kind == "decoder" else "encoder_sequence_length"
+        outputs += [_tensor(name, TensorProto.FLOAT, [1, heads, positions, head_dim]) for name in names]
+    return outputs
 
 
 def build_cross_kv(weights: WhisperWeights) -> onnx.ModelProto:
