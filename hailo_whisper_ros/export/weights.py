@@ -304,47 +304,14 @@ def model_info(
 ) -> ModelInfo:
     """Dimensions from the weights, special tokens from tokenizer.json's added tokens."""
     added = {token["content"]: token["id"] for token in json.loads(tokenizer_path.read_text())["added_tokens"]}
-
-    def token(*contents: str) -> int:
-        for content in contents:
-            if content in added:
-                return added[content]
-        raise HailoWhisperError(f"{tokenizer_path} has no {' or '.join(contents)} token")
-
+    specials = _special_tokens(added, tokenizer_path)
     n_vocab, n_text_state = tensors["decoder/embeddings/weight"].shape
     n_audio_state, n_mels, _ = tensors["encoder/conv1/weight"].shape
-    sot, translate = token("<|startoftranscript|>"), token("<|translate|>")
-    no_timestamps = token("<|notimestamps|>")
     # Vocabularies with 51865+ entries are multilingual (openai/whisper's rule); .en models carry the language
     # tokens too but were never trained on them.
     multilingual = n_vocab >= 51865
-    languages = {}
-    if multilingual:
-        language_token = re.compile(r"<\|([a-z]{2,3})\|>")
-        languages = {
-            match.group(1): token_id
-            for content, token_id in added.items()
-            if sot < token_id < translate and (match := language_token.fullmatch(content))
-        }
-    specials = dict(
-        sot=sot,
-        eot=token("<|endoftext|>"),
-        no_timestamps=no_timestamps,
-        no_speech=token("<|nospeech|>", "<|nocaptions|>"),
-        transcribe=token("<|transcribe|>"),
-        translate=translate,
-        # timestamp tokens follow <|notimestamps|>; tokenizer.json usually leaves them out
-        timestamp_begin=added.get("<|0.00|>", no_timestamps + 1),
-        sot_prev=token("<|startofprev|>"),
-        sot_lm=token("<|startoflm|>"),
-    )
     if suppress is None:
         suppress = non_speech_tokens(tokenizer_path)
-    # faster-whisper and openai/whisper also suppress the task and control tokens; HF/CT2 lists already do.
-    suppress_tokens = sorted(
-        {int(t) for t in suppress if t >= 0}
-        | {specials[k] for k in ("transcribe", "translate", "sot", "sot_prev", "sot_lm", "no_speech")}
-    )
     if begin_suppress is None:
         begin_suppress = [_encode(tokenizer_path, " ")[0], specials["eot"]]
     return ModelInfo(
@@ -360,11 +327,50 @@ def model_info(
         n_text_head=heads[1],
         n_text_layer=_count_layers(tensors, "decoder"),
         multilingual=multilingual,
-        languages=languages,
-        suppress_tokens=tuple(suppress_tokens),
+        languages=_language_tokens(added, specials["sot"], specials["translate"]) if multilingual else {},
+        # faster-whisper and openai/whisper also suppress the task and control tokens; HF/CT2 lists already do.
+        suppress_tokens=tuple(sorted(
+            {int(t) for t in suppress if t >= 0}
+            | {specials[k] for k in ("transcribe", "translate", "sot", "sot_prev", "sot_lm", "no_speech")}
+        )),
         begin_suppress_tokens=tuple(int(t) for t in begin_suppress),
         **specials,
     )
+
+
+def _special_tokens(added: dict[str, int], tokenizer_path: Path) -> dict[str, int]:
+    """ModelInfo's special token ids, by field name, from tokenizer.json's added tokens (``added``)."""
+
+    def token(*contents: str) -> int:
+        for content in contents:
+            if content in added:
+                return added[content]
+        raise HailoWhisperError(f"{tokenizer_path} has no {' or '.join(contents)} token")
+
+    sot, translate = token("<|startoftranscript|>"), token("<|translate|>")
+    no_timestamps = token("<|notimestamps|>")
+    return dict(
+        sot=sot,
+        eot=token("<|endoftext|>"),
+        no_timestamps=no_timestamps,
+        no_speech=token("<|nospeech|>", "<|nocaptions|>"),
+        transcribe=token("<|transcribe|>"),
+        translate=translate,
+        # timestamp tokens follow <|notimestamps|>; tokenizer.json usually leaves them out
+        timestamp_begin=added.get("<|0.00|>", no_timestamps + 1),
+        sot_prev=token("<|startofprev|>"),
+        sot_lm=token("<|startoflm|>"),
+    )
+
+
+def _language_tokens(added: dict[str, int], sot: int, translate: int) -> dict[str, int]:
+    """Language code -> token id: the added tokens <|xx|> between <|startoftranscript|> and <|translate|>."""
+    language_token = re.compile(r"<\|([a-z]{2,3})\|>")
+    return {
+        match.group(1): token_id
+        for content, token_id in added.items()
+        if sot < token_id < translate and (match := language_token.fullmatch(content))
+    }
 
 
 def _encode(tokenizer_path: Path, text: str) -> list[int]:
