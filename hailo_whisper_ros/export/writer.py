@@ -133,59 +133,20 @@ def _choose_body(per_call: onnx.ModelProto, per_row: onnx.ModelProto) -> onnx.Mo
     so the largest, the logits projection's, is taken out of both (_project_logits_once)."""
     graph = per_call.graph
     outer = {tensor.name for tensor in graph.input}
-    by_contents = {_contents(tensor): tensor.name for tensor in graph.initializer}
-    per_call_names = {tensor.name: tensor.name for tensor in graph.initializer}
-    per_row_names = {}
-    for tensor in per_row.graph.initializer:
-        name, contents = tensor.name, _contents(tensor)
-        if contents not in by_contents:
-            by_contents[contents] = tensor.name = f"per_row/{name}"
-            graph.initializer.append(tensor)
-        per_row_names[name] = by_contents[contents]
-
-    def branch(body: onnx.GraphProto, prefix: str, initializers: dict[str, str]) -> onnx.GraphProto:
-        def outer_name(value: str) -> str:
-            return value if not value or value in outer else initializers.get(value, prefix + value)
-
-        def renamed(nodes) -> list[onnx.NodeProto]:
-            """The nodes with every name the branch's own, in the Loops' bodies too (they read outer names)."""
-            copies = []
-            for node in nodes:
-                copy = onnx.NodeProto()
-                copy.CopyFrom(node)
-                copy.name = prefix + node.name
-                copy.input[:] = [outer_name(value) for value in node.input]
-                copy.output[:] = [outer_name(value) for value in node.output]
-                for attribute in copy.attribute:
-                    if attribute.type == onnx.AttributeProto.GRAPH:
-                        inner = attribute.g
-                        inner_nodes = renamed(inner.node)
-                        inner.ClearField("node")
-                        inner.node.extend(inner_nodes)
-                        for value_info in list(inner.input) + list(inner.output):
-                            value_info.name = outer_name(value_info.name)
-                copies.append(copy)
-            return copies
-
-        outputs = [onnx.ValueInfoProto(name=prefix + output.name, type=output.type) for output in body.output]
-        return helper.make_graph(renamed(body.node), prefix.strip("/"), [], outputs)
-
-    def node(op_type: str, inputs: list[str], output: str, **attributes) -> onnx.NodeProto:
-        return helper.make_node(op_type, inputs, [output], f"{output}/{op_type}", **attributes)
-
+    per_call_names, per_row_names = _share_initializers(graph, per_row.graph)
     past = mf.past_name(0, "decoder", "key")
     graph.initializer.extend(numpy_helper.from_array(np.array([value], dtype=np.int64), f"body/{name}")
                              for name, value in (("one", 1), ("zero", 0)))
     choice = [
-        node("Shape", [mf.INPUT_IDS], "body/rows", start=1, end=2),
-        node("Shape", [past], "body/cached", start=2, end=3),
-        node("Equal", ["body/rows", "body/one"], "body/one_row"),
-        node("Equal", ["body/cached", "body/zero"], "body/prefix_pass"),
-        node("Or", ["body/one_row", "body/prefix_pass"], "body/per_call"),
+        _node("Shape", [mf.INPUT_IDS], "body/rows", start=1, end=2),
+        _node("Shape", [past], "body/cached", start=2, end=3),
+        _node("Equal", ["body/rows", "body/one"], "body/one_row"),
+        _node("Equal", ["body/cached", "body/zero"], "body/prefix_pass"),
+        _node("Or", ["body/one_row", "body/prefix_pass"], "body/per_call"),
         helper.make_node(
             "If", ["body/per_call"], [output.name for output in graph.output], "body/If",
-            then_branch=branch(graph, "per_call/", per_call_names),
-            else_branch=branch(per_row.graph, "per_row/", per_row_names),
+            then_branch=_branch(graph, "per_call/", per_call_names, outer),
+            else_branch=_branch(per_row.graph, "per_row/", per_row_names, outer),
         ),
     ]
     graph.ClearField("node")
@@ -196,6 +157,58 @@ def _choose_body(per_call: onnx.ModelProto, per_row: onnx.ModelProto) -> onnx.Mo
     per_call.opset_import.extend(domains.values())
     per_call.metadata_props.add(key=mf.ROWS_INDEPENDENT, value="1")
     return per_call
+
+
+def _node(op_type: str, inputs: list[str], output: str, **attributes) -> onnx.NodeProto:
+    """A node with one output, named after it."""
+    return helper.make_node(op_type, inputs, [output], f"{output}/{op_type}", **attributes)
+
+
+def _share_initializers(graph: onnx.GraphProto, per_row: onnx.GraphProto) -> tuple[dict[str, str], dict[str, str]]:
+    """Adds ``per_row``'s initializers to ``graph``, each under per_row/ unless ``graph`` already holds one with the
+    same contents. Returns, for ``graph`` and for ``per_row``, the name each of its initializers has in ``graph``."""
+    by_contents = {_contents(tensor): tensor.name for tensor in graph.initializer}
+    per_call_names = {tensor.name: tensor.name for tensor in graph.initializer}
+    per_row_names = {}
+    for tensor in per_row.initializer:
+        name, contents = tensor.name, _contents(tensor)
+        if contents not in by_contents:
+            by_contents[contents] = tensor.name = f"per_row/{name}"
+            graph.initializer.append(tensor)
+        per_row_names[name] = by_contents[contents]
+    return per_call_names, per_row_names
+
+
+def _branch(body: onnx.GraphProto, prefix: str, initializers: dict[str, str], outer: set[str]) -> onnx.GraphProto:
+    """``body``'s nodes as a branch of the If: every name the branch's own (``prefix``), except the outer graph's
+    inputs (``outer``) and the initializers, read under their name in the outer graph (``initializers``)."""
+
+    def outer_name(value: str) -> str:
+        return value if not value or value in outer else initializers.get(value, prefix + value)
+
+    outputs = [onnx.ValueInfoProto(name=prefix + output.name, type=output.type) for output in body.output]
+    return helper.make_graph(_renamed(body.node, prefix, outer_name), prefix.strip("/"), [], outputs)
+
+
+def _renamed(nodes, prefix: str, outer_name) -> list[onnx.NodeProto]:
+    """Copies of the nodes with every name the branch's own, in the Loops' bodies too (they read outer names)."""
+    copies = []
+    for node in nodes:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        copy.name = prefix + node.name
+        copy.input[:] = [outer_name(value) for value in node.input]
+        copy.output[:] = [outer_name(value) for value in node.output]
+        for attribute in copy.attribute:
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                inner = attribute.g
+                inner_nodes = _renamed(inner.node, prefix, outer_name)
+                inner.ClearField("node")
+                inner.node.extend(inner_nodes)
+                for value_info in list(inner.input) + list(inner.output):
+                    value_info.name = outer_name(value_info.name)
+        copies.append(copy)
+    return copies
 
 
 def _project_logits_once(model: onnx.ModelProto) -> None:
@@ -289,7 +302,7 @@ def _quantize_activations_per_row(model: onnx.ModelProto) -> None:
                 ("Cast", [row("clipped")], quantized, {"to": TensorProto.UINT8}),
                 ("Cast", [row("zero_point")], row("zero_point_int32"), {"to": TensorProto.INT32}),
             ):
-                nodes.append(helper.make_node(op_type, inputs, [output], f"{output}/{op_type}", **attributes))
+                nodes.append(_node(op_type, inputs, output, **attributes))
             row_zero_points[quantized] = (old_zero_point, row("zero_point_int32"))
             continue
         if node.op_type == "MatMulInteger" and node.input[0] in row_zero_points:
