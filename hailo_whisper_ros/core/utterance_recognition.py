@@ -1,5 +1,5 @@
-"""The open utterance of a stream and its recognition, shared by both transcribers of ``streaming``: partials,
-the final (reusing a decode made in the pause that ended the utterance), errors, and their counters."""
+"""The open utterance of a stream and its recognition, used by both transcribers of ``streaming``: partials, the
+final (reusing a decode made in the pause that ended the utterance), errors, and their counters."""
 
 from __future__ import annotations
 
@@ -13,7 +13,16 @@ import numpy as np
 
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.decoding import DecodingOptions
-from hailo_whisper_ros.core.transcripts import FINAL, PARTIAL, LoopGuardTally, StreamingOptions, TranscriptEvent, stable_prefix
+from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.core.transcripts import (
+    FINAL,
+    PARTIAL,
+    LoopGuardTally,
+    StreamingOptions,
+    StreamingStats,
+    TranscriptEvent,
+    stable_prefix,
+)
 
 if TYPE_CHECKING:
     from hailo_whisper_ros.core.recognizer import Recognizer, TranscriptionResult
@@ -56,18 +65,32 @@ class OpenUtterance:
         return self.pieces[0]
 
 
+def check_options(
+    recognizer: "Recognizer", decoding: DecodingOptions, streaming: StreamingOptions
+) -> tuple[DecodingOptions, StreamingOptions]:
+    """The options, if this recognizer can use them; else HailoWhisperError with the reason (the objects validated
+    their own values when they were made)."""
+    for name, value, expected in (("decoding", decoding, DecodingOptions), ("streaming", streaming, StreamingOptions)):
+        if not isinstance(value, expected):
+            raise HailoWhisperError(f"{name} options must be a {expected.__name__}, not {type(value).__name__}")
+    recognizer.check_options(decoding)  # e.g. a language an English-only model cannot honour
+    return decoding, streaming
+
+
 class UtteranceRecognition:
     """Transcribes the open utterance for both transcribers: partials, the final, errors, and their counters."""
 
     def __init__(
         self,
         recognizer: "Recognizer",
-        speech_span: Callable[[int, int], tuple[int, int]],
         arrival_of: Callable[[int], float | None],
+        speech_span: Callable[[int, int], tuple[int, int]] | None = None,
     ):
         self.recognizer = recognizer
-        self.speech_span = speech_span  # stream span [start, end) -> where speech was heard in it
         self.arrival_of = arrival_of  # stream position -> when its sample arrived (time.perf_counter())
+        # Stream span [start, end) -> where the VAD heard speech in it; None: the VAD is elsewhere, and the span is
+        # the whole audio but for a final's end, which the utterance's end event says.
+        self.speech_span = speech_span
         self.utterance: OpenUtterance | None = None
         self.utterances = self.partials = self.partials_skipped = self.no_speech_rejections = 0
         self.finals_precomputed = 0
@@ -98,8 +121,9 @@ class UtteranceRecognition:
         self.utterance = None
         self.context = ()
 
-    def finish(self, decided_at: float) -> TranscriptEvent | None:
-        """Close the open utterance: its final (empty text: no speech), or None after an inference error."""
+    def finish(self, decided_at: float, speech_end: int | None = None) -> TranscriptEvent | None:
+        """Close the open utterance: its final (empty text: no speech), or None after an inference error.
+        ``speech_end``: where speech was last heard, when the VAD is elsewhere (SpeechEnded.speech_end)."""
         utterance, self.utterance = self.utterance, None
         self.context, self.context_end = (), utterance.end  # kept below only after a clean final
         if utterance.failed or utterance.length == 0:
@@ -117,14 +141,15 @@ class UtteranceRecognition:
         latency_ms = (finished_at - decided_at) * 1e3
         self.final_latencies_ms.append(latency_ms)
         # What a listener waits: from the arrival of the last speech sample (the VAD's pause included).
-        speech_end_arrival = self.arrival_of(self.speech_span(utterance.start, utterance.end)[1])
+        span = self._span(utterance, speech_end)
+        speech_end_arrival = self.arrival_of(span[1])
         if speech_end_arrival is not None:
             self.speech_end_latencies_ms.append((finished_at - speech_end_arrival) * 1e3)
         if result.text:
             self.utterances += 1
         else:
             self.no_speech_rejections += 1
-        return self._event(FINAL, utterance, result.text, latency_ms, result)
+        return self._event(FINAL, utterance, result.text, latency_ms, result, span)
 
     def decode_if_due(self, backlog: int, in_pause: bool, final_queued: bool = False) -> TranscriptEvent | None:
         """Decode the open utterance if a partial is due or, ``in_pause``, as its possible final; the partial event
@@ -148,12 +173,51 @@ class UtteranceRecognition:
         stable = stable_prefix(utterance.previous_partial, result.text)
         utterance.previous_partial = result.text
         self.partials += 1
-        return self._event(PARTIAL, utterance, stable, (time.perf_counter() - started) * 1e3, result)
+        latency_ms = (time.perf_counter() - started) * 1e3
+        return self._event(PARTIAL, utterance, stable, latency_ms, result, self._span(utterance))
+
+    def stats(self, queue_seconds: tuple[float, float, float, float, float]) -> StreamingStats:
+        """The counters, with the input queue's (fed, dropped, queued, max queued, processed) seconds."""
+        fed, dropped, queued, max_queued, processed = queue_seconds
+        return StreamingStats(
+            audio_in_s=fed,
+            audio_dropped_s=dropped,
+            queue_depth_s=queued,
+            max_queue_depth_s=max_queued,
+            audio_processed_s=processed,
+            utterances=self.utterances,
+            partials=self.partials,
+            partials_skipped=self.partials_skipped,
+            no_speech_rejections=self.no_speech_rejections,
+            inference_calls=self.inference_calls,
+            inference_s=self.inference_s,
+            speech_s_transcribed=self.speech_s_transcribed,
+            frames_transcribed=self.frames_transcribed,
+            errors=self.errors,
+            finals_precomputed=self.finals_precomputed,
+            final_latencies_ms=tuple(self.final_latencies_ms),
+            speech_end_latencies_ms=tuple(self.speech_end_latencies_ms),
+            guards_fired=dict(self.loop_guards.fired),
+            loop_recoveries=self.loop_guards.recovered,
+            unrecovered_loops=self.loop_guards.unrecovered,
+            decoder_s=self.decoder_s,
+            decoder_steps=self.decoder_steps,
+            draft_tokens_accepted=self.draft_tokens_accepted,
+        )
+
+    def _span(self, utterance: OpenUtterance, speech_end: int | None = None) -> tuple[int, int]:
+        """Where speech was heard in the utterance's audio so far."""
+        if self.speech_span is not None:
+            return self.speech_span(utterance.start, utterance.end)
+        if speech_end is not None and utterance.start < speech_end <= utterance.end:
+            return utterance.start, speech_end
+        return utterance.start, utterance.end
 
     def _event(
-        self, kind: str, utterance: OpenUtterance, stable_text: str, latency_ms: float, result: "TranscriptionResult"
+        self, kind: str, utterance: OpenUtterance, stable_text: str, latency_ms: float,
+        result: "TranscriptionResult", span: tuple[int, int],
     ) -> TranscriptEvent:
-        speech_start, speech_end = self.speech_span(utterance.start, utterance.end)
+        speech_start, speech_end = span
         return TranscriptEvent(
             kind=kind,
             utterance_id=utterance.utterance_id,

@@ -178,6 +178,53 @@ class SpeechProbabilities(Protocol):
     def reset(self) -> None: ...
 
 
+# Speech probabilities kept for locating the speech inside an utterance: longer than the longest utterance (the
+# 30 s encoder window plus the pads before its start).
+PROBABILITY_HISTORY_S = 32.0
+
+
+class SpeechProbabilityLog:
+    """A VAD that records the speech probability of the recent windows with their stream positions, so that an
+    utterance can report where speech was heard inside its padded audio."""
+
+    def __init__(self, vad: SpeechProbabilities):
+        self._vad = vad
+        self.window_samples = vad.window_samples
+        self._history = int(PROBABILITY_HISTORY_S * SAMPLE_RATE) // self.window_samples
+        self._starts = np.zeros(0, dtype=np.int64)  # stream position of each recorded window
+        self._probabilities = np.zeros(0, dtype=np.float32)
+        self.origin = 0  # stream position of the segmenter's sample 0 (its owner restarts it)
+        self.reset()
+
+    def reset(self) -> None:
+        """The segmenter starts a new stream. The history stays: the utterance that the segmenter's flush closed
+        (just before it resets) still needs it."""
+        self._vad.reset()
+        self._windows = 0
+
+    def process(self, audio: np.ndarray) -> np.ndarray:
+        probabilities = self._vad.process(audio)
+        starts = self.origin + (self._windows + np.arange(len(probabilities))) * self.window_samples
+        self._windows += len(probabilities)
+        self._starts = np.concatenate([self._starts, starts])[-self._history :]
+        self._probabilities = np.concatenate([self._probabilities, probabilities])[-self._history :]
+        return probabilities
+
+    @property
+    def latest_probability(self) -> float:
+        return float(self._probabilities[-1]) if len(self._probabilities) else 0.0
+
+    def speech_span(self, start: int, end: int, threshold: float) -> tuple[int, int]:
+        """From the first to the end of the last window at or above threshold overlapping [start, end), clipped to
+        it; [start, end) itself if there is none."""
+        speech = np.flatnonzero(
+            (self._starts < end) & (self._starts + self.window_samples > start) & (self._probabilities >= threshold)
+        )
+        if len(speech) == 0:
+            return start, end
+        return max(int(self._starts[speech[0]]), start), min(int(self._starts[speech[-1]]) + self.window_samples, end)
+
+
 class Segmenter:
     """Cuts a 16 kHz float32 stream, fed in chunks of any size, into utterances, reported as events.
 

@@ -8,18 +8,23 @@ after the node, like diagnostic_updater does for C++ and Python nodes on a full 
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Callable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
+from hailo_whisper_ros.core.decoding import GUARDS
+from hailo_whisper_ros.core.intake import IntakeStatus
+from hailo_whisper_ros.core.transcripts import StreamingStats
 from hailo_whisper_ros.ros.topics import DIAGNOSTICS
 
 OK = DiagnosticStatus.OK
 WARN = DiagnosticStatus.WARN
 ERROR = DiagnosticStatus.ERROR
 REPEAT_AFTER_S = 60.0  # a kind of problem logged again at most this often
+BEHIND_FRACTION = 0.5  # the recognizer WARNs when its queue holds more than this share of queue.max_audio_s
 
 # Values of the audio_subscriber's status.
 LISTENING = "listening"
@@ -99,6 +104,86 @@ def status_values(status: DiagnosticStatus) -> dict[str, str]:
 def level_of(status: DiagnosticStatus) -> int:
     """The level as an int: rclpy gives the byte field as bytes."""
     return ord(status.level) if isinstance(status.level, bytes) else int(status.level)
+
+
+def intake_values(status: IntakeStatus) -> dict:
+    """The intake's counts under their /diagnostics names."""
+    counts = status.counts
+    values = {
+        LISTENING: status.listening,
+        ROBOT_SPEAKING: status.robot_speaking,
+        GATED_AUDIO_S: counts.gated_s,
+        GATE_CLOSINGS: counts.gate_closings,
+        AUDIO_INPUT: status.audio_format,
+        AUDIO_MESSAGES: status.messages_converted,
+        AUDIO_RECEIVED_S: status.received_s,
+        AUDIO_FORMAT_CHANGES: status.format_changes,
+        AUDIO_INFO_MESSAGES: counts.format_declarations,
+        UTTERANCES_SEGMENTED: counts.utterances,
+        INPUT_QUEUE_S: status.queued_s,
+        AUDIO_MESSAGES_RECEIVED: counts.messages_received,
+        DROPPED_AUDIO_S: counts.dropped_s,
+        DROPPED_AUDIO_MESSAGES: counts.dropped_messages,
+        LOST_IN_TRANSPORT_S: counts.lost_in_transport_s,
+        LOST_IN_TRANSPORT_MESSAGES: counts.lost_in_transport_messages,
+        MISSING_BY_STAMPS_S: counts.missing_by_stamps_s,
+        MISSING_BY_STAMPS_MESSAGES: counts.missing_by_stamps_messages,
+        TIMESTAMPS_BACKWARDS: counts.stamps_backwards,
+        SECONDS_SINCE_AUDIO: -1.0 if status.seconds_since_audio is None else status.seconds_since_audio,
+    }
+    values.update({REJECTED_PREFIX + kind: count for kind, count in status.rejected.items()})
+    return values
+
+
+def transcriber_values(stats: StreamingStats) -> dict:
+    """The transcriber's counts under their /diagnostics names."""
+    return {
+        UTTERANCES: stats.utterances,
+        PARTIALS: stats.partials,
+        PARTIALS_SKIPPED: stats.partials_skipped,
+        NO_SPEECH_REJECTIONS: stats.no_speech_rejections,
+        INFERENCE_ERRORS: stats.errors,
+        REAL_TIME_FACTOR: stats.real_time_factor,
+        # From the arrival of the end of speech to the final, as a listener waits (StreamingStats).
+        LATENCY_P50_MS: -1.0 if stats.speech_end_latency_p50_ms is None else stats.speech_end_latency_p50_ms,
+        LATENCY_P95_MS: -1.0 if stats.speech_end_latency_p95_ms is None else stats.speech_end_latency_p95_ms,
+        QUEUE_DEPTH_S: stats.queue_depth_s,
+        DROPPED_AUDIO_S: stats.audio_dropped_s,
+        AUDIO_TRANSCRIBED_S: stats.speech_s_transcribed,
+        GUARDS_FIRED: ", ".join(f"{guard}: {stats.guards_fired.get(guard, 0)}" for guard in GUARDS),
+        LOOP_RECOVERIES: stats.loop_recoveries,
+        UNRECOVERED_LOOPS: stats.unrecovered_loops,
+    }
+
+
+def language_label(language: str, probability: float) -> str:
+    """LAST_LANGUAGE's value: "de (p 0.97)" when detected, "en (given)" otherwise."""
+    return f"{language} (given)" if math.isnan(probability) else f"{language} (p {probability:.2f})"
+
+
+
+def recognizer_status(state: str, active: bool, recognizer, stats: StreamingStats, max_queue_s: float,
+                      new_errors: int, node_values: dict) -> tuple[int, str, dict]:
+    """The recognizer node's status: its own values, the backends', the transcriber's; the level by the worst of
+    inference errors since the last status, a queue more than BEHIND_FRACTION full, dropped audio, a CPU fallback."""
+    values = {
+        **node_values,
+        ENCODER_BACKEND: recognizer.encoder_backend,
+        DECODER_BACKEND: recognizer.decoder_backend,
+        FALLBACK_REASON: recognizer.fallback_reason or "",
+        **transcriber_values(stats),
+    }
+    if new_errors:
+        return ERROR, f"{new_errors} inference error(s) in the last period", values
+    if stats.queue_depth_s > BEHIND_FRACTION * max_queue_s:
+        return WARN, f"falling behind: {stats.queue_depth_s:.1f} s of audio waiting", values
+    if stats.audio_dropped_s > 0:
+        return WARN, f"fell behind: {stats.audio_dropped_s:.1f} s of audio dropped", values
+    if recognizer.fallback_reason:
+        return WARN, f"CPU fallback: {recognizer.fallback_reason}", values
+    if not active:
+        return OK, f"{state}: speech is ignored", values
+    return OK, f"{recognizer.encoder_backend} encoder, {stats.utterances} utterances", values
 
 
 class DiagnosticsPublisher:

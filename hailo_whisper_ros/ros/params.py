@@ -2,10 +2,10 @@
 
 Each declared field of an options object is one parameter (``vad.min_silence_ms`` -> ``VadOptions.min_silence_ms``):
 its description, unit, range and read-only flag come from the field's declaration, so ``ros2 param describe`` shows
-what the code checks. A change is validated in the on-set callback, which only builds the options object the new
-values would give (``dataclasses.replace`` runs the core's validation) and answers yes or no; it is applied in the
-post-set callback, once every parameter of the request has been accepted (the pattern of ros2/demos'
-demo_nodes_py). Read-only parameters need a model reload and are refused at run time by rclpy itself.
+what the code checks. A change is validated once, in the on-set callback, which only builds the options object the
+new values would give (``dataclasses.replace`` runs the core's validation, and a group's ``check`` the run-time
+rules) and answers yes or no; that object is applied in the post-set callback, once every parameter of the request
+has been accepted (the pattern of ros2/demos' demo_nodes_py). Read-only parameters need a model reload and are refused at run time by rclpy itself.
 
 A list parameter keeps its declared type while empty: rclpy takes an empty default for a byte array and
 `ros2 param set NODE NAME "[]"` sends a bool array, so an empty list of a list option is declared with its array type,
@@ -137,6 +137,7 @@ class ParameterBinder:
         self.node = node
         self.groups: dict[str, OptionsGroup] = {}
         self.listeners: list[Callable[[str, Any], None]] = []
+        self._accepted: dict[str, Any] = {}  # the options objects the on-set callback validated, to apply as they are
         node.add_on_set_parameters_callback(self._validate)
         if hasattr(node, "add_pre_set_parameters_callback"):  # Iron and later; before it an empty list needs its type
             node.add_pre_set_parameters_callback(
@@ -175,12 +176,17 @@ class ParameterBinder:
             proposed = self._proposals(parameters)
         except (HailoWhisperError, TypeError, ValueError) as error:
             return SetParametersResult(successful=False, reason=str(error))
-        if not self._applies_after_set:
+        if self._applies_after_set:
+            self._accepted = proposed
+        else:
             self._adopt(proposed)
         return SetParametersResult(successful=True)
 
     def _apply(self, parameters: list) -> None:
-        self._adopt(self._proposals(parameters))
+        """rclpy calls it right after _validate accepted ``parameters``: what was validated is applied, not
+        validated again."""
+        proposed, self._accepted = self._accepted, {}
+        self._adopt(proposed)
 
     def _adopt(self, proposed: dict[str, Any]) -> None:
         for key, options in proposed.items():

@@ -1,9 +1,9 @@
 """The names, QoS profiles and message contracts of every topic and service of the package, each written and
 read here and nowhere else.
 
-``speech`` (between the audio subscriber and the recognizer): hailo_whisper_msgs/Speech, one segmenter event of
-the core (hailo_whisper_ros.core.vad, core.streaming.SpeechPaused) per message, with its utterance id, its stream
-sample and, for audio, 16 kHz mono samples. Sample positions count from the first sample of the 16 kHz stream the
+``speech`` (between the audio subscriber and the recognizer): hailo_whisper_msgs/Speech, one speech event of the
+core's AudioIntake (core/intake.py) per message, with its utterance id, its stream sample and, for audio, 16 kHz
+mono samples. Sample positions count from the first sample of the 16 kHz stream the
 audio subscriber produced, so the recognizer can report start and end times; ``header.stamp`` is that sample's time
 on the audio's clock, so the recognizer can stamp a transcript with its utterance's first sample.
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import array
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -23,9 +22,9 @@ from hailo_whisper_msgs.msg import Speech, Transcript
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
-from hailo_whisper_ros.core.streaming import SpeechPaused
+from hailo_whisper_ros.core.intake import SpeechEvent, SpeechPaused, event_position
 from hailo_whisper_ros.core.transcripts import FINAL, TranscriptEvent
-from hailo_whisper_ros.core.vad import SegmenterEvent, SpeechAudio, SpeechEnded, SpeechStarted
+from hailo_whisper_ros.core.vad import SpeechAudio, SpeechEnded, SpeechStarted
 
 AUDIO = "audio"  # audio_common_msgs/AudioData from the microphone driver
 AUDIO_STAMPED = "audio_stamped"  # audio_common_msgs/AudioDataStamped, with audio.stamped: true
@@ -72,25 +71,11 @@ ROBOT_SPEAKING_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE
 PARTIAL_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
-@dataclass(frozen=True)
-class UtteranceEvent:
-    utterance_id: int
-    event: SegmenterEvent | SpeechPaused
-    stamp: Time  # the event's stream sample on the audio's clock
-
-
-def event_sample(event: SegmenterEvent | SpeechPaused) -> int:
-    """The stream sample a Speech message of the event carries: a start or audio event's first, else its end."""
-    return event.start if isinstance(event, (SpeechStarted, SpeechAudio)) else event.end
-
-
-def to_message(utterance_id: int, event: SegmenterEvent | SpeechPaused, stamp: Time | None = None,
-               offset: int = 0) -> Speech:
-    """``stamp``: the event's sample on the audio's clock; ``offset``: added to the event's stream positions (a
-    segmenter restarted at 0 after a flush goes on where its stream left off)."""
-    message = Speech(utterance_id=utterance_id, sample=event_sample(event) + offset)
-    if stamp is not None:
-        message.header.stamp = stamp
+def to_message(speech: SpeechEvent) -> Speech:
+    """The `speech` message of one of the intake's events, stamped with its time on the audio's clock."""
+    event = speech.event
+    message = Speech(utterance_id=speech.utterance_id, sample=event_position(event))
+    message.header.stamp = stamp_of(speech.time_ns)
     if isinstance(event, SpeechStarted):
         message.event = Speech.START
     elif isinstance(event, SpeechAudio):
@@ -100,27 +85,53 @@ def to_message(utterance_id: int, event: SegmenterEvent | SpeechPaused, stamp: T
         message.event = Speech.PAUSE
     else:
         message.event, message.forced = Speech.END, event.forced
-        message.speech_end = (event.end if event.speech_end is None else event.speech_end) + offset
+        message.speech_end = event.end if event.speech_end is None else event.speech_end
     return message
 
 
-def from_message(message: Speech, utterance_starts: dict[int, int]) -> UtteranceEvent:
+def from_message(message: Speech, utterance_starts: dict[int, int]) -> SpeechEvent:
     """Decodes one message; ``utterance_starts`` (utterance -> start sample) is kept by the caller so that an end
     event carries its start as the segmenter's does. Raises ValueError on an event the contract has not."""
-    utterance_id, position, stamp = message.utterance_id, message.sample, message.header.stamp
+    utterance_id, position, time_ns = message.utterance_id, message.sample, nanoseconds_of(message.header.stamp)
     if message.event == Speech.START:
         utterance_starts[utterance_id] = position
-        return UtteranceEvent(utterance_id, SpeechStarted(position), stamp)
-    if message.event == Speech.AUDIO:
-        return UtteranceEvent(utterance_id, SpeechAudio(position, np.frombuffer(message.audio, np.float32)), stamp)
-    if message.event == Speech.PAUSE:
-        return UtteranceEvent(utterance_id, SpeechPaused(position), stamp)
-    if message.event == Speech.END:
+        event = SpeechStarted(position)
+    elif message.event == Speech.AUDIO:
+        event = SpeechAudio(position, np.frombuffer(message.audio, np.float32))
+    elif message.event == Speech.PAUSE:
+        event = SpeechPaused(position)
+    elif message.event == Speech.END:
         start = utterance_starts.pop(utterance_id, position)
         speech_end = message.speech_end if start < message.speech_end <= position else None  # 0: a sender without it
-        return UtteranceEvent(utterance_id, SpeechEnded(start, position, message.forced, speech_end), stamp)
-    raise ValueError(f"not a speech segmenter event: event {message.event} of utterance {utterance_id}")
+        event = SpeechEnded(start, position, message.forced, speech_end)
+    else:
+        raise ValueError(f"not a speech segmenter event: event {message.event} of utterance {utterance_id}")
+    return SpeechEvent(utterance_id, event, time_ns)
 
+
+class SpeechReader:
+    """Reads `speech` messages (from_message), remembering each open utterance's start: an end event carries its
+    start, and each result is stamped with its utterance's first sample on the audio's clock."""
+
+    def __init__(self):
+        self._starts: dict[int, int] = {}
+        self._times_ns: dict[int, int] = {}
+
+    def read(self, message: Speech) -> SpeechEvent:
+        """The message's event; ValueError on an event the contract has not."""
+        speech = from_message(message, self._starts)
+        if isinstance(speech.event, SpeechStarted):
+            self._times_ns[speech.utterance_id] = speech.time_ns
+        return speech
+
+    def stamp(self, event: TranscriptEvent) -> Time:
+        """The stamp of a result: its utterance's first sample (forgotten after the final)."""
+        take = self._times_ns.pop if event.kind == FINAL else self._times_ns.get
+        return stamp_of(take(event.utterance_id, 0))
+
+    def clear(self) -> None:
+        self._starts.clear()
+        self._times_ns.clear()
 
 def transcript_message(event: TranscriptEvent, stamp: Time) -> Transcript:
     """The Transcript of one result; ``stamp``: the utterance's first sample on the audio's clock."""

@@ -9,12 +9,11 @@ from typing import Callable
 
 class NodeWorker:
     """Runs ``step`` on a thread of its own, after waiting (``idle_wait_s`` at most) for a wake-up unless
-    ``has_work()`` says there is work already. ``lock`` guards the node's queue; ``wake()`` is called with it held."""
+    ``has_work()`` says there is work already (asked with the worker's lock held, so a wake-up is never missed)."""
 
     def __init__(self, name: str, step: Callable[[], None], idle_wait_s: float,
                  has_work: Callable[[], bool] = lambda: False):
-        self.lock = threading.Lock()
-        self._condition = threading.Condition(self.lock)
+        self._condition = threading.Condition(threading.Lock())
         self._step = step
         self._has_work = has_work
         self._idle_wait_s = idle_wait_s
@@ -25,13 +24,14 @@ class NodeWorker:
         self._thread.start()
 
     def wake(self) -> None:
-        """New work is queued; call with ``lock`` held."""
-        self._condition.notify()
+        """New work is queued (any thread)."""
+        with self._condition:
+            self._condition.notify()
 
     def stop(self, timeout_s: float) -> None:
         """Let the step in progress finish, then end the thread (also when it never started). Called before the
         node's publishers and its context go, since the step may publish and log."""
-        with self.lock:
+        with self._condition:
             self._running = False
             self._condition.notify()
         if self._thread.is_alive():
@@ -39,7 +39,7 @@ class NodeWorker:
 
     def _run(self) -> None:
         while True:
-            with self.lock:
+            with self._condition:
                 if self._running and not self._has_work():
                     self._condition.wait(timeout=self._idle_wait_s)
                 if not self._running:

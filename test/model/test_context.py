@@ -133,8 +133,8 @@ def test_the_utterance_transcriber_carries_the_context_on_the_senders_clock(reco
         start, events = 0, []
         for utterance_id, clip in enumerate(CLIPS[:2], start=1):
             audio = sample_audio(clip)
-            events = (SpeechStarted(start), SpeechAudio(start, audio), SpeechEnded(start, start + len(audio), False))
-            for event in events:
+            utterance = (SpeechStarted(start), SpeechAudio(start, audio), SpeechEnded(start, start + len(audio), False))
+            for event in utterance:
                 transcriber.submit(utterance_id, event)
             events += [e for e in transcriber.process_pending() if e.kind == FINAL]
             start += len(audio) + int(silence_s * SAMPLE_RATE)

@@ -17,16 +17,11 @@ from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.decoding import DecodingOptions
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.options import declared
-from hailo_whisper_ros.core.streaming import (
-    ARRIVAL_PAUSE_S,
-    SpeechPaused,
-    StreamingTranscriber,
-    UtteranceTranscriber,
-    final_decode_pause,
-)
+from hailo_whisper_ros.core.intake import AudioIntake, SpeechPaused
+from hailo_whisper_ros.core.streaming import ARRIVAL_PAUSE_S, StreamingTranscriber, UtteranceTranscriber
 from hailo_whisper_ros.core.text import normalise
 from hailo_whisper_ros.core.transcripts import FINAL, PARTIAL, StreamingOptions, stable_prefix
-from hailo_whisper_ros.core.vad import Segmenter, SpeechAudio, SpeechEnded, SpeechStarted, VadOptions
+from hailo_whisper_ros.core.vad import SpeechAudio, SpeechEnded, SpeechStarted, VadOptions
 from hailo_whisper_ros.evaluation.long_recording import build_long_recording
 from hailo_whisper_ros.evaluation.scoring import word_errors
 
@@ -345,15 +340,11 @@ def test_stable_prefix_is_the_agreed_leading_words():
 
 
 def segmented(audio, chunk_samples, vad=MAX_SPEECH):
-    """(utterance id, event) as the ROS audio_subscriber node publishes them, per chunk of audio."""
-    segmenter, utterance_id, chunks = Segmenter(vad), 0, []
+    """(utterance id, event) as the ROS audio_subscriber node publishes them (its AudioIntake's), per chunk of audio."""
+    intake, chunks = AudioIntake(vad=vad), []
     for start in range(0, len(audio), chunk_samples):
-        chunk = []
-        for event in segmenter.feed(audio[start : start + chunk_samples]):
-            utterance_id += isinstance(event, SpeechStarted)
-            chunk.append((utterance_id, event))
-        chunks.append(chunk)
-    chunks.append([(utterance_id, event) for event in segmenter.flush()])
+        chunks.append([(speech.utterance_id, speech.event) for speech in intake.segment(audio[start:start + chunk_samples])])
+    chunks.append([(speech.utterance_id, speech.event) for speech in intake.end_utterance()])
     return chunks
 
 
@@ -392,7 +383,8 @@ def test_a_partial_is_skipped_when_the_end_of_its_utterance_is_already_queued(re
 
 def test_utterance_transcriber_decodes_in_the_pause_and_drops_exactly_when_behind(recognizer, recording):
     chunks = segmented(recording.audio[: recording.clips[1].speech_start], seconds(0.1))
-    events = [item for chunk in chunks for item in chunk]  # the first utterance, and the end of the next
+    # The first utterance, and the end of the next; without the intake's pause hints: the pause is seen by arrival.
+    events = [item for chunk in chunks for item in chunk if not isinstance(item[1], SpeechPaused)]
     end = next(i for i, (_, e) in enumerate(events) if not isinstance(e, (SpeechStarted, SpeechAudio)))
 
     transcriber = UtteranceTranscriber(recognizer, DecodingOptions(), NO_PARTIALS)
@@ -428,31 +420,28 @@ def test_utterance_transcriber_decodes_in_the_pause_and_drops_exactly_when_behin
     assert seconds(stats.audio_in_s) == seconds(stats.audio_processed_s) + rest_audio
 
 
-def test_a_pause_told_by_the_segmenter_owner_has_the_final_decoded_before_the_end(recognizer, recording):
-    """As the audio_subscriber node does: once the segmenter's pause reaches final_decode_pause, a SpeechPaused goes
-    to the UtteranceTranscriber, which decodes at once (no waiting for the audio to stop arriving); the end then
-    finds its final ready."""
-    vad = MAX_SPEECH
-    segmenter = Segmenter(vad)
+def test_a_pause_told_by_the_intake_has_the_final_decoded_before_the_end(recognizer, recording):
+    """As over DDS: the AudioIntake announces the pause once it reaches final_decode_pause (SpeechPaused), and the
+    UtteranceTranscriber decodes at once (no waiting for the audio to stop arriving); the end then finds its final
+    ready."""
+    intake = AudioIntake(vad=MAX_SPEECH)
     transcriber = UtteranceTranscriber(recognizer, DecodingOptions(), NO_PARTIALS)
     first_utterance = recording.audio[: recording.clips[1].speech_start]
-    told, pauses, finals = [], [], []
+    told, finals = [], []
     for start in range(0, len(first_utterance), seconds(0.1)):
-        for event in segmenter.feed(first_utterance[start : start + seconds(0.1)]):
-            transcriber.submit(1, event)
-            if isinstance(event, SpeechEnded):
+        for speech in intake.segment(first_utterance[start : start + seconds(0.1)]):
+            transcriber.submit(speech.utterance_id, speech.event)
+            if isinstance(speech.event, SpeechPaused):
+                told.append(speech.event.end)
+                assert transcriber.process_pending() == []  # no partials: the decode is kept for the final
+                assert transcriber.stats().inference_calls == 1
+            elif isinstance(speech.event, SpeechEnded):
                 assert told and transcriber.stats().inference_calls == 1  # decoded on the hint, before the end
                 finals += transcriber.process_pending()
                 assert "vexed" in normalise(finals[0].text) and transcriber.stats().finals_precomputed == 1
-        pauses.append(segmenter.pause_samples)
-        if segmenter.pause_samples >= final_decode_pause(vad, None) and not told:
-            told.append(segmenter.released)
-            transcriber.submit(1, SpeechPaused(segmenter.released))
-            assert transcriber.process_pending() == []  # no partials: the decode is kept for the final
-            assert transcriber.stats().inference_calls == 1
-    # One final; the hint came in the pause that ended it, its audio complete (the pad included).
+    # One final; the hint came once, in the pause that ended it, its audio complete (the pad included).
     assert len(finals) == 1 and told == [finals[0].end_sample]
-    assert max(pauses) >= final_decode_pause(vad, None) > seconds(vad.speech_pad_ms / 1000)
+    assert finals[0].end_sample - finals[0].speech_end_sample >= seconds(MAX_SPEECH.speech_pad_ms / 1000)
 
 
 def test_caption_command_prints_lines_and_writes_the_figures(model_dir, recording, tmp_path, capsys):

@@ -23,6 +23,7 @@ from hailo_whisper_ros.core.audio import resample
 from hailo_whisper_ros.core.text import normalise
 from hailo_whisper_ros.core.vad import SpeechAudio, SpeechEnded, SpeechStarted
 from hailo_whisper_ros.ros import diagnostics
+from hailo_whisper_ros.core.intake import SpeechEvent
 from hailo_whisper_ros.ros.topics import SPEECH, SPEECH_QOS, to_message
 
 # Short real clips that tiny.en gets (nearly) right, so that hearing one is unmistakable.
@@ -296,7 +297,7 @@ def test_an_inference_error_skips_that_utterance_only(session, clips, ros_contex
         for utterance_id in (1_000_001, 1_000_002):
             for event in (SpeechStarted(0), SpeechAudio(0, np.full(16000, np.nan, np.float32)),
                           SpeechEnded(0, 16000, False)):
-                speech_pub.publish(to_message(utterance_id, event))
+                speech_pub.publish(to_message(SpeechEvent(utterance_id, event, 0)))
         assert session.listener.wait_for(
             lambda: float(session.values("recognizer")[diagnostics.INFERENCE_ERRORS]) == errors_before + 2, 20
         ), session.values("recognizer")

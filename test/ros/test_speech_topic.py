@@ -9,30 +9,42 @@ from hailo_whisper_msgs.msg import Speech
 
 from hailo_whisper_ros.core.decoding import GUARDS, STOP_EOT
 from hailo_whisper_ros.core.recognizer import Segment, Timings, TranscriptionResult
-from hailo_whisper_ros.core.streaming import SpeechPaused
+from hailo_whisper_ros.core.intake import SpeechEvent, SpeechPaused
 from hailo_whisper_ros.core.transcripts import FINAL, PARTIAL, TranscriptEvent
 from hailo_whisper_ros.core.vad import SpeechAudio, SpeechEnded, SpeechStarted
-from hailo_whisper_ros.ros.topics import from_message, nanoseconds_of, stamp_of, to_message, transcript_message
+from hailo_whisper_ros.ros.topics import (
+    SpeechReader,
+    from_message,
+    nanoseconds_of,
+    stamp_of,
+    to_message,
+    transcript_message,
+)
 
 
 def test_every_kind_of_speech_message_round_trips_with_its_stamp():
     audio = np.linspace(-1, 1, 480, dtype=np.float32)
     events = [SpeechStarted(1600), SpeechAudio(1600, audio), SpeechPaused(2080), SpeechEnded(1600, 2080, True, 1900)]
     starts = {}
-    stamp = stamp_of(1_700_000_000_123_456_789)
-    decoded = [from_message(to_message(7, event, stamp), starts) for event in events]
+    decoded = [from_message(to_message(SpeechEvent(7, event, 1_700_000_000_123_456_789)), starts) for event in events]
     assert [d.utterance_id for d in decoded] == [7] * 4
     assert decoded[0].event == events[0] and decoded[2].event == events[2] and decoded[3].event == events[3]
     np.testing.assert_array_equal(decoded[1].event.audio, audio)
-    assert all(nanoseconds_of(d.stamp) == 1_700_000_000_123_456_789 for d in decoded)
+    assert all(d.time_ns == 1_700_000_000_123_456_789 for d in decoded)
     assert starts == {}  # the end took its start back
 
 
-def test_an_offset_moves_every_position_of_a_restarted_segmenter():
-    starts = {}
-    decoded = [from_message(to_message(2, event, offset=16000), starts)
-               for event in (SpeechStarted(100), SpeechEnded(100, 900, False, 700))]
-    assert decoded[0].event == SpeechStarted(16100) and decoded[1].event == SpeechEnded(16100, 16900, False, 16700)
+def test_the_reader_stamps_each_result_with_its_utterance_start_and_forgets_it_after_the_final():
+    reader = SpeechReader()
+    reader.read(to_message(SpeechEvent(5, SpeechStarted(100), 42_000_000_007)))
+    result = TranscriptionResult(text="", segments=(), timings=None, encoder_backend="onnx", decoder_backend="onnx",
+                                 fallback_reason=None, language="en", language_prob=math.nan)
+    for kind in (PARTIAL, FINAL):
+        event = TranscriptEvent(kind, 5, "", "", 100, 900, 100, 900, 1.0, result)
+        assert nanoseconds_of(reader.stamp(event)) == 42_000_000_007
+    assert nanoseconds_of(reader.stamp(event)) == 0  # the final forgot it
+    ended = reader.read(to_message(SpeechEvent(5, SpeechEnded(100, 900, False, 700), 0)))
+    assert ended.event == SpeechEnded(100, 900, False, 700)
 
 
 def test_an_end_without_its_speech_end_is_taken_as_ending_where_the_utterance_does():
