@@ -166,35 +166,9 @@ class OnnxKvDecoder:
         missing = set(self._step_outputs) - {o.name for o in self._with_past.get_outputs()}
         if missing:
             raise HailoWhisperError(f"{step_path} lacks outputs {sorted(missing)}")
-        cross_targets = [name for name in past_names if ".encoder." in name]
-        try:
-            cross_path = find_beside(decoder_dir, DECODER_CROSS_KV) if self.pads_by_bias else None
-        except FileNotFoundError:
-            cross_path = None
-
-        if cross_path is not None:
-            start_path = cross_path
-            self._start_session = create_ort_session(start_path, threads)
-            self._start_targets = cross_targets
-            self._start_outputs = [PRESENT_PREFIX + name[len(PAST_PREFIX):] for name in cross_targets]
-            head_dim = info.n_text_state // info.n_text_head
-            empty = np.zeros((1, info.n_text_head, 0, head_dim), dtype=np.float32)
-            self._empty_self_cache = {name: empty for name in self._step_targets}
-        else:
-            start_path = decoder_dir / DECODER
-            self._start_session = create_ort_session(start_path, threads)
-            first_inputs = {i.name for i in self._start_session.get_inputs()}
-            if first_inputs - {ENCODER_ATTENTION_BIAS} != {INPUT_IDS, ENCODER_HIDDEN_STATES} or self.pads_by_bias != (
-                ENCODER_ATTENTION_BIAS in first_inputs
-            ):
-                raise HailoWhisperError(
-                    f"{start_path} has inputs {sorted(first_inputs)}, {step_path} {sorted(step_inputs)}; expected "
-                    f"{INPUT_IDS} and {ENCODER_HIDDEN_STATES}, and {ENCODER_ATTENTION_BIAS} in both or neither"
-                )
-            # Every cache entry comes from its present.* output.
-            self._start_targets = past_names
-            self._start_outputs = [LOGITS] + [PRESENT_PREFIX + name[len(PAST_PREFIX):] for name in past_names]
-            self._empty_self_cache = None
+        start_path = self._open_start(decoder_dir, info, threads, past_names)
+        if self._empty_self_cache is None:
+            self._check_prefix_decoder(start_path, step_path, step_inputs)
         missing = set(self._start_outputs) - {o.name for o in self._start_session.get_outputs()}
         if missing:
             raise HailoWhisperError(f"{start_path} lacks outputs {sorted(missing)}")
@@ -203,6 +177,40 @@ class OnnxKvDecoder:
 
         self._token = np.zeros((1, 1), dtype=np.int64)  # reused input_ids buffer of the one-token steps
         self._feeds: dict[str, np.ndarray] = {INPUT_IDS: self._token}
+
+    def _open_start(self, decoder_dir: Path, info: ModelInfo, threads: int, past_names: list[str]) -> Path:
+        """The session that starts an utterance, ours (decoder_cross_kv) if there is one, else Optimum's; its path."""
+        cross_targets = [name for name in past_names if ".encoder." in name]
+        try:
+            cross_path = find_beside(decoder_dir, DECODER_CROSS_KV) if self.pads_by_bias else None
+        except FileNotFoundError:
+            cross_path = None
+        if cross_path is not None:
+            self._start_session = create_ort_session(cross_path, threads)
+            self._start_targets = cross_targets
+            self._start_outputs = [PRESENT_PREFIX + name[len(PAST_PREFIX):] for name in cross_targets]
+            head_dim = info.n_text_state // info.n_text_head
+            empty = np.zeros((1, info.n_text_head, 0, head_dim), dtype=np.float32)
+            self._empty_self_cache = {name: empty for name in self._step_targets}
+            return cross_path
+        start_path = decoder_dir / DECODER
+        self._start_session = create_ort_session(start_path, threads)
+        # Every cache entry comes from its present.* output.
+        self._start_targets = past_names
+        self._start_outputs = [LOGITS] + [PRESENT_PREFIX + name[len(PAST_PREFIX):] for name in past_names]
+        self._empty_self_cache = None
+        return start_path
+
+    def _check_prefix_decoder(self, start_path: Path, step_path: Path, step_inputs: set[str]) -> None:
+        """Optimum's prefix decoder must take the encoder's inputs as the step decoder does."""
+        first_inputs = {i.name for i in self._start_session.get_inputs()}
+        if first_inputs - {ENCODER_ATTENTION_BIAS} != {INPUT_IDS, ENCODER_HIDDEN_STATES} or self.pads_by_bias != (
+            ENCODER_ATTENTION_BIAS in first_inputs
+        ):
+            raise HailoWhisperError(
+                f"{start_path} has inputs {sorted(first_inputs)}, {step_path} {sorted(step_inputs)}; expected "
+                f"{INPUT_IDS} and {ENCODER_HIDDEN_STATES}, and {ENCODER_ATTENTION_BIAS} in both or neither"
+            )
 
     def start(self, encoder_states: np.ndarray, prefix: Sequence[int], padded_positions: int) -> np.ndarray:
         ids = np.asarray([prefix], dtype=np.int64)
