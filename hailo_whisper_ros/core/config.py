@@ -23,8 +23,8 @@ class RecognizerConfig(Options):
         "first use.", path=True, read_only=True, none_as="", parameter="model.dir")
     encoder: str = option(
         "dynamic", "Encoder: 'dynamic' (ONNX on the CPU, the utterance's length and at least 6 s, weight MatMuls "
-        "INT8), '10s' or '30s' "
-        "(fixed ONNX windows), 'hef' (Hailo NPU, falling back to the 10 s ONNX encoder on the CPU).",
+        "INT8), '10s' or '30s' (fixed ONNX windows), 'hef' (Hailo NPU, falling back to the 10 s ONNX encoder on "
+        "the CPU).",
         choices=ENCODER_KINDS, read_only=True)
     encoder_file: Path | None = option(
         None, "An encoder file overriding the model directory's: the compiled .hef for 'hef', else an encoder ONNX; "

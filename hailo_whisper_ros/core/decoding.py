@@ -45,17 +45,13 @@ class DecodingOptions(Options):
     PARAMETER_GROUP = "decoding"
 
     language: str | None = option(
-        None, "Spoken language: 'auto' detects it once per utterance from the language-token distribution "
-        "(multilingual models; openai/whisper's detect_language) on the first part encoded with the encoder's "
-        "longest window (shorter ones detect English), or a code such as de; empty: English. English-only models "
-        "accept only en.", none_as="")
+        None, "Spoken language: a code such as de, or 'auto' to detect it once per utterance from the first part "
+        "(multilingual models); empty: English. English-only models accept only en.", none_as="")
     task: str = option("transcribe", "'transcribe', or 'translate' to English (multilingual models only).",
                        choices=TASKS)
     pad_encoder_output_to: int = option(
-        1500, "Zero-pad the encoder output to this many positions. The decoder was trained on the 1500 positions of "
-        "a 30 s window; fed the 500 of a 10 s encoder it loops instead of emitting EOT. The Pi 5 Hailo-8L study "
-        "(README, Sources) found >= 700 enough; for tiny.en on the dev set (10 s path, INT8 decoder) WER was 13.7 % at 500, 29.0 % at 700 "
-        "(loops), 7.8 % at 1000 and 8.1 % at 1500. Outputs already longer (the 30 s encoder) are left as they are.",
+        1500, "Zero-pad the encoder output to this many positions: the decoder was trained on the 1500 positions of "
+        "a 30 s window and loops on fewer instead of emitting EOT. Outputs already longer are left as they are.",
         range=(500, ENCODER_POSITIONS))
     repetition_penalty: float = option(
         1.0, "Recently generated tokens get their logit divided by this when positive and multiplied by it when "
@@ -72,30 +68,25 @@ class DecodingOptions(Options):
         range=(1, MAX_TEXT_POSITIONS))
     window_lead_trim_db: float = option(
         20.0, "Start each encoder window 100 ms before the first 20 ms frame within this many dB of the loudest "
-        "frame: leading non-speech makes the decoder loop. The 61 dev clips behind 0.3 s of silence (the VAD's "
-        "speech_pad_ms + pre_roll_ms) looped 3 times, 13 of 15 decodes of those 3 clips behind 0.1-0.5 s; "
-        "trimmed, 0 under all six cuts of issue 13, and WER 8.14 -> 7.80 % on the uncut clips.", unit="dB",
+        "frame: leading non-speech makes the decoder loop.", unit="dB",
         range=(1.0, 60.0), off=0.0)
     max_tokens_per_s: float = option(
         8.0, "Loop guard: a segment may generate at most min_token_budget + this many tokens per second of its "
-        "audio (Moonshine's cap). Real speech needs at most 4.1 tokens/s (the 61 dev clips and 33 speech samples, "
-        "max and p99.9, silence included), so 8 leaves a margin of 2; a loop reaches it within a second of audio.",
+        "audio. Real speech needs at most about 4 tokens/s.",
         unit="1/s", range=(1.0, 100.0), off=0.0)
     min_token_budget: int = option(
         8, "See max_tokens_per_s: the tokens every segment may generate whatever its length (one-word clips).",
         range=(1, MAX_TEXT_POSITIONS))
     repetition_stop_copies: int = option(
         4, "Loop guard: stop when the generated tokens end in this many consecutive copies of the same n-gram "
-        "(n <= repetition_stop_max_ngram), and keep only the first copy. Correct transcripts of the dev set and "
-        "the speech samples repeat an n-gram at most twice in a row (\"5 5\", \"Fail again. Fail again.\").",
+        "(n <= repetition_stop_max_ngram), and keep only the first copy.",
         range=(2, MAX_TEXT_POSITIONS), off=0)
     repetition_stop_max_ngram: int = option(
         32, "See repetition_stop_copies: the longest repeated n-gram it looks for, in tokens (a looped sentence).",
         range=(1, MAX_TEXT_POSITIONS))
     loop_recovery: bool = option(
         True, "When a loop guard fires, decode the segment once more with the encoder's longest window (30 s for "
-        "the dynamic encoder; fixed windows have no other) and keep that text if it ends at EOT. It recovered all "
-        "15 loops of 3 dev clips under 0.1-0.5 s of leading silence (WER 16.7 %, temperature fallback 38 %).")
+        "the dynamic encoder; fixed windows have no other) and keep that text if it ends at EOT.")
     suppress_blank: bool = option(
         True, "Forbid a blank or EOT as the first generated token (the model's begin_suppress_tokens).")
     suppress_tokens: tuple[int, ...] | None = option(
