@@ -48,7 +48,7 @@ LEAD_KEEP_S = 0.1  # a window starts this long before the speech onset (decoding
 SPLIT_SEARCH_S = 2.0  # a long clip is cut at the quietest point of the last this-many seconds of each part
 WARMUP_OPTIONS = DecodingOptions(max_new_tokens=4)
 # A decoder of few positions (Hailo's fixed 32-token HEF) gets parts short enough for their words at this rate: the
-# most real speech needed on the 61 dev clips and 33 speech samples (decoding.max_tokens_per_s's description).
+# most real speech needed on the 61 dev clips and 33 speech samples (max and p99.9, silence included).
 SPEECH_TOKENS_PER_S = 4.1
 
 
@@ -347,7 +347,7 @@ class TranscriptionTask:
             # Once per call, on the first part's states: an utterance speaks one language, and every part then
             # decodes in it (openai/whisper's transcribe detects on its first 30 s window too).
             self.detected = detect_language(recognizer.decoder, states, recognizer.info, options)
-        prefix = recognizer.prefix(options, self.context, self.detected.language if self.detected else "en")
+        prefix = recognizer.prefix(options, self.context, self.detected.language if self.detected else None)
         decoded = greedy_decode(
             recognizer.decoder, states, prefix, recognizer.info, options, self.filters, len(speech) / SAMPLE_RATE,
             draft=draft,
