@@ -114,51 +114,80 @@ def measure_layout(layout: str, recording: LongRecording, wav: Path, context, mo
     write_driver_wav) to them at 1x once the recognizer is ready, and measures until everything is transcribed.
     ``profile(process)``, if given, is called with the recognizer's process once audio flows; it returns a
     callable that ends the profile."""
-    from hailo_whisper_ros.core.resources import peak_resident_mb
-    import hailo_whisper_ros.ros.diagnostics as diagnostics
-
     listener = Listener(context, node_name="hailo_whisper_layouts")
     arrivals = _Arrivals(listener, 2 * DRIVER_CHANNELS)
-    recognizer_args = ("-p", f"model.dir:={model_dir}", "-p", f"model.threads:={threads}")
-    processes = [NodeProcess(name, "--log-level", "warn", *(recognizer_args if name in ("recognizer",
-                                                                                       "speech_recognition") else ()),
-                             echo=echo) for name in LAYOUTS[layout]]
-    stop_profile = None
+    processes = _start_processes(layout, model_dir, threads, echo)
     try:
-        recognizer_status = listener.status_name("recognizer")
-
-        def ready() -> bool:
-            status = listener.latest(recognizer_status)
-            return status is not None and diagnostics.ENCODER_BACKEND in status.values
-        if not listener.wait_for(lambda: ready() and listener.latest(listener.status_name("audio_subscriber"))
-                                 and listener.latest(listener.status_name("transcript_publisher")),
-                                 READY_TIMEOUT_S):
-            raise HailoWhisperError(f"{layout}: the nodes did not report ready within {READY_TIMEOUT_S:g} s")
-        if profile is not None:
-            stop_profile = profile(processes[1] if len(processes) > 1 else processes[0])
-        # Audio subscriber and this process: both must hear the first chunk.
-        played = play([wav], 1.0, GAP_S, 2 * recording.duration_s + 60, "--log-level", "warn",
-                      "-p", "wait_for_subscribers:=2", echo=echo)
-        if played != 0:
-            raise HailoWhisperError(f"wav_source exited with {played}")
-        caught_up = listener.wait_until_caught_up(time.monotonic(), SETTLE_S, 120.0)
-        if stop_profile is not None:
-            stop_profile()
-        for process in processes:
-            if not process.running():
-                raise HailoWhisperError(f"{process.name} exited with {process.process.returncode}:\n{process.log}")
-        if not caught_up:
-            raise HailoWhisperError(f"{layout}: still transcribing 120 s after the audio")
-        peak = {process.name: peak_resident_mb(process.pid) for process in processes}
-        since = time.monotonic()  # a status sent after the last final: its counters hold every utterance
-        listener.wait_for(lambda: listener.latest(recognizer_status, since) is not None, 10.0)
-        values = listener.latest(recognizer_status).values
+        peak_rss_mb, values = _play(layout, recording, wav, listener, processes, echo, profile)
     finally:
         for process in processes:
             process.stop()
         listener.close()
     with listener.lock:
         events = list(listener.events)
+    return _figures(layout, recording, events, arrivals, values, peak_rss_mb)
+
+
+def _start_processes(layout: str, model_dir: Path, threads: int, echo: bool) -> list[NodeProcess]:
+    """The layout's processes; the one holding the recognizer is given the model and its threads."""
+    model_args = ("-p", f"model.dir:={model_dir}", "-p", f"model.threads:={threads}")
+    return [
+        NodeProcess(name, "--log-level", "warn",
+                    *(model_args if name in ("recognizer", "speech_recognition") else ()), echo=echo)
+        for name in LAYOUTS[layout]
+    ]
+
+
+def _play(layout: str, recording: LongRecording, wav: Path, listener: Listener, processes: list[NodeProcess],
+          echo: bool, profile) -> tuple[dict[str, float], dict[str, str]]:
+    """Plays ``wav`` once the nodes are ready and waits until they caught up; returns each process's peak resident
+    memory and the recognizer's status values sent after the last final."""
+    from hailo_whisper_ros.core.resources import peak_resident_mb
+
+    _wait_until_ready(layout, listener)
+    stop_profile = None
+    if profile is not None:
+        stop_profile = profile(processes[1] if len(processes) > 1 else processes[0])
+    # Audio subscriber and this process: both must hear the first chunk.
+    played = play([wav], 1.0, GAP_S, 2 * recording.duration_s + 60, "--log-level", "warn",
+                  "-p", "wait_for_subscribers:=2", echo=echo)
+    if played != 0:
+        raise HailoWhisperError(f"wav_source exited with {played}")
+    caught_up = listener.wait_until_caught_up(time.monotonic(), SETTLE_S, 120.0)
+    if stop_profile is not None:
+        stop_profile()
+    for process in processes:
+        if not process.running():
+            raise HailoWhisperError(f"{process.name} exited with {process.process.returncode}:\n{process.log}")
+    if not caught_up:
+        raise HailoWhisperError(f"{layout}: still transcribing 120 s after the audio")
+    peak = {process.name: peak_resident_mb(process.pid) for process in processes}
+    recognizer_status = listener.status_name("recognizer")
+    since = time.monotonic()  # a status sent after the last final: its counters hold every utterance
+    listener.wait_for(lambda: listener.latest(recognizer_status, since) is not None, 10.0)
+    return peak, listener.latest(recognizer_status).values
+
+
+def _wait_until_ready(layout: str, listener: Listener) -> None:
+    """Until the recognizer reports its encoder backend (its model is loaded) and the other two nodes report."""
+    import hailo_whisper_ros.ros.diagnostics as diagnostics
+
+    recognizer_status = listener.status_name("recognizer")
+
+    def ready() -> bool:
+        status = listener.latest(recognizer_status)
+        return status is not None and diagnostics.ENCODER_BACKEND in status.values
+
+    if not listener.wait_for(lambda: ready() and listener.latest(listener.status_name("audio_subscriber"))
+                             and listener.latest(listener.status_name("transcript_publisher")),
+                             READY_TIMEOUT_S):
+        raise HailoWhisperError(f"{layout}: the nodes did not report ready within {READY_TIMEOUT_S:g} s")
+
+
+def _figures(layout: str, recording: LongRecording, events, arrivals: _Arrivals, values: dict[str, str],
+             peak_rss_mb: dict[str, float]) -> LayoutFigures:
+    import hailo_whisper_ros.ros.diagnostics as diagnostics
+
     finals = [event for event in events if event.final]
     short = [e.latency_ms for e in finals if e.end_s - e.start_s <= SHORT_UTTERANCE_S]
     waits = _waits(recording, finals, arrivals)
@@ -178,7 +207,7 @@ def measure_layout(layout: str, recording: LongRecording, wav: Path, context, mo
         wer=word_errors([reference], [hypothesis]).wer,
         finals=len(finals),
         partials=len(events) - len(finals),
-        peak_rss_mb=peak,
+        peak_rss_mb=peak_rss_mb,
     )
 
 
