@@ -1,5 +1,6 @@
 """The architecture, checked: which part of the package may import which (every import statement, the ones inside
-functions too), what the run-time core loads, and the size of its modules.
+functions too), no import circle, what the run-time core loads, the size of its modules and functions, and that the
+nodes are shells over the core.
 
     core        what a robot runs: imports only core; hailo_platform only in core/backends/hailort.py
     export      weights -> model directory: imports core
@@ -12,6 +13,7 @@ Nothing but cli and evaluation imports evaluation, so measuring code never runs 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +107,78 @@ print(",".join(sorted(m for m in sys.modules if m.startswith("hailo_whisper_ros.
 def test_no_module_is_over_500_lines(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_MODULE_LINES, f"{path.relative_to(PACKAGE)} has {lines} lines: split it by concern"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules its import statements name (the ones inside functions too)."""
+    names = {module_name(path): path for path in modules()}
+    graph = {}
+    for name, path in names.items():
+        targets = set()
+        for imported in imported_names(path):
+            while imported and imported not in names:  # `from package.module import Symbol` names package.module
+                imported = imported.rpartition(".")[0]
+            if imported and imported != name and imported != ROOT:
+                targets.add(imported)
+        graph[name] = targets
+    return graph
+
+
+def test_no_import_circle():
+    graph = import_graph()
+    circles, index, low, stack, on_stack = [], {}, {}, [], set()
+
+    def visit(module: str) -> None:  # Tarjan's strongly connected components
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for target in graph[module]:
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in on_stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = []
+            while not component or component[-1] != module:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for module in graph:
+        if module not in index:
+            visit(module)
+    assert not circles, f"modules that import each other: {circles}"
+
+
+def test_no_ros_module_drives_the_segmenter():
+    """The live input pipeline is the core's AudioIntake: a node only puts messages in and publishes its events."""
+    for path in (PACKAGE / "ros").rglob("*.py"):
+        assert not re.search(r"\bSegmenter\b", path.read_text()), f"{path.relative_to(PACKAGE)} uses the Segmenter"
+
+
+MAX_NODE_MODULE_LINES = 200
+MAX_FUNCTION_LINES = 60
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "ros" / "nodes").glob("*.py")), ids=lambda p: p.name)
+def test_node_modules_are_shells(path):
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_NODE_MODULE_LINES, f"ros/nodes/{path.name} has {lines} lines: move the logic to the core"
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_function_is_over_60_lines(path):
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines, line {node.lineno})"
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert not long, f"{path.relative_to(PACKAGE)}: {long}: split them so that each reads in one screen"
