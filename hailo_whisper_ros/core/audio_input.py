@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hailo_whisper_ros.core.errors import HailoWhisperError
-from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.audio import (
     PCM_FORMATS,
     StreamingResampler,
@@ -23,6 +21,8 @@ from hailo_whisper_ros.core.audio import (
     pcm_sample_width,
     pcm_to_float,
 )
+from hailo_whisper_ros.core.constants import SAMPLE_RATE
+from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.options import Options, option
 
 MAX_CHANNELS = 32
@@ -112,7 +112,8 @@ class AudioFrontEnd:
         """One message's audio as 16 kHz mono float32 (possibly empty); never raises on bad audio."""
         self.messages += 1
         if self._unusable_reason:
-            self._reject("unusable_format", f"audio dropped: the declared format is not usable ({self._unusable_reason})")
+            self._reject(
+                "unusable_format", f"audio dropped: the declared format is not usable ({self._unusable_reason})")
             return np.zeros(0, dtype=np.float32)
         if len(data) == 0:
             self._reject("empty_message", "empty audio message")

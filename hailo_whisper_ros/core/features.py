@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
+from hailo_whisper_ros.core.errors import HailoWhisperError
 
 N_FFT = 400
 HOP_LENGTH = 160

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
 

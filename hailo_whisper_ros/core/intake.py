@@ -24,8 +24,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import numpy as np
 
@@ -422,8 +422,8 @@ class AudioIntake:
         self._last_stamp_end_ns = stamp_ns + int(round(seconds * 1e9))
         if went_back_s > 0:
             counts.stamps_backwards += 1
-            self._report("warn", "timestamp_backwards",
-                         f"audio_stamped header stamp went back {went_back_s:.3f} s; the audio is used in arrival order")
+            self._report("warn", "timestamp_backwards", f"audio_stamped header stamp went back {went_back_s:.3f} s; "
+                         "the audio is used in arrival order")
         elif self._last_message_s > 0 and gap_s > STAMP_GAP_TOLERANCE * self._last_message_s:
             counts.missing_by_stamps_s += gap_s
             counts.missing_by_stamps_messages += max(round(gap_s / self._last_message_s), 1)

@@ -113,7 +113,7 @@ class ModelInfo:
         return path
 
     @classmethod
-    def load(cls, path: Path) -> "ModelInfo":
+    def load(cls, path: Path) -> ModelInfo:
         data = json.loads(Path(path).read_text())
         data["suppress_tokens"] = tuple(data.get("suppress_tokens", ()))
         data["begin_suppress_tokens"] = tuple(data.get("begin_suppress_tokens", ()))

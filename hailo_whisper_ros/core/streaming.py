@@ -67,7 +67,7 @@ class StreamingTranscriber:
 
     def __init__(
         self,
-        recognizer: "Recognizer",
+        recognizer: Recognizer,
         vad: VadOptions = VadOptions(),
         decoding: DecodingOptions = DecodingOptions(),
         streaming: StreamingOptions = StreamingOptions(),
@@ -201,7 +201,7 @@ class UtteranceTranscriber:
 
     def __init__(
         self,
-        recognizer: "Recognizer",
+        recognizer: Recognizer,
         decoding: DecodingOptions = DecodingOptions(),
         streaming: StreamingOptions = StreamingOptions(),
     ):
@@ -221,7 +221,7 @@ class UtteranceTranscriber:
         return self._streaming
 
     @property
-    def recognizer(self) -> "Recognizer":
+    def recognizer(self) -> Recognizer:
         return self._recognizer
 
     def submit(self, utterance_id: int, event: SegmenterEvent | SpeechPaused) -> None:
@@ -305,7 +305,7 @@ class UtteranceTranscriber:
 
 
 def load_utterance_transcriber(
-    config: "RecognizerConfig", decoding: DecodingOptions, streaming: StreamingOptions
+    config: RecognizerConfig, decoding: DecodingOptions, streaming: StreamingOptions
 ) -> UtteranceTranscriber:
     """A Recognizer loaded from ``config``, with its UtteranceTranscriber; HailoWhisperError, the recognizer freed
     again, when the options do not fit the model."""

@@ -61,7 +61,7 @@ class TranscriptEvent:
     """Where the VAD last heard speech: the end of the last window at or above its threshold."""
     latency_ms: float
     """Final: from the segmenter's end-of-utterance decision to the result. Partial: the inference time."""
-    result: "TranscriptionResult"
+    result: TranscriptionResult
 
     @property
     def language(self) -> str:

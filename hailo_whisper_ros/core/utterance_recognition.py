@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -45,7 +46,7 @@ class OpenUtterance:
     pieces: list[np.ndarray] = field(default_factory=list)
     length: int = 0
     previous_partial: str = ""
-    decoded: "TranscriptionResult | None" = None  # the latest decode, of the first decoded_length samples
+    decoded: TranscriptionResult | None = None  # the latest decode, of the first decoded_length samples
     decoded_length: int = -1
     failed: bool = False  # an inference error: no more partials, no final
     context: tuple[int, ...] = ()  # tokens of the previous finals, the prompt of its decodes (condition_on_previous)
@@ -66,7 +67,7 @@ class OpenUtterance:
 
 
 def check_options(
-    recognizer: "Recognizer", decoding: DecodingOptions, streaming: StreamingOptions
+    recognizer: Recognizer, decoding: DecodingOptions, streaming: StreamingOptions
 ) -> tuple[DecodingOptions, StreamingOptions]:
     """The options, if this recognizer can use them; else HailoWhisperError with the reason (the objects validated
     their own values when they were made)."""
@@ -82,7 +83,7 @@ class UtteranceRecognition:
 
     def __init__(
         self,
-        recognizer: "Recognizer",
+        recognizer: Recognizer,
         arrival_of: Callable[[int], float | None],
         speech_span: Callable[[int, int], tuple[int, int]] | None = None,
     ):
@@ -215,7 +216,7 @@ class UtteranceRecognition:
 
     def _event(
         self, kind: str, utterance: OpenUtterance, stable_text: str, latency_ms: float,
-        result: "TranscriptionResult", span: tuple[int, int],
+        result: TranscriptionResult, span: tuple[int, int],
     ) -> TranscriptEvent:
         speech_start, speech_end = span
         return TranscriptEvent(
@@ -231,7 +232,7 @@ class UtteranceRecognition:
             result=result,
         )
 
-    def _transcribe(self, utterance: OpenUtterance) -> "TranscriptionResult | None":
+    def _transcribe(self, utterance: OpenUtterance) -> TranscriptionResult | None:
         """The utterance's audio so far, transcribed; None after an inference error (counted, logged once per kind,
         the utterance marked failed)."""
         audio = utterance.audio()

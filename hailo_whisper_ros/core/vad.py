@@ -19,9 +19,9 @@ import numpy as np
 
 from hailo_whisper_ros.core.audio import short_time_energy
 from hailo_whisper_ros.core.backends.onnx import create_ort_session
+from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.options import Options, option
-from hailo_whisper_ros.core.constants import SAMPLE_RATE
 
 WINDOW_SAMPLES = 512
 CONTEXT_SAMPLES = 64

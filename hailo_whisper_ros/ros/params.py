@@ -5,7 +5,8 @@ its description, unit, range and read-only flag come from the field's declaratio
 what the code checks. A change is validated once, in the on-set callback, which only builds the options object the
 new values would give (``dataclasses.replace`` runs the core's validation, and a group's ``check`` the run-time
 rules) and answers yes or no; that object is applied in the post-set callback, once every parameter of the request
-has been accepted (the pattern of ros2/demos' demo_nodes_py). Read-only parameters need a model reload and are refused at run time by rclpy itself.
+has been accepted (the pattern of ros2/demos' demo_nodes_py). Read-only parameters need a model reload and are
+refused at run time by rclpy itself.
 
 A list parameter keeps its declared type while empty: rclpy takes an empty default for a byte array and
 `ros2 param set NODE NAME "[]"` sends a bool array, so an empty list of a list option is declared with its array type,
@@ -15,8 +16,9 @@ and an empty array of any type set at run time is taken as an empty list of that
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node

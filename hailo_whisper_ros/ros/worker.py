@@ -4,7 +4,7 @@ never blocks the executor; the worker runs one step at a time until the node sto
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 
 class NodeWorker:

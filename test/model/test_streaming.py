@@ -16,8 +16,8 @@ from hailo_whisper_ros.core.audio import resample
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.decoding import DecodingOptions
 from hailo_whisper_ros.core.errors import HailoWhisperError
-from hailo_whisper_ros.core.options import declared
 from hailo_whisper_ros.core.intake import AudioIntake, SpeechPaused
+from hailo_whisper_ros.core.options import declared
 from hailo_whisper_ros.core.streaming import ARRIVAL_PAUSE_S, StreamingTranscriber, UtteranceTranscriber
 from hailo_whisper_ros.core.text import normalise
 from hailo_whisper_ros.core.transcripts import FINAL, PARTIAL, StreamingOptions, stable_prefix
@@ -343,7 +343,8 @@ def segmented(audio, chunk_samples, vad=MAX_SPEECH):
     """(utterance id, event) as the ROS audio_subscriber node publishes them (its AudioIntake's), per chunk of audio."""
     intake, chunks = AudioIntake(vad=vad), []
     for start in range(0, len(audio), chunk_samples):
-        chunks.append([(speech.utterance_id, speech.event) for speech in intake.segment(audio[start:start + chunk_samples])])
+        chunk = intake.segment(audio[start : start + chunk_samples])
+        chunks.append([(speech.utterance_id, speech.event) for speech in chunk])
     chunks.append([(speech.utterance_id, speech.event) for speech in intake.end_utterance()])
     return chunks
 

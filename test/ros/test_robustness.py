@@ -20,10 +20,10 @@ from hailo_whisper_msgs.msg import Speech
 from ros_harness import AudioDriver, Listener, NodeProcess, executable, s16le
 
 from hailo_whisper_ros.core.audio import resample
+from hailo_whisper_ros.core.intake import SpeechEvent
 from hailo_whisper_ros.core.text import normalise
 from hailo_whisper_ros.core.vad import SpeechAudio, SpeechEnded, SpeechStarted
 from hailo_whisper_ros.ros import diagnostics
-from hailo_whisper_ros.core.intake import SpeechEvent
 from hailo_whisper_ros.ros.topics import SPEECH, SPEECH_QOS, to_message
 
 # Short real clips that tiny.en gets (nearly) right, so that hearing one is unmistakable.

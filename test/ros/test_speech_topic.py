@@ -8,8 +8,8 @@ import pytest
 from hailo_whisper_msgs.msg import Speech
 
 from hailo_whisper_ros.core.decoding import GUARDS, STOP_EOT
-from hailo_whisper_ros.core.recognizer import Segment, Timings, TranscriptionResult
 from hailo_whisper_ros.core.intake import SpeechEvent, SpeechPaused
+from hailo_whisper_ros.core.recognizer import Segment, Timings, TranscriptionResult
 from hailo_whisper_ros.core.transcripts import FINAL, PARTIAL, TranscriptEvent
 from hailo_whisper_ros.core.vad import SpeechAudio, SpeechEnded, SpeechStarted
 from hailo_whisper_ros.ros.topics import (

@@ -184,8 +184,8 @@ class RecognizerNode(LifecycleNode):
             diagnostics.MALFORMED_SPEECH: self.malformed,
             diagnostics.RESIDENT_MEMORY_MB: resident_mb(),
         }
-        return diagnostics.recognizer_status(
-            state, self.active, self.transcriber.recognizer, stats, self.transcriber.options.max_queue_s, new_errors, node_values)
+        return diagnostics.recognizer_status(state, self.active, self.transcriber.recognizer, stats,
+                                             self.transcriber.options.max_queue_s, new_errors, node_values)
 
     def destroy_node(self):
         self.worker.stop(timeout_s=10)

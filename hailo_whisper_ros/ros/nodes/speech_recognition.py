@@ -8,8 +8,8 @@ the nodes run one by one.
 
 from hailo_whisper_ros.ros.nodes.audio_subscriber import AudioSubscriberNode
 from hailo_whisper_ros.ros.nodes.recognizer import RecognizerNode
-from hailo_whisper_ros.ros.runner import run_nodes
 from hailo_whisper_ros.ros.nodes.transcript_publisher import TranscriptPublisherNode
+from hailo_whisper_ros.ros.runner import run_nodes
 
 
 def main(args=None) -> int:
