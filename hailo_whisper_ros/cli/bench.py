@@ -128,20 +128,35 @@ def run(args: argparse.Namespace) -> int:
 
 def _offline(args, model_dir: Path, info, clips, audio, targets, details) -> list[Figure]:
     """Targets 5 and 4b: our default set-up, faster-whisper int8 and whisper.cpp, interleaved on the clips."""
-    from hailo_whisper_ros.core.config import RecognizerConfig
     from hailo_whisper_ros.core.decoding import DecodingOptions
     from hailo_whisper_ros.core.recognizer import Recognizer
-    from hailo_whisper_ros.evaluation.engines import (
-        FasterWhisperEngine,
-        RecognizerEngine,
-        WhisperCppEngine,
-        ct2_model_dir,
-        ggml_model_file,
-        run_interleaved,
-    )
+    from hailo_whisper_ros.evaluation.engines import RecognizerEngine, run_interleaved
     from hailo_whisper_ros.evaluation.stats import summarise
 
     ours = RecognizerEngine("ours", Recognizer(RecognizerConfig(model_dir, threads=args.threads)), DecodingOptions())
+    baselines, unavailable = _offline_baselines(args, model_dir, info, targets)
+    engines = [ours, *baselines.values()]
+    print(f"target 5/2: {', '.join(e.label for e in engines)} on {len(clips)} clips, interleaved", flush=True)
+    runs = run_interleaved(engines, clips, audio)
+    summaries = dict(zip((e.label for e in engines), (summarise(r) for r in runs)))
+    details["offline"] = {label: summary.as_json() for label, summary in summaries.items()}
+    figures = []
+    if "5" in targets:
+        figures += _against_baselines(summaries, ours.label, baselines, unavailable)
+    if "4" in targets:
+        figures.append(_decoder_step_figure(args, ours, audio, info, details))
+    return figures
+
+
+def _offline_baselines(args, model_dir: Path, info, targets) -> tuple[dict, dict[str, str | None]]:
+    """The baselines target 5 compares with, by target, and why each that cannot run here cannot."""
+    from hailo_whisper_ros.evaluation.engines import (
+        FasterWhisperEngine,
+        WhisperCppEngine,
+        ct2_model_dir,
+        ggml_model_file,
+    )
+
     baselines = {}  # target -> engine
     ct2_dir, fw_unavailable = ct2_model_dir(None, info)
     ggml_file, cpp_unavailable = ggml_model_file(model_dir)
@@ -151,42 +166,43 @@ def _offline(args, model_dir: Path, info, clips, audio, targets, details) -> lis
                                                                        args.threads, "en")
         if ggml_file is not None:
             baselines[LATENCY_VS_WHISPER_CPP] = WhisperCppEngine("whisper.cpp f16", ggml_file, args.threads, "en")
-    engines = [ours, *baselines.values()]
-    print(f"target 5/2: {', '.join(e.label for e in engines)} on {len(clips)} clips, interleaved", flush=True)
-    runs = run_interleaved(engines, clips, audio)
-    summaries = dict(zip((e.label for e in engines), (summarise(r) for r in runs)))
-    ours_summary = summaries[ours.label]
-    details["offline"] = {label: summary.as_json() for label, summary in summaries.items()}
+    return baselines, {LATENCY_VS_FASTER_WHISPER: fw_unavailable, LATENCY_VS_WHISPER_CPP: cpp_unavailable}
+
+
+def _against_baselines(summaries: dict, ours_label: str, baselines: dict, unavailable: dict) -> list[Figure]:
+    """Target 5: our median latency against each baseline's, and our WER against faster-whisper's."""
+    ours_summary = summaries[ours_label]
     figures = []
-    if "5" in targets:
-        for target, unavailable in ((LATENCY_VS_FASTER_WHISPER, fw_unavailable),
-                                    (LATENCY_VS_WHISPER_CPP, cpp_unavailable)):
-            if target not in baselines:
-                figures.append(Figure(target, None, f"baseline unavailable: {unavailable}"))
-                continue
-            baseline = summaries[baselines[target].label]
-            figures.append(Figure(
-                target, baseline.total_ms.median / ours_summary.total_ms.median,
-                f"{ours_summary.total_ms.median:.0f} vs {baseline.total_ms.median:.0f} ms; WER "
-                f"{100 * ours_summary.wer:.2f}% vs {100 * baseline.wer:.2f}%",
-            ))
-        fw = baselines.get(LATENCY_VS_FASTER_WHISPER)
+    for target in (LATENCY_VS_FASTER_WHISPER, LATENCY_VS_WHISPER_CPP):
+        if target not in baselines:
+            figures.append(Figure(target, None, f"baseline unavailable: {unavailable[target]}"))
+            continue
+        baseline = summaries[baselines[target].label]
         figures.append(Figure(
-            WER_VS_FASTER_WHISPER, fw and 100 * (ours_summary.wer - summaries[fw.label].wer),
-            f"{100 * ours_summary.wer:.2f}% vs {100 * summaries[fw.label].wer:.2f}%" if fw else "",
+            target, baseline.total_ms.median / ours_summary.total_ms.median,
+            f"{ours_summary.total_ms.median:.0f} vs {baseline.total_ms.median:.0f} ms; WER "
+            f"{100 * ours_summary.wer:.2f}% vs {100 * baseline.wer:.2f}%",
         ))
-    if "4" in targets:
-        per_token = ours.decoder_steps_ms / ours.decoder_steps if ours.decoder_steps else None
-        encoder_gflops = _encoder_gflops(ours.recognizer, audio, info)
-        gemm_gflops = _gemm_gflops(args.threads)
-        details["decoder"] = {"steps": ours.decoder_steps, "per_token_ms": per_token,
-                              "encoder_gflops": encoder_gflops, "gemm_1024_gflops": gemm_gflops}
-        figures.append(Figure(
-            DECODER_MS_PER_TOKEN, per_token,
-            f"encoder {encoder_gflops:.1f} GFLOP/s, 1024x1024 FP32 GEMM {gemm_gflops:.1f} GFLOP/s "
-            f"({100 * encoder_gflops / gemm_gflops:.0f}%)",
-        ))
+    fw = baselines.get(LATENCY_VS_FASTER_WHISPER)
+    figures.append(Figure(
+        WER_VS_FASTER_WHISPER, fw and 100 * (ours_summary.wer - summaries[fw.label].wer),
+        f"{100 * ours_summary.wer:.2f}% vs {100 * summaries[fw.label].wer:.2f}%" if fw else "",
+    ))
     return figures
+
+
+def _decoder_step_figure(args, ours, audio, info, details) -> Figure:
+    """Target 4b: the one-token decoder steps of the offline run, beside the encoder's and a GEMM's GFLOP/s."""
+    per_token = ours.decoder_steps_ms / ours.decoder_steps if ours.decoder_steps else None
+    encoder_gflops = _encoder_gflops(ours.recognizer, audio, info)
+    gemm_gflops = _gemm_gflops(args.threads)
+    details["decoder"] = {"steps": ours.decoder_steps, "per_token_ms": per_token,
+                          "encoder_gflops": encoder_gflops, "gemm_1024_gflops": gemm_gflops}
+    return Figure(
+        DECODER_MS_PER_TOKEN, per_token,
+        f"encoder {encoder_gflops:.1f} GFLOP/s, 1024x1024 FP32 GEMM {gemm_gflops:.1f} GFLOP/s "
+        f"({100 * encoder_gflops / gemm_gflops:.0f}%)",
+    )
 
 
 def _encoder_gflops(recognizer, audio, info, repeats: int = 10) -> float:
