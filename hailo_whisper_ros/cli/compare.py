@@ -149,13 +149,43 @@ def _peak_memory(candidates: list[Candidate], clip, skipped: dict[str, str]) -> 
 
 def _candidates(args: argparse.Namespace, model_dir: Path, info, options) -> list[Candidate]:
     """Every configuration in table order, each with its spec or the reason it cannot run here."""
-    from hailo_whisper_ros.evaluation.engines import (
-        FasterWhisperSpec,
-        RecognizerSpec,
-        WhisperCppSpec,
-        ct2_model_dir,
-        ggml_model_file,
-    )
+    return [*_recognizer_candidates(args, model_dir, options), *_baseline_candidates(args, model_dir, info, options)]
+
+
+def _recognizer_candidates(args: argparse.Namespace, model_dir: Path, options) -> list[Candidate]:
+    """Our set-ups: each ONNX encoder with each decoder, then with --encoder_hef_file the HEF ones."""
+
+    def candidate(key: str, label: str, encoder: str, decoder: str, **hef) -> Candidate:
+        return _recognizer_candidate(key, label, model_dir, encoder, decoder, args.threads, options, **hef)
+
+    candidates = [
+        candidate(f"{encoder}-{decoder}", f"{encoder_label} + {decoder_label}", encoder, decoder)
+        for encoder, encoder_label in ONNX_ENCODERS
+        for decoder, decoder_label in DECODERS
+    ]
+    if args.encoder_hef_file is not None:
+        candidates += [
+            candidate(f"hef-{decoder}", f"Hailo encoder HEF + {decoder_label}", "hef", decoder,
+                      encoder_file=args.encoder_hef_file)
+            for decoder, decoder_label in DECODERS
+        ]
+        if args.decoder_hef_file is not None:
+            if args.decoder_hef_token_embedding is None:
+                raise HailoWhisperError("--decoder_hef_file needs --decoder_hef_token_embedding")
+            candidates.append(candidate(
+                "hef-hef", "Hailo encoder HEF + Hailo decoder HEF", "hef", "int8",
+                encoder_file=args.encoder_hef_file, decoder_hef_file=args.decoder_hef_file,
+                decoder_hef_token_embedding=args.decoder_hef_token_embedding,
+                decoder_hef_positional_embedding=args.decoder_hef_positional_embedding,
+            ))
+    return candidates
+
+
+def _recognizer_candidate(key: str, label: str, model_dir: Path, encoder: str, decoder: str, threads: int, options,
+                          **hef) -> Candidate:
+    """One of our set-ups; it cannot run when a file it reads is missing ("dynamic32": the dynamic encoder's FP32
+    original, passed as the encoder file)."""
+    from hailo_whisper_ros.core.config import RecognizerConfig
     from hailo_whisper_ros.core.model_dir import (
         DECODER,
         DECODER_WITH_PAST,
@@ -163,50 +193,36 @@ def _candidates(args: argparse.Namespace, model_dir: Path, info, options) -> lis
         INT8_SUBDIR,
         ONNX_ENCODER_FILES,
     )
-    from hailo_whisper_ros.core.config import RecognizerConfig
+    from hailo_whisper_ros.evaluation.engines import RecognizerSpec
 
-    decoder_dirs = {"fp32": model_dir, "int8": model_dir / INT8_SUBDIR}
-    candidates = []
+    decoder_dir = {"fp32": model_dir, "int8": model_dir / INT8_SUBDIR}[decoder]
+    needed = [decoder_dir / DECODER, decoder_dir / DECODER_WITH_PAST]
+    if encoder == "dynamic32":
+        encoder, hef = "dynamic", {"encoder_file": model_dir / ENCODER_DYNAMIC}
+        needed.append(hef["encoder_file"])
+    else:
+        needed.append(model_dir / ONNX_ENCODER_FILES[encoder if encoder != "hef" else "10s"])  # HEF: the fallback
+    missing = next((path for path in needed if not path.is_file()), None)
+    config = RecognizerConfig(model_dir, encoder=encoder, decoder_dir=decoder_dir, threads=threads, **hef)
+    return Candidate(key, RecognizerSpec(key, label, config, options), f"{missing} not found" if missing else None)
 
-    def recognizer(key: str, label: str, encoder: str, decoder: str, **hef) -> None:
-        needed = [decoder_dirs[decoder] / DECODER, decoder_dirs[decoder] / DECODER_WITH_PAST]
-        if encoder == "dynamic32":
-            encoder, hef = "dynamic", {"encoder_file": model_dir / ENCODER_DYNAMIC}
-            needed.append(hef["encoder_file"])
-        else:
-            needed.append(model_dir / ONNX_ENCODER_FILES[encoder if encoder != "hef" else "10s"])  # HEF: the fallback
-        missing = next((path for path in needed if not path.is_file()), None)
-        config = RecognizerConfig(model_dir, encoder=encoder, decoder_dir=decoder_dirs[decoder], threads=args.threads,
-                                  **hef)
-        candidates.append(Candidate(key, RecognizerSpec(key, label, config, options),
-                                    f"{missing} not found" if missing else None))
 
-    for encoder, encoder_label in ONNX_ENCODERS:
-        for decoder, decoder_label in DECODERS:
-            recognizer(f"{encoder}-{decoder}", f"{encoder_label} + {decoder_label}", encoder, decoder)
-    if args.encoder_hef_file is not None:
-        for decoder, decoder_label in DECODERS:
-            recognizer(f"hef-{decoder}", f"Hailo encoder HEF + {decoder_label}", "hef", decoder,
-                       encoder_file=args.encoder_hef_file)
-        if args.decoder_hef_file is not None:
-            if args.decoder_hef_token_embedding is None:
-                raise HailoWhisperError("--decoder_hef_file needs --decoder_hef_token_embedding")
-            recognizer("hef-hef", "Hailo encoder HEF + Hailo decoder HEF", "hef", "int8",
-                       encoder_file=args.encoder_hef_file, decoder_hef_file=args.decoder_hef_file,
-                       decoder_hef_token_embedding=args.decoder_hef_token_embedding,
-                       decoder_hef_positional_embedding=args.decoder_hef_positional_embedding)
+def _baseline_candidates(args: argparse.Namespace, model_dir: Path, info, options) -> list[Candidate]:
+    """faster-whisper in each compute type, then whisper.cpp."""
+    from hailo_whisper_ros.evaluation.engines import FasterWhisperSpec, WhisperCppSpec, ct2_model_dir, ggml_model_file
 
+    language = options.language or "en"
     ct2_dir, ct2_problem = ct2_model_dir(args.ct2_model_dir, info)
+    candidates = []
     for compute_type in FASTER_WHISPER_TYPES:
         key = f"fw-{compute_type}"
         spec = None
         if ct2_dir is not None:
             spec = FasterWhisperSpec(key, f"faster-whisper {compute_type}", ct2_dir, compute_type, args.threads,
-                                     options.language or "en")
+                                     language)
         candidates.append(Candidate(key, spec, ct2_problem))
     ggml_file, ggml_problem = ggml_model_file(model_dir)
-    spec = ggml_file and WhisperCppSpec(WHISPER_CPP_KEY, "whisper.cpp f16", ggml_file, args.threads,
-                                        options.language or "en")
+    spec = ggml_file and WhisperCppSpec(WHISPER_CPP_KEY, "whisper.cpp f16", ggml_file, args.threads, language)
     candidates.append(Candidate(WHISPER_CPP_KEY, spec, ggml_problem))
     return candidates
 
