@@ -238,8 +238,7 @@ def _run_file(engine, memory, audio, args: argparse.Namespace) -> dict:
 def _run_folder(engine, folder, args: argparse.Namespace) -> dict:
     from hailo_whisper_ros.core.audio import load_audio
     from hailo_whisper_ros.evaluation.engines import progress, run_clip
-    from hailo_whisper_ros.evaluation.scoring import normalise
-    from hailo_whisper_ros.evaluation.stats import NORMALISATION, summarise
+    from hailo_whisper_ros.evaluation.stats import summarise
 
     clips = folder.clips[: args.limit]
     print(f"audio folder: {folder.root} ({folder.describe()})")
@@ -257,6 +256,24 @@ def _run_folder(engine, folder, args: argparse.Namespace) -> dict:
     if not runs:
         raise HailoWhisperError(f"no clip of {folder.root} could be transcribed")
     summary = summarise(runs)
+    _print_clips_with_errors(runs)
+    _print_summary(summary, len(runs), len(clips))
+    return {
+        "clips": [{**run.as_json(), **figures} for run, figures in zip(runs, loop_figures)],
+        "summary": {
+            "audio_folder": str(folder.root),
+            "layout": folder.layout,
+            "samples_processed": len(runs),
+            "samples_listed": len(clips),
+            "failed": failures,
+            **summary.as_json(),
+            "loop_guards": engine.recognizer.totals(),
+        },
+    }
+
+
+def _print_clips_with_errors(runs) -> None:
+    from hailo_whisper_ros.evaluation.scoring import normalise
 
     wrong = [run for run in runs if run.hallucination or (run.wer or 0.0) > 0.0]
     if wrong:
@@ -267,9 +284,13 @@ def _run_folder(engine, folder, args: argparse.Namespace) -> dict:
         print(f"    REF: {normalise(run.clip.reference)}")
         print(f"    HYP: {normalise(run.measurement.hypothesis)}")
 
+
+def _print_summary(summary, processed: int, listed: int) -> None:
+    from hailo_whisper_ros.evaluation.stats import NORMALISATION
+
     words, characters = summary.words, summary.characters
     print(f"\nEVALUATION SUMMARY ({summary.audio_s:.1f} s of audio; normalisation: {NORMALISATION})")
-    print(f"  Samples processed:     {len(runs)}/{len(clips)} "
+    print(f"  Samples processed:     {processed}/{listed} "
           f"({summary.speech_clips} speech, {summary.non_speech_clips} non-speech)")
     if summary.speech_clips:
         print(f"  WER (corpus):          {summary.wer:.2%}  ({words.substitutions} S + {words.deletions} D + "
@@ -284,15 +305,3 @@ def _run_folder(engine, folder, args: argparse.Namespace) -> dict:
     for name, stats in (("encoder", summary.encoder_ms), ("decoder", summary.decoder_ms), ("total", summary.total_ms)):
         print(f"    Avg {name + ' time:':<14} {stats.mean:7.1f} / {stats.median:7.1f}")
     print(f"  Real-time factor:      {summary.rtfx:.1f}x faster than real time")
-    return {
-        "clips": [{**run.as_json(), **figures} for run, figures in zip(runs, loop_figures)],
-        "summary": {
-            "audio_folder": str(folder.root),
-            "layout": folder.layout,
-            "samples_processed": len(runs),
-            "samples_listed": len(clips),
-            "failed": failures,
-            **summary.as_json(),
-            "loop_guards": engine.recognizer.totals(),
-        },
-    }
