@@ -74,12 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hailo_whisper_ros.core.constants import SAMPLE_RATE
     from hailo_whisper_ros.core.audio import load_audio
+    from hailo_whisper_ros.core.constants import SAMPLE_RATE
+    from hailo_whisper_ros.core.model_dir import MODEL_INFO, ModelInfo, find_beside
     from hailo_whisper_ros.evaluation.datasets import list_clips
     from hailo_whisper_ros.evaluation.engines import run_interleaved
     from hailo_whisper_ros.evaluation.machine import machine_info
-    from hailo_whisper_ros.core.model_dir import ModelInfo, MODEL_INFO, find_beside
 
     started = time.perf_counter()
     if args.limit is not None and args.limit < 1:

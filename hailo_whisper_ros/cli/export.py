@@ -44,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hailo_whisper_ros.export.weights import resolve_source
     from hailo_whisper_ros.export.store import ensure_export
+    from hailo_whisper_ros.export.weights import resolve_source
 
     out = args.out
     if out.exists() and not out.is_dir():

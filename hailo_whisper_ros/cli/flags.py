@@ -4,8 +4,9 @@ the same name, default, range and description as the ROS parameter of each optio
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from hailo_whisper_ros.core.config import CPU_ENCODER_KINDS, RecognizerConfig
 from hailo_whisper_ros.core.decoding import DecodingOptions

@@ -81,10 +81,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_in_process(args: argparse.Namespace, soak_input, progress):
-    from hailo_whisper_ros.export.store import resolve_model_dir
-    from hailo_whisper_ros.core.recognizer import Recognizer
     from hailo_whisper_ros.core.config import RecognizerConfig
+    from hailo_whisper_ros.core.recognizer import Recognizer
     from hailo_whisper_ros.evaluation.soak import run_soak
+    from hailo_whisper_ros.export.store import resolve_model_dir
 
     streaming = streaming_options(args)
     recognizer = Recognizer(RecognizerConfig(resolve_model_dir(args.model_dir), encoder=args.encoder))

@@ -7,17 +7,17 @@ Shared by the ``caption`` command, which prints the events as they come, and ``b
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.decoding import DecodingOptions
 from hailo_whisper_ros.core.errors import HailoWhisperError
-from hailo_whisper_ros.core.transcripts import FINAL, StreamingOptions, StreamingStats, TranscriptEvent
 from hailo_whisper_ros.core.recognizer import Recognizer
 from hailo_whisper_ros.core.streaming import StreamingTranscriber
+from hailo_whisper_ros.core.transcripts import FINAL, StreamingOptions, StreamingStats, TranscriptEvent
 from hailo_whisper_ros.evaluation.memory import MemoryFigures
 
 

@@ -18,9 +18,9 @@ context from the previous clip can only mislead: it must not make the WER worse.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

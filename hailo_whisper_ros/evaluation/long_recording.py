@@ -8,15 +8,15 @@ boundaries of the recording are the boundaries of the speech.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import cycle
-from typing import Sequence
 
 import numpy as np
 
-from hailo_whisper_ros.core.errors import HailoWhisperError
-from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.audio import load_audio, short_time_energy
+from hailo_whisper_ros.core.constants import SAMPLE_RATE
+from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.evaluation.datasets import Clip
 
 ENERGY_FRAME_SAMPLES = SAMPLE_RATE // 100  # 10 ms frames, side by side

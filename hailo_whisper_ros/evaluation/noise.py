@@ -9,7 +9,7 @@ whole clip's power against the noise's, so the speech itself is louder than it b
 from __future__ import annotations
 
 import zlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import bisect
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -88,7 +88,7 @@ def idle_values(listener: Listener) -> dict[str, dict[str, str]]:
     deadline = time.monotonic() + IDLE_TIMEOUT_S
     while time.monotonic() < deadline:
         asked = time.monotonic()
-        listener.wait_for(lambda: listener.latest(subscriber, asked) is not None, 3.0)
+        listener.wait_for(lambda since=asked: listener.latest(subscriber, since) is not None, 3.0)
         current = listener.latest(subscriber, asked)
         if current is not None and previous is not None and float(current.values[INPUT_QUEUE_S]) == 0 and (
             current.values[AUDIO_RECEIVED_S] == previous.values[AUDIO_RECEIVED_S]

@@ -6,8 +6,8 @@ whitespace folded).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.text import normalise

@@ -8,8 +8,8 @@ one each clip, so machine noise hits all alike (as evaluation.engines.run_interl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Sequence
 
 import numpy as np
 

@@ -16,9 +16,9 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.evaluation.ros_session import BIN_DIR, Listener, NodeProcess, executable, local_context

@@ -22,21 +22,21 @@ import math
 import threading
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
-from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.decoding import DecodingOptions
-from hailo_whisper_ros.evaluation.datasets import Clip
-from hailo_whisper_ros.evaluation.scoring import word_errors
-from hailo_whisper_ros.evaluation.long_recording import build_long_recording
+from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.recognizer import Recognizer
 from hailo_whisper_ros.core.resources import resident_mb
-from hailo_whisper_ros.core.transcripts import FINAL, StreamingOptions
 from hailo_whisper_ros.core.streaming import StreamingTranscriber
+from hailo_whisper_ros.core.transcripts import FINAL, StreamingOptions
+from hailo_whisper_ros.evaluation.datasets import Clip
+from hailo_whisper_ros.evaluation.long_recording import build_long_recording
+from hailo_whisper_ros.evaluation.scoring import word_errors
 
 # Silences after the clips, cycled: mostly the pauses between sentences, sometimes a stretch with nobody talking.
 GAPS_S = (1.0, 1.5, 2.0, 1.0, 3.0, 12.0)

@@ -8,8 +8,8 @@ hallucination otherwise, and it is left out of WER and CER (which have no denomi
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -75,7 +75,7 @@ class TimingStats:
     median: float
 
     @classmethod
-    def of(cls, values: Iterable[float | None]) -> "TimingStats | None":
+    def of(cls, values: Iterable[float | None]) -> TimingStats | None:
         """Statistics of the values, or None when there are none (an engine that does not report a stage)."""
         array = np.asarray([v for v in values if v is not None], dtype=np.float64)
         if not len(array):

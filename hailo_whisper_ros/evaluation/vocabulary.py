@@ -9,14 +9,14 @@ references that the aligned hypothesis does not reproduce exactly (substituted o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
+from hailo_whisper_ros.core.audio import load_audio
 from hailo_whisper_ros.core.decoding import DecodingOptions
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.recognizer import Recognizer
-from hailo_whisper_ros.core.audio import load_audio
 from hailo_whisper_ros.core.text import normalise
 from hailo_whisper_ros.evaluation.datasets import Clip, load_dataset
 from hailo_whisper_ros.evaluation.scoring import word_errors

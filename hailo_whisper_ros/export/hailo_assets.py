@@ -17,6 +17,7 @@ from hailo_whisper_ros.core import model_dir as mf
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.export.graphs import EMBEDDING_T
 
+
 def token_embedding_path(assets: Path, variant: str) -> Path:
     return Path(assets) / variant / "decoder_tokenization" / f"token_embedding_weight_{variant}.npy"
 

@@ -11,9 +11,9 @@ Log-mel features come from faster-whisper's FeatureExtractor so that both sides 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
