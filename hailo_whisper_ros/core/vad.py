@@ -105,8 +105,8 @@ class VadOptions(Options):
         "onset (an unvoiced consonant), which Whisper still needs to hear.", unit="ms", range=(0.0, 2000.0))
     max_speech_s: float = option(
         10.0, "Longest utterance including pads, at most the encoder window; at least pre_roll_ms + speech_pad_ms + "
-        "min_speech_ms. 10 s fits every encoder window (the HEFs' too) and keeps partials and finals quick; longer "
-        "speech is cut at the quietest point of its last 1.5 s and goes on as the next utterance.",
+        "min_speech_ms. Longer speech is cut at the quietest point of its last 1.5 s and goes on as the next "
+        "utterance.",
         unit="s", range=(1.0, 30.0))
 
     def check(self) -> None:
