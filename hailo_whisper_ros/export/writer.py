@@ -273,53 +273,67 @@ def _quantize_activations_per_row(model: onnx.ModelProto) -> None:
     sums of the centred weights, in int32 and so exactly."""
     graph = model.graph
     initializers = {tensor.name: tensor for tensor in graph.initializer}
-
-    def constant(name: str, value, dtype) -> str:
-        graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
-        return name
-
-    zero, levels = constant("per_row/zero", 0.0, np.float32), constant("per_row/levels", 255.0, np.float32)
-    row_zero_points: dict[str, tuple[str, str]] = {}  # quantized activation -> (its old zero point, the rows')
+    zero = _constant(graph, "per_row/zero", 0.0, np.float32)
+    levels = _constant(graph, "per_row/levels", 255.0, np.float32)
+    rows_zero_points: dict[str, str] = {}  # quantized activation -> its rows' zero points (int32)
     nodes = []
     for node in graph.node:
         if node.op_type == "DynamicQuantizeLinear":
-            x, (quantized, scale, old_zero_point) = node.input[0], node.output
-            row = f"{node.name}/per_row/".__add__
-            for op_type, inputs, output, attributes in (
-                ("ReduceMax", [x], row("max"), {"axes": [-1]}),
-                ("ReduceMin", [x], row("min"), {"axes": [-1]}),
-                ("Max", [row("max"), zero], row("max0"), {}),
-                ("Min", [row("min"), zero], row("min0"), {}),
-                ("Sub", [row("max0"), row("min0")], row("range"), {}),
-                ("Div", [row("range"), levels], scale, {}),
-                ("Neg", [row("min0")], row("minus_min"), {}),
-                ("Div", [row("minus_min"), scale], row("zero_point_exact"), {}),
-                ("Round", [row("zero_point_exact")], row("zero_point"), {}),
-                ("Div", [x, scale], row("scaled"), {}),
-                ("Round", [row("scaled")], row("rounded"), {}),
-                ("Add", [row("rounded"), row("zero_point")], row("shifted"), {}),
-                ("Clip", [row("shifted"), zero, levels], row("clipped"), {}),
-                ("Cast", [row("clipped")], quantized, {"to": TensorProto.UINT8}),
-                ("Cast", [row("zero_point")], row("zero_point_int32"), {"to": TensorProto.INT32}),
-            ):
-                nodes.append(_node(op_type, inputs, output, **attributes))
-            row_zero_points[quantized] = (old_zero_point, row("zero_point_int32"))
-            continue
-        if node.op_type == "MatMulInteger" and node.input[0] in row_zero_points:
-            old_zero_point, rows_zero_point = row_zero_points[node.input[0]]
-            weights, weight_zero_point = (
-                numpy_helper.to_array(initializers[name]).astype(np.int32) for name in (node.input[1], node.input[3])
-            )
-            column_sums = constant(f"{node.name}/per_row/column_sums", (weights - weight_zero_point).sum(0), np.int32)
-            product, correction = node.output[0], f"{node.name}/per_row/correction"
-            node.input[2] = ""
-            node.output[0] = f"{node.name}/per_row/uncorrected"
-            nodes += [node, helper.make_node("Mul", [rows_zero_point, column_sums], [correction], correction),
-                      helper.make_node("Sub", [node.output[0], correction], [product], f"{node.name}/per_row/Sub")]
-            continue
-        nodes.append(node)
+            nodes += _quantize_rows(node, zero, levels)
+            rows_zero_points[node.output[0]] = f"{node.name}/per_row/zero_point_int32"
+        elif node.op_type == "MatMulInteger" and node.input[0] in rows_zero_points:
+            nodes += _subtract_rows_zero_points(graph, initializers, node, rows_zero_points[node.input[0]])
+        else:
+            nodes.append(node)
     graph.ClearField("node")
     graph.node.extend(nodes)
+
+
+def _constant(graph: onnx.GraphProto, name: str, value, dtype) -> str:
+    graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+    return name
+
+
+def _quantize_rows(node: onnx.NodeProto, zero: str, levels: str) -> list[onnx.NodeProto]:
+    """The nodes that replace a DynamicQuantizeLinear ``node``: its outputs computed per row, and beside them the
+    rows' zero points as int32 (``node.name``/per_row/zero_point_int32) for the MatMulIntegers that read them."""
+    x, (quantized, scale, _) = node.input[0], node.output
+    row = f"{node.name}/per_row/".__add__
+    return [
+        _node(op_type, inputs, output, **attributes)
+        for op_type, inputs, output, attributes in (
+            ("ReduceMax", [x], row("max"), {"axes": [-1]}),
+            ("ReduceMin", [x], row("min"), {"axes": [-1]}),
+            ("Max", [row("max"), zero], row("max0"), {}),
+            ("Min", [row("min"), zero], row("min0"), {}),
+            ("Sub", [row("max0"), row("min0")], row("range"), {}),
+            ("Div", [row("range"), levels], scale, {}),
+            ("Neg", [row("min0")], row("minus_min"), {}),
+            ("Div", [row("minus_min"), scale], row("zero_point_exact"), {}),
+            ("Round", [row("zero_point_exact")], row("zero_point"), {}),
+            ("Div", [x, scale], row("scaled"), {}),
+            ("Round", [row("scaled")], row("rounded"), {}),
+            ("Add", [row("rounded"), row("zero_point")], row("shifted"), {}),
+            ("Clip", [row("shifted"), zero, levels], row("clipped"), {}),
+            ("Cast", [row("clipped")], quantized, {"to": TensorProto.UINT8}),
+            ("Cast", [row("zero_point")], row("zero_point_int32"), {"to": TensorProto.INT32}),
+        )
+    ]
+
+
+def _subtract_rows_zero_points(graph: onnx.GraphProto, initializers: dict[str, onnx.TensorProto],
+                               node: onnx.NodeProto, rows_zero_point: str) -> list[onnx.NodeProto]:
+    """A MatMulInteger ``node`` without its activation zero point, followed by the subtraction of each row's
+    (``rows_zero_point``) times the column sums of the centred weights."""
+    weights, weight_zero_point = (
+        numpy_helper.to_array(initializers[name]).astype(np.int32) for name in (node.input[1], node.input[3])
+    )
+    column_sums = _constant(graph, f"{node.name}/per_row/column_sums", (weights - weight_zero_point).sum(0), np.int32)
+    product, correction = node.output[0], f"{node.name}/per_row/correction"
+    node.input[2] = ""
+    node.output[0] = f"{node.name}/per_row/uncorrected"
+    return [node, helper.make_node("Mul", [rows_zero_point, column_sums], [correction], correction),
+            helper.make_node("Sub", [node.output[0], correction], [product], f"{node.name}/per_row/Sub")]
 
 
 def _look_up_tokens_in_quantized_embedding(model: onnx.ModelProto, columns_as_input: bool) -> None:
@@ -405,34 +419,11 @@ def export_model_dir(
     int8 = directory / mf.INT8_SUBDIR
     int8.mkdir(parents=True, exist_ok=True)
     (directory / STAMP).unlink(missing_ok=True)
-    n_frames = 2 * weights.info.n_audio_ctx
-    graphs = [
-        (mf.ENCODER_30S, lambda: build_encoder(weights, n_frames)),
-        (mf.ENCODER_10S, lambda: build_encoder(weights, n_frames // 3)),
-        (mf.ENCODER_DYNAMIC, lambda: build_encoder(weights, None)),
-        (mf.DECODER, lambda: build_decoder(weights, with_past=False)),
-        (mf.DECODER_WITH_PAST, lambda: build_decoder(weights, with_past=True)),
-        (mf.DECODER_CROSS_KV, lambda: build_cross_kv(weights)),  # FP32, shared by the INT8 decoders
-    ]
-    if hailo:
-        graphs.append((mf.ENCODER_10S_HAILO, lambda: build_encoder(weights, HAILO_FRAMES, hailo=True)))
-    for name, build in graphs:
-        _save(build(), directory / name)
-        log(f"  wrote {name}")
+    _write_graphs(weights, directory, hailo, log)
     for folder in (directory, int8):
         shutil.copyfile(tokenizer, folder / mf.TOKENIZER)
         weights.info.save(folder)
-    quantize_decoder(directory / mf.DECODER, int8 / mf.DECODER, weights.info.n_text_layer)
-    log(f"  wrote {mf.INT8_SUBDIR}/{mf.DECODER}")
-    # The INT8 step decoder verifies drafts with a second body that attends row by row.
-    row_by_row = int8 / f"{mf.DECODER_WITH_PAST}.row_by_row.partial"
-    _save(build_decoder(weights, True, row_by_row=True), row_by_row)
-    try:
-        quantize_decoder(directory / mf.DECODER_WITH_PAST, int8 / mf.DECODER_WITH_PAST, weights.info.n_text_layer,
-                         row_by_row_source=row_by_row, token_table=int8 / mf.TOKEN_TABLE_INT8)
-    finally:
-        row_by_row.unlink()
-    log(f"  wrote {mf.INT8_SUBDIR}/{mf.DECODER_WITH_PAST}")
+    _write_int8_decoders(weights, directory, log)
     quantize_encoder(directory / mf.ENCODER_DYNAMIC, directory / mf.ENCODER_DYNAMIC_INT8)
     log(f"  wrote {mf.ENCODER_DYNAMIC_INT8}")
     if ggml:
@@ -453,3 +444,37 @@ def export_model_dir(
         "files": {name: (directory / name).stat().st_size for name in expected_files(hailo, ggml)},
     }
     (directory / STAMP).write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+
+
+def _write_graphs(weights: WhisperWeights, directory: Path, hailo: bool, log) -> None:
+    """The FP32 graphs of graphs.py: the encoders, the decoders and the cross-attention K/V projection."""
+    n_frames = 2 * weights.info.n_audio_ctx
+    graphs = [
+        (mf.ENCODER_30S, lambda: build_encoder(weights, n_frames)),
+        (mf.ENCODER_10S, lambda: build_encoder(weights, n_frames // 3)),
+        (mf.ENCODER_DYNAMIC, lambda: build_encoder(weights, None)),
+        (mf.DECODER, lambda: build_decoder(weights, with_past=False)),
+        (mf.DECODER_WITH_PAST, lambda: build_decoder(weights, with_past=True)),
+        (mf.DECODER_CROSS_KV, lambda: build_cross_kv(weights)),  # FP32, shared by the INT8 decoders
+    ]
+    if hailo:
+        graphs.append((mf.ENCODER_10S_HAILO, lambda: build_encoder(weights, HAILO_FRAMES, hailo=True)))
+    for name, build in graphs:
+        _save(build(), directory / name)
+        log(f"  wrote {name}")
+
+
+def _write_int8_decoders(weights: WhisperWeights, directory: Path, log) -> None:
+    """The INT8 decoders, quantized from the FP32 ones that _write_graphs wrote."""
+    int8 = directory / mf.INT8_SUBDIR
+    quantize_decoder(directory / mf.DECODER, int8 / mf.DECODER, weights.info.n_text_layer)
+    log(f"  wrote {mf.INT8_SUBDIR}/{mf.DECODER}")
+    # The INT8 step decoder verifies drafts with a second body that attends row by row.
+    row_by_row = int8 / f"{mf.DECODER_WITH_PAST}.row_by_row.partial"
+    _save(build_decoder(weights, True, row_by_row=True), row_by_row)
+    try:
+        quantize_decoder(directory / mf.DECODER_WITH_PAST, int8 / mf.DECODER_WITH_PAST, weights.info.n_text_layer,
+                         row_by_row_source=row_by_row, token_table=int8 / mf.TOKEN_TABLE_INT8)
+    finally:
+        row_by_row.unlink()
+    log(f"  wrote {mf.INT8_SUBDIR}/{mf.DECODER_WITH_PAST}")
