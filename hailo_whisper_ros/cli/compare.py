@@ -277,6 +277,15 @@ def _report(specs, runs, memory, skipped, memory_clip, folder, machine, wall_s) 
 
 
 def _markdown(report: dict) -> str:
+    """compare.md: the table, then the numbered notes that say how each column was measured."""
+    notes = _notes(report)
+    return (
+        "\n".join(_table(report["configurations"])) + "\n\n"
+        + "\n".join(f"{i}. {note}" for i, note in enumerate(notes, start=1)) + "\n"
+    )
+
+
+def _table(configurations: list[dict]) -> list[str]:
     def percent(value) -> str:
         return "–" if value is None else f"{value:.1%}"
 
@@ -288,16 +297,18 @@ def _markdown(report: dict) -> str:
         "int8 | Speed vs whisper.cpp |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    any_non_speech = False
-    for config in report["configurations"]:
+    for config in configurations:
         summary = config["summary"]
         ratio, cpp_ratio = config["speed_vs_faster_whisper_int8"], config["speed_vs_whisper_cpp"]
-        any_non_speech |= summary["non_speech_clips"] > 0
         rows.append(
             f"| {config['label']} (`{config['key']}`) | {percent(summary['wer'])} | {percent(summary['cer'])} | "
             f"{ms(summary['encoder_ms'])} | {ms(summary['decoder_ms'])} | {ms(summary['total_ms'])} | "
             f"{config['peak_memory']['peak_rss_mb']:.0f} | {_times(ratio)} | {_times(cpp_ratio)} |"
         )
+    return rows
+
+
+def _notes(report: dict) -> list[str]:
     machine = report["machine"]
     versions = ", ".join(f"{name} {version}" for name, version in machine["versions"].items() if version)
     bases = [c["peak_memory"]["base_rss_mb"] for c in report["configurations"]]
@@ -323,7 +334,7 @@ def _markdown(report: dict) -> str:
         f"at the start, {machine['load_average_1min_end']:.2f} at the end; "
         f"compare wall time {report['wall_time_s']:.0f} s.",
     ]
-    if any_non_speech:
+    if any(c["summary"]["non_speech_clips"] > 0 for c in report["configurations"]):
         counts = ", ".join(f"{c['key']} {c['summary']['hallucinations']}" for c in report["configurations"])
         non_speech = report["configurations"][0]["summary"]["non_speech_clips"]
         notes.insert(2, f"{non_speech} non-speech clip(s) (empty reference) are left out of WER/CER; "
@@ -334,7 +345,7 @@ def _markdown(report: dict) -> str:
     if report["skipped"]:
         skipped = "; ".join(f"`{key}` ({reason})" for key, reason in report["skipped"].items())
         notes.append(f"Not run here: {skipped}.")
-    return "\n".join(rows) + "\n\n" + "\n".join(f"{i}. {note}" for i, note in enumerate(notes, start=1)) + "\n"
+    return notes
 
 
 def _times(ratio: float | None) -> str:
