@@ -163,7 +163,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"decoding: greedy, encoder output padded to {options.pad_encoder_output_to}, repetition penalty "
           f"{options.repetition_penalty}, EOS boost {options.eos_boost_threshold}, {config.threads} threads\n")
     report = _run_file(engine, memory, audio, args) if audio is not None else _run_folder(engine, folder, args)
-    report["summary"]["configuration"] = {
+    report["summary"]["configuration"] = _configuration(recognizer, options)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def _configuration(recognizer, options) -> dict:
+    """The set-up that ran, for --json."""
+    config = recognizer.config
+    return {
         "model": recognizer.info.name,
         "model_dir": str(config.model_dir),
         "encoder": recognizer.encoder.name,
@@ -180,11 +191,6 @@ def run(args: argparse.Namespace) -> int:
             "language": options.language,
         },
     }
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\nwrote {args.json}")
-    return 0
 
 
 def _run_file(engine, memory, audio, args: argparse.Namespace) -> dict:
