@@ -76,9 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hailo_whisper_ros.core.audio import load_audio
     from hailo_whisper_ros.core.constants import SAMPLE_RATE
-    from hailo_whisper_ros.core.model_dir import MODEL_INFO, ModelInfo, find_beside
     from hailo_whisper_ros.evaluation.datasets import list_clips
-    from hailo_whisper_ros.evaluation.engines import run_interleaved
     from hailo_whisper_ros.evaluation.machine import machine_info
 
     started = time.perf_counter()
@@ -88,10 +86,7 @@ def run(args: argparse.Namespace) -> int:
         raise HailoWhisperError(f"--threads must be >= 1, not {args.threads}")
     _require_matplotlib()
     model_dir = resolve_model_dir(args.model_dir)
-    try:
-        info = ModelInfo.load(find_beside(model_dir, MODEL_INFO))
-    except FileNotFoundError as error:
-        raise HailoWhisperError(str(error)) from None
+    info = _model_info(model_dir)
     options = decoding_options(args)
     candidates = _select(_candidates(args, model_dir, info, options), args.configs)
 
@@ -112,24 +107,45 @@ def run(args: argparse.Namespace) -> int:
     specs = [c.spec for c in candidates if c.key not in skipped]
     if not specs:
         raise HailoWhisperError("no configuration can run here")
-    engines = []
-    for spec in specs:
-        print(f"loading {spec.key}...", file=sys.stderr)
-        engines.append(spec.create())
-    runs = dict(zip((spec.key for spec in specs), run_interleaved(engines, clips, audio)))
+    runs = _run_interleaved(specs, clips, audio)
 
     wall_s = time.perf_counter() - started
     machine["load_average_1min_end"] = os.getloadavg()[0]
     report = _report(specs, runs, memory, skipped, memory_clip, folder, machine, wall_s)
-    args.out.mkdir(parents=True, exist_ok=True)
-    table = _markdown(report)
-    (args.out / "compare.md").write_text(table)
-    (args.out / "compare.json").write_text(json.dumps(report, indent=2) + "\n")
-    _plot(specs, runs, args.out / "compare.png")
-    print()
-    print(table)
+    _write(args.out, report, specs, runs)
     print(f"wrote {args.out / 'compare.md'}, compare.json, compare.png ({wall_s:.0f} s wall time)")
     return 0
+
+
+def _model_info(model_dir: Path):
+    from hailo_whisper_ros.core.model_dir import MODEL_INFO, ModelInfo, find_beside
+
+    try:
+        return ModelInfo.load(find_beside(model_dir, MODEL_INFO))
+    except FileNotFoundError as error:
+        raise HailoWhisperError(str(error)) from None
+
+
+def _run_interleaved(specs: list, clips, audio) -> dict:
+    """Each spec's engine, all loaded first, run interleaved on the clips: key -> its ClipRuns."""
+    from hailo_whisper_ros.evaluation.engines import run_interleaved
+
+    engines = []
+    for spec in specs:
+        print(f"loading {spec.key}...", file=sys.stderr)
+        engines.append(spec.create())
+    return dict(zip((spec.key for spec in specs), run_interleaved(engines, clips, audio)))
+
+
+def _write(out: Path, report: dict, specs: list, runs: dict) -> None:
+    """compare.md (printed too), compare.json and compare.png into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    table = _markdown(report)
+    (out / "compare.md").write_text(table)
+    (out / "compare.json").write_text(json.dumps(report, indent=2) + "\n")
+    _plot(specs, runs, out / "compare.png")
+    print()
+    print(table)
 
 
 def _peak_memory(candidates: list[Candidate], clip, skipped: dict[str, str]) -> dict:
