@@ -147,6 +147,34 @@ def account(
 ) -> Accounting:
     """Puts every clip in one category (see the module docstring); ``dropped`` holds the stream ranges
     [start, end) dropped from the queue."""
+    texts, covered, heard, stray = _match_finals(clips, finals)
+    dropped_clips = [
+        any(_overlap(clip.speech_start, clip.speech_end, start, end) for start, end in dropped) for clip in clips
+    ]
+    transcribed = [i for i in range(len(clips)) if not dropped_clips[i] and heard[i]]
+    no_speech = [i for i in range(len(clips)) if not dropped_clips[i] and covered[i] and not heard[i]]
+    missing = tuple(clip for i, clip in enumerate(clips) if not dropped_clips[i] and not covered[i])
+    with_text = [i for i in transcribed if texts[i]]
+    passes = sorted({clips[i].pass_index for i in with_text})
+    return Accounting(
+        expected=len(clips),
+        transcribed=len(transcribed),
+        dropped=sum(dropped_clips),
+        dropped_heard=sum(dropped_clips[i] and heard[i] for i in range(len(clips))),
+        no_speech=len(no_speech),
+        missing=missing,
+        stray_finals=tuple(stray),
+        wer=_wer(clips, texts, with_text),
+        wer_per_pass=tuple(_wer(clips, texts, [i for i in with_text if clips[i].pass_index == p]) for p in passes),
+    )
+
+
+def _match_finals(
+    clips: Sequence[SoakClip], finals: Sequence[FinalSpan]
+) -> tuple[list[list[str]], list[bool], list[bool], list[FinalSpan]]:
+    """Each final matched to the clips whose speech (widened by MATCH_TOLERANCE_S) it overlaps. Returns per clip
+    the texts of the finals that overlap it most, whether any final covers it and whether one with text does; and
+    the finals with text that overlap no clip."""
     tolerance = int(MATCH_TOLERANCE_S * SAMPLE_RATE)
     starts = np.array([clip.speech_start for clip in clips], dtype=np.int64)
     ends = np.array([clip.speech_end for clip in clips], dtype=np.int64)
@@ -171,31 +199,14 @@ def account(
             heard[i] = heard[i] or bool(final.text)
         if final.text:
             texts[max(overlaps, key=overlaps.get)].append(final.text)
-    dropped_clips = [
-        any(_overlap(clip.speech_start, clip.speech_end, start, end) for start, end in dropped) for clip in clips
-    ]
-    transcribed = [i for i in range(len(clips)) if not dropped_clips[i] and heard[i]]
-    no_speech = [i for i in range(len(clips)) if not dropped_clips[i] and covered[i] and not heard[i]]
-    missing = tuple(clip for i, clip in enumerate(clips) if not dropped_clips[i] and not covered[i])
-    with_text = [i for i in transcribed if texts[i]]
-    passes = sorted({clips[i].pass_index for i in with_text})
+    return texts, covered, heard, stray
 
-    def wer_of(indices: list[int]) -> float | None:
-        if not indices:
-            return None
-        return word_errors([clips[i].reference for i in indices], [" ".join(texts[i]) for i in indices]).wer
 
-    return Accounting(
-        expected=len(clips),
-        transcribed=len(transcribed),
-        dropped=sum(dropped_clips),
-        dropped_heard=sum(dropped_clips[i] and heard[i] for i in range(len(clips))),
-        no_speech=len(no_speech),
-        missing=missing,
-        stray_finals=tuple(stray),
-        wer=wer_of(with_text),
-        wer_per_pass=tuple(wer_of([i for i in with_text if clips[i].pass_index == p]) for p in passes),
-    )
+def _wer(clips: Sequence[SoakClip], texts: list[list[str]], indices: list[int]) -> float | None:
+    """The WER of the clips at ``indices`` against the texts matched to them; None for no clip."""
+    if not indices:
+        return None
+    return word_errors([clips[i].reference for i in indices], [" ".join(texts[i]) for i in indices]).wer
 
 
 @dataclass(frozen=True)
