@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from vad_stand_in import EnergyVad
 
 from hailo_whisper_ros.core.audio_input import AudioFormat
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
@@ -13,22 +14,6 @@ from hailo_whisper_ros.core.intake import AudioIntake, IntakeOptions, SpeechPaus
 from hailo_whisper_ros.core.vad import SpeechAudio, SpeechEnded, SpeechStarted, VadOptions
 
 VAD = VadOptions(min_silence_ms=300, speech_pad_ms=100, min_speech_ms=100, pre_roll_ms=0)
-
-
-class EnergyVad:
-    """Stand-in for Silero, exact and fast: probability = RMS / 0.1 of a 512-sample window, at most 1."""
-
-    window_samples = 512
-
-    def reset(self):
-        self._pending = np.zeros(0, np.float32)
-
-    def process(self, audio):
-        audio = np.concatenate([self._pending, audio])
-        n = len(audio) // self.window_samples
-        self._pending = audio[n * self.window_samples :]
-        windows = audio[: n * self.window_samples].reshape(n, self.window_samples)
-        return np.minimum(np.sqrt((windows**2).mean(axis=1)) / 0.1, 1.0).astype(np.float32)
 
 
 def seconds(s: float) -> int:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from vad_stand_in import EnergyVad
 
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.errors import HailoWhisperError
@@ -74,22 +75,6 @@ def assert_accounts_for_every_sample(found, n_samples):
         position = end
     silence += n_samples - position
     assert sum(end - start for start, end, _ in found) + silence == n_samples
-
-
-class EnergyVad:
-    """Stand-in for Silero, exact and fast: probability = RMS / 0.1 of a 512-sample window, at most 1."""
-
-    window_samples = 512
-
-    def reset(self):
-        self._pending = np.zeros(0, np.float32)
-
-    def process(self, audio):
-        audio = np.concatenate([self._pending, audio])
-        n = len(audio) // self.window_samples
-        self._pending = audio[n * self.window_samples :]
-        windows = audio[: n * self.window_samples].reshape(n, self.window_samples)
-        return np.minimum(np.sqrt((windows**2).mean(axis=1)) / 0.1, 1.0).astype(np.float32)
 
 
 def test_silero_model_ships_with_faster_whisper():
