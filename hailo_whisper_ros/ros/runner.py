@@ -74,6 +74,17 @@ class _Spinner:
         if not self._stop.done():
             self._stop.set_result(None)  # wakes the executor
 
+    def end_when_finished(self, nodes) -> None:
+        """End the spin when a node's ``finished`` future (if it has one) completes."""
+        for node in nodes:
+            finished = getattr(node, "finished", None)
+            if not isinstance(finished, Future):
+                continue
+            if finished.done():
+                self.end()
+            else:  # end() runs on the thread that completes it: the executor's, in a node's callback
+                finished.add_done_callback(self.end)
+
     def stop(self) -> None:
         """End the spin after the callback in progress, then shut the executor down."""
         self.end()
@@ -117,14 +128,7 @@ def run_nodes(args, node_classes) -> int:
                 for node_class in node_classes:
                     nodes.append(node_class())
                     spinner.executor.add_node(nodes[-1])
-                for node in nodes:
-                    finished = getattr(node, "finished", None)
-                    if not isinstance(finished, Future):
-                        continue
-                    if finished.done():
-                        spinner.end()
-                    else:  # spinner.end runs on the thread that completes it: the executor's, in a node's callback
-                        finished.add_done_callback(spinner.end)
+                spinner.end_when_finished(nodes)
                 spinner.thread.start()
                 spinner.ended.wait()
                 if spinner.error is not None:
