@@ -151,6 +151,10 @@ class System:
     in_flight: list = field(default_factory=list)  # (bindings, outputs) of jobs that timed out
     _ids: itertools.count = field(default_factory=itertools.count)
 
+    @property
+    def minor_version(self) -> int:
+        return int(self.version.split(".")[1])
+
 
 @dataclass
 class _VStreamFormat:
@@ -165,6 +169,229 @@ class VStreamInfo:
     format: _VStreamFormat
 
 
+def _network_at(system: System, hef_path):
+    """The network of the HEF at ``hef_path``, with HailoRT's errors for a file it cannot open or does not take."""
+    try:
+        with open(hef_path, "rb") as file:
+            magic = file.read(4)
+    except OSError:
+        raise status_error(13, "HAILO_OPEN_FILE_FAILURE") from None
+    if magic != struct.pack(">I", HEF_MAGIC) or hef_path not in system.networks:
+        raise HailoRTInvalidHEFException("Invalid HEF. See hailort.log for more information")
+    return system.networks[hef_path]
+
+
+def _vstream_infos(shapes: dict) -> list:
+    return [VStreamInfo(name, shape, _VStreamFormat(QUANTIZED_TYPE)) for name, shape in shapes.items()]
+
+
+def _by_name(streams: dict, name: str):
+    """HailoRT's lookup of a stream: the empty name is the only stream, when there is one."""
+    if name == "" and len(streams) == 1:
+        return next(iter(streams.values()))
+    if name not in streams:
+        raise HailoRTNotFoundException("Item not found. See hailort.log for more information")
+    return streams[name]
+
+
+class HEF:
+    _system: System  # set by make_module: the caller constructs it with HailoRT's arguments only
+
+    def __init__(self, hef_source):
+        self._network = _network_at(self._system, hef_source)
+
+    def get_network_group_names(self):
+        return ["whisper"]
+
+    def get_input_vstream_infos(self, name=None):
+        return _vstream_infos(self._network.input_shapes)
+
+    def get_output_vstream_infos(self, name=None):
+        return _vstream_infos(self._network.output_shapes)
+
+    def get_sorted_output_names(self, network_group_name=None):
+        return self._network.sorted_output_names()
+
+
+class InferStream:
+    def __init__(self, name, shape):
+        self.name, self.shape, self.format_type = name, tuple(shape), FormatType.AUTO
+
+    def set_format_type(self, type):
+        self.format_type = type
+
+    def frame_bytes(self):
+        kind = QUANTIZED_TYPE if self.format_type == FormatType.AUTO else self.format_type
+        return int(np.prod(self.shape)) * np.dtype(DTYPES[kind]).itemsize
+
+
+class BoundStream:
+    def __init__(self, stream):
+        self.stream, self._buffer = stream, None
+
+    def set_buffer(self, buffer):
+        if not buffer.flags.c_contiguous:
+            raise HailoRTException("Buffer must be C_CONTIGUOUS")
+        self._buffer = buffer
+
+    def get_buffer(self, tf_format=False):
+        return self._buffer
+
+
+class Bindings:
+    def __init__(self, model):
+        self._inputs = {n: BoundStream(s) for n, s in model.inputs.items()}
+        self._outputs = {n: BoundStream(s) for n, s in model.outputs.items()}
+
+    def input(self, name=""):
+        return _by_name(self._inputs, name)
+
+    def output(self, name=""):
+        return _by_name(self._outputs, name)
+
+
+def _write_outputs(binding: Bindings, results: dict) -> None:
+    """A finished job writes each output into the buffer bound to it, in the stream's shape."""
+    for name, result in results.items():
+        bound = binding.output(name)
+        bound.get_buffer()[...] = result.reshape(bound.stream.shape)
+
+
+class ConfiguredInferModel:
+    def __init__(self, model, system: System):
+        self._model, self._system, self._shut_down = model, system, False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._model = None
+
+    def create_bindings(self, input_buffers=None, output_buffers=None):
+        bindings = Bindings(self._model)
+        for name, buffer in (input_buffers or {}).items():
+            bindings.input(name).set_buffer(buffer)
+        for name, buffer in (output_buffers or {}).items():
+            bindings.output(name).set_buffer(buffer)
+        return bindings
+
+    def run(self, bindings, timeout):
+        if self._shut_down:
+            raise status_error(6, "HAILO_INVALID_OPERATION")
+        system = self._system
+        system.run_timeouts_ms.append(timeout)
+        (binding,) = bindings
+        for bound in [*binding._inputs.values(), *binding._outputs.values()]:
+            if bound._buffer is None or bound._buffer.nbytes != bound.stream.frame_bytes():
+                raise HailoRTInvalidArgumentException("Invalid argument. See hailort.log for more information")
+        network = self._model.network
+        inputs = {n: b.get_buffer().view(np.float32) for n, b in binding._inputs.items()}
+        results = network.infer(inputs)
+        late, system.in_flight[:] = list(system.in_flight), []
+        if network.duration_ms > timeout:
+            system.in_flight.append((binding, results))
+            raise HailoRTTimeout("Received a timeout - hailort has failed because a timeout had occurred")
+        _write_outputs(binding, results)
+        for late_binding, late_results in late:  # jobs that timed out finish now, into their own buffers
+            _write_outputs(late_binding, late_results)
+
+    def shutdown(self):
+        self._shut_down = True
+        self._system.shutdowns += 1
+
+
+class InferModel:
+    def __init__(self, network, device, system: System):
+        self.network, self._device, self._system = network, device, system
+        self.inputs = {n: InferStream(n, s) for n, s in network.input_shapes.items()}
+        self.outputs = {n: InferStream(n, s) for n, s in network.output_shapes.items()}
+
+    @property
+    def input_names(self):
+        return list(self.inputs)
+
+    @property
+    def output_names(self):
+        return list(self.outputs)
+
+    def input(self, name=""):
+        return _by_name(self.inputs, name)
+
+    def output(self, name=""):
+        return _by_name(self.outputs, name)
+
+    def configure(self):
+        if self._device.released:
+            raise status_error(6, "HAILO_INVALID_OPERATION")
+        hef, device = self.network.architecture, self._system.device_architecture
+        if not (hef == device or (hef == "HAILO8L" and device == "HAILO8")):
+            if self._system.minor_version >= 21:
+                raise HailoRTHEFNotCompatibleWithDevice(
+                    "HEF file is not compatible with device. See hailort.log for more information")
+            raise HailoRTInvalidHEFException("Invalid HEF. See hailort.log for more information")
+        return ConfiguredInferModel(self, self._system)
+
+
+class Control:
+    def __init__(self, system: System):
+        self._system = system
+
+    def identify(self):
+        return types.SimpleNamespace(device_architecture=DeviceArchitectureTypes[self._system.device_architecture])
+
+
+class Device:
+    _system: System  # set by make_module, as for HEF
+
+    def __init__(self, device_id=None):
+        self.device_id, self.control = device_id or "0000:01:00.0", Control(self._system)
+
+
+class VDevice:
+    _system: System  # set by make_module, as for HEF
+    _physical_device: type[Device]  # the Device class of the same module
+
+    def __init__(self, params=None):
+        params = params or self.create_params()
+        self.params, self.released, self.models = params, False, []
+        system = self._system
+        if params.multi_process_service and not system.service_running:
+            raise status_error(77, "HAILO_RPC_FAILED")
+        shared = params.multi_process_service and params.group_id != "UNIQUE"
+        key = ("service", params.group_id) if shared else ("unique", next(system._ids))
+        if system.holder is not None and system.holder != key:
+            raise status_error(74, "HAILO_OUT_OF_PHYSICAL_DEVICES")
+        system.holder, system.holder_users = key, system.holder_users + 1
+        system.vdevices.append(self)
+
+    @staticmethod
+    def create_params():
+        return types.SimpleNamespace(scheduling_algorithm=HailoSchedulingAlgorithm.ROUND_ROBIN, group_id="UNIQUE",
+                                     multi_process_service=False, device_count=1)
+
+    def create_infer_model(self, hef_source, name=""):
+        if not isinstance(hef_source, str):
+            raise ValueError("HEF can only be created from a file path (str) or a buffer (bytes)")
+        self.models.append(hef_source)
+        return InferModel(_network_at(self._system, hef_source), self, self._system)
+
+    def get_physical_devices(self):
+        return [self._physical_device()]
+
+    def release(self):
+        if not self.released:
+            self.released = True
+            self._system.holder_users -= 1
+            if self._system.holder_users == 0:
+                self._system.holder = None
+
+
+def _module_class(system: System, cls: type, **attributes) -> type:
+    """``cls`` as one module's class: a subclass whose instances reach ``system`` (HailoRT's constructors, which the
+    code under test calls, have no place for it)."""
+    return type(cls.__name__, (cls,), {"_system": system, **attributes})
+
+
 def make_module(system: System) -> types.ModuleType:
     """A ``hailo_platform`` module over ``system``."""
     module = types.ModuleType("hailo_platform")
@@ -173,192 +400,6 @@ def make_module(system: System) -> types.ModuleType:
     module.FormatType = FormatType
     module.HailoSchedulingAlgorithm = HailoSchedulingAlgorithm
     module.system = system
-    minor = int(system.version.split(".")[1])
-
-    def network_of(hef_path):
-        try:
-            with open(hef_path, "rb") as file:
-                magic = file.read(4)
-        except OSError:
-            raise status_error(13, "HAILO_OPEN_FILE_FAILURE") from None
-        if magic != struct.pack(">I", HEF_MAGIC) or hef_path not in system.networks:
-            raise HailoRTInvalidHEFException("Invalid HEF. See hailort.log for more information")
-        return system.networks[hef_path]
-
-    class HEF:
-        def __init__(self, hef_source):
-            self._network = network_of(hef_source)
-            self._path = hef_source
-
-        def get_network_group_names(self):
-            return ["whisper"]
-
-        def get_input_vstream_infos(self, name=None):
-            return [VStreamInfo(n, s, _VStreamFormat(QUANTIZED_TYPE)) for n, s in self._network.input_shapes.items()]
-
-        def get_output_vstream_infos(self, name=None):
-            return [VStreamInfo(n, s, _VStreamFormat(QUANTIZED_TYPE)) for n, s in self._network.output_shapes.items()]
-
-        def get_sorted_output_names(self, network_group_name=None):
-            return self._network.sorted_output_names()
-
-    class InferStream:
-        def __init__(self, name, shape):
-            self.name, self.shape, self.format_type = name, tuple(shape), FormatType.AUTO
-
-        def set_format_type(self, type):
-            self.format_type = type
-
-        def frame_bytes(self):
-            kind = QUANTIZED_TYPE if self.format_type == FormatType.AUTO else self.format_type
-            return int(np.prod(self.shape)) * np.dtype(DTYPES[kind]).itemsize
-
-    def by_name(streams, name):
-        if name == "" and len(streams) == 1:
-            return next(iter(streams.values()))
-        if name not in streams:
-            raise HailoRTNotFoundException("Item not found. See hailort.log for more information")
-        return streams[name]
-
-    class BoundStream:
-        def __init__(self, stream):
-            self.stream, self._buffer = stream, None
-
-        def set_buffer(self, buffer):
-            if not buffer.flags.c_contiguous:
-                raise HailoRTException("Buffer must be C_CONTIGUOUS")
-            self._buffer = buffer
-
-        def get_buffer(self, tf_format=False):
-            return self._buffer
-
-    class Bindings:
-        def __init__(self, model):
-            self._inputs = {n: BoundStream(s) for n, s in model.inputs.items()}
-            self._outputs = {n: BoundStream(s) for n, s in model.outputs.items()}
-
-        def input(self, name=""):
-            return by_name(self._inputs, name)
-
-        def output(self, name=""):
-            return by_name(self._outputs, name)
-
-    class ConfiguredInferModel:
-        def __init__(self, model):
-            self._model, self._shut_down = model, False
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self._model = None
-
-        def create_bindings(self, input_buffers=None, output_buffers=None):
-            bindings = Bindings(self._model)
-            for name, buffer in (input_buffers or {}).items():
-                bindings.input(name).set_buffer(buffer)
-            for name, buffer in (output_buffers or {}).items():
-                bindings.output(name).set_buffer(buffer)
-            return bindings
-
-        def run(self, bindings, timeout):
-            if self._shut_down:
-                raise HailoRTException("libhailort failed with error: 6 (HAILO_INVALID_OPERATION)")
-            system.run_timeouts_ms.append(timeout)
-            (binding,) = bindings
-            for bound in [*binding._inputs.values(), *binding._outputs.values()]:
-                if bound._buffer is None or bound._buffer.nbytes != bound.stream.frame_bytes():
-                    raise HailoRTInvalidArgumentException("Invalid argument. See hailort.log for more information")
-            network = self._model.network
-            inputs = {n: b.get_buffer().view(np.float32) for n, b in binding._inputs.items()}
-            results = network.infer(inputs)
-            late, system.in_flight[:] = list(system.in_flight), []
-            if network.duration_ms > timeout:
-                system.in_flight.append((binding, results))
-                raise HailoRTTimeout("Received a timeout - hailort has failed because a timeout had occurred")
-            for name, result in results.items():
-                binding.output(name).get_buffer()[...] = result.reshape(binding.output(name).stream.shape)
-            for late_binding, late_results in late:  # jobs that timed out finish now, into their own buffers
-                for name, result in late_results.items():
-                    late_binding.output(name).get_buffer()[...] = result.reshape(
-                        late_binding.output(name).stream.shape)
-
-        def shutdown(self):
-            self._shut_down = True
-            system.shutdowns += 1
-
-    class InferModel:
-        def __init__(self, network, device):
-            self.network, self._device = network, device
-            self.inputs = {n: InferStream(n, s) for n, s in network.input_shapes.items()}
-            self.outputs = {n: InferStream(n, s) for n, s in network.output_shapes.items()}
-
-        @property
-        def input_names(self):
-            return list(self.inputs)
-
-        @property
-        def output_names(self):
-            return list(self.outputs)
-
-        def input(self, name=""):
-            return by_name(self.inputs, name)
-
-        def output(self, name=""):
-            return by_name(self.outputs, name)
-
-        def configure(self):
-            if self._device.released:
-                raise HailoRTException("libhailort failed with error: 6 (HAILO_INVALID_OPERATION)")
-            hef, device = self.network.architecture, system.device_architecture
-            if not (hef == device or (hef == "HAILO8L" and device == "HAILO8")):
-                if minor >= 21:
-                    raise HailoRTHEFNotCompatibleWithDevice(
-                        "HEF file is not compatible with device. See hailort.log for more information")
-                raise HailoRTInvalidHEFException("Invalid HEF. See hailort.log for more information")
-            return ConfiguredInferModel(self)
-
-    class Control:
-        def identify(self):
-            return types.SimpleNamespace(device_architecture=DeviceArchitectureTypes[system.device_architecture])
-
-    class Device:
-        def __init__(self, device_id=None):
-            self.device_id, self.control = device_id or "0000:01:00.0", Control()
-
-    class VDevice:
-        def __init__(self, params=None):
-            params = params or VDevice.create_params()
-            self.params, self.released, self.models = params, False, []
-            if params.multi_process_service and not system.service_running:
-                raise status_error(77, "HAILO_RPC_FAILED")
-            shared = params.multi_process_service and params.group_id != "UNIQUE"
-            key = ("service", params.group_id) if shared else ("unique", next(system._ids))
-            if system.holder is not None and system.holder != key:
-                raise status_error(74, "HAILO_OUT_OF_PHYSICAL_DEVICES")
-            system.holder, system.holder_users = key, system.holder_users + 1
-            system.vdevices.append(self)
-
-        @staticmethod
-        def create_params():
-            return types.SimpleNamespace(scheduling_algorithm=HailoSchedulingAlgorithm.ROUND_ROBIN, group_id="UNIQUE",
-                                         multi_process_service=False, device_count=1)
-
-        def create_infer_model(self, hef_source, name=""):
-            if not isinstance(hef_source, str):
-                raise ValueError("HEF can only be created from a file path (str) or a buffer (bytes)")
-            self.models.append(hef_source)
-            return InferModel(network_of(hef_source), self)
-
-        def get_physical_devices(self):
-            return [Device()]
-
-        def release(self):
-            if not self.released:
-                self.released = True
-                system.holder_users -= 1
-                if system.holder_users == 0:
-                    system.holder = None
-
-    module.HEF, module.VDevice, module.Device = HEF, VDevice, Device
+    module.HEF, module.Device = _module_class(system, HEF), _module_class(system, Device)
+    module.VDevice = _module_class(system, VDevice, _physical_device=module.Device)
     return module
