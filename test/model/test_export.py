@@ -254,68 +254,84 @@ def _write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
     path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + b"".join(blobs))
 
 
-def _hf_checkpoint_from_ct2(weights, directory: Path) -> None:
-    """Write tiny.en as a Hugging Face Whisper checkpoint (names of WhisperForConditionalGeneration); encoder
-    tensors as F32, decoder tensors as F16, both exact for these fp16-born weights."""
-    t = weights.tensors
-    hf: dict[str, np.ndarray] = {}
+class _HfTensors:
+    """CTranslate2 tensors gathered under the names of WhisperForConditionalGeneration; encoder tensors as F32,
+    decoder tensors as F16, both exact for these fp16-born weights."""
 
-    def put(name, array):
-        hf[f"model.{name}"] = np.ascontiguousarray(array, "<f4" if name.startswith("encoder") else "<f2")
+    def __init__(self, ct2_tensors: dict[str, np.ndarray]):
+        self.ct2, self.hf = ct2_tensors, {}
 
-    def linear(name, prefix):
-        put(f"{name}.weight", t[f"{prefix}/weight"])
-        put(f"{name}.bias", t[f"{prefix}/bias"])
+    def put(self, name, array):
+        self.hf[f"model.{name}"] = np.ascontiguousarray(array, "<f4" if name.startswith("encoder") else "<f2")
 
-    def norm(name, prefix):
-        put(f"{name}.weight", t[f"{prefix}/gamma"])
-        put(f"{name}.bias", t[f"{prefix}/beta"])
+    def linear(self, name, prefix):
+        self.put(f"{name}.weight", self.ct2[f"{prefix}/weight"])
+        self.put(f"{name}.bias", self.ct2[f"{prefix}/bias"])
 
-    def split(name, prefix, parts):
-        weights_, biases = np.split(t[f"{prefix}/weight"], len(parts)), np.split(t[f"{prefix}/bias"], len(parts))
-        for part, weight, bias in zip(parts, weights_, biases):
-            put(f"{name}.{part}_proj.weight", weight)
+    def norm(self, name, prefix):
+        self.put(f"{name}.weight", self.ct2[f"{prefix}/gamma"])
+        self.put(f"{name}.bias", self.ct2[f"{prefix}/beta"])
+
+    def split(self, name, prefix, parts):
+        """One fused CTranslate2 projection as Whisper's separate q/k/v ones."""
+        weights = np.split(self.ct2[f"{prefix}/weight"], len(parts))
+        biases = np.split(self.ct2[f"{prefix}/bias"], len(parts))
+        for part, weight, bias in zip(parts, weights, biases):
+            self.put(f"{name}.{part}_proj.weight", weight)
             if part != "k":  # Whisper's key projection has no bias
-                put(f"{name}.{part}_proj.bias", bias)
+                self.put(f"{name}.{part}_proj.bias", bias)
 
-    def layer(name, prefix):
-        norm(f"{name}.self_attn_layer_norm", f"{prefix}/self_attention/layer_norm")
-        split(f"{name}.self_attn", f"{prefix}/self_attention/linear_0", "qkv")
-        linear(f"{name}.self_attn.out_proj", f"{prefix}/self_attention/linear_1")
-        norm(f"{name}.final_layer_norm", f"{prefix}/ffn/layer_norm")
-        linear(f"{name}.fc1", f"{prefix}/ffn/linear_0")
-        linear(f"{name}.fc2", f"{prefix}/ffn/linear_1")
+    def layer(self, name, prefix):
+        """What encoder and decoder layers share: self-attention and the feed-forward block."""
+        self.norm(f"{name}.self_attn_layer_norm", f"{prefix}/self_attention/layer_norm")
+        self.split(f"{name}.self_attn", f"{prefix}/self_attention/linear_0", "qkv")
+        self.linear(f"{name}.self_attn.out_proj", f"{prefix}/self_attention/linear_1")
+        self.norm(f"{name}.final_layer_norm", f"{prefix}/ffn/layer_norm")
+        self.linear(f"{name}.fc1", f"{prefix}/ffn/linear_0")
+        self.linear(f"{name}.fc2", f"{prefix}/ffn/linear_1")
 
-    info = weights.info
-    linear("encoder.conv1", "encoder/conv1")
-    linear("encoder.conv2", "encoder/conv2")
-    put("encoder.embed_positions.weight", t["encoder/position_encodings/encodings"])
+
+def _hf_tensors_from_ct2(weights) -> dict[str, np.ndarray]:
+    tensors, info = _HfTensors(weights.tensors), weights.info
+    tensors.linear("encoder.conv1", "encoder/conv1")
+    tensors.linear("encoder.conv2", "encoder/conv2")
+    tensors.put("encoder.embed_positions.weight", tensors.ct2["encoder/position_encodings/encodings"])
     for i in range(info.n_audio_layer):
-        layer(f"encoder.layers.{i}", f"encoder/layer_{i}")
-    norm("encoder.layer_norm", "encoder/layer_norm")
-    put("decoder.embed_tokens.weight", t["decoder/embeddings/weight"])
-    put("decoder.embed_positions.weight", t["decoder/position_encodings/encodings"])
+        tensors.layer(f"encoder.layers.{i}", f"encoder/layer_{i}")
+    tensors.norm("encoder.layer_norm", "encoder/layer_norm")
+    tensors.put("decoder.embed_tokens.weight", tensors.ct2["decoder/embeddings/weight"])
+    tensors.put("decoder.embed_positions.weight", tensors.ct2["decoder/position_encodings/encodings"])
     for i in range(info.n_text_layer):
-        layer(f"decoder.layers.{i}", f"decoder/layer_{i}")
-        norm(f"decoder.layers.{i}.encoder_attn_layer_norm", f"decoder/layer_{i}/attention/layer_norm")
-        linear(f"decoder.layers.{i}.encoder_attn.q_proj", f"decoder/layer_{i}/attention/linear_0")
-        split(f"decoder.layers.{i}.encoder_attn", f"decoder/layer_{i}/attention/linear_1", "kv")
-        linear(f"decoder.layers.{i}.encoder_attn.out_proj", f"decoder/layer_{i}/attention/linear_2")
-    norm("decoder.layer_norm", "decoder/layer_norm")
+        tensors.layer(f"decoder.layers.{i}", f"decoder/layer_{i}")
+        tensors.norm(f"decoder.layers.{i}.encoder_attn_layer_norm", f"decoder/layer_{i}/attention/layer_norm")
+        tensors.linear(f"decoder.layers.{i}.encoder_attn.q_proj", f"decoder/layer_{i}/attention/linear_0")
+        tensors.split(f"decoder.layers.{i}.encoder_attn", f"decoder/layer_{i}/attention/linear_1", "kv")
+        tensors.linear(f"decoder.layers.{i}.encoder_attn.out_proj", f"decoder/layer_{i}/attention/linear_2")
+    tensors.norm("decoder.layer_norm", "decoder/layer_norm")
+    hf = tensors.hf
     hf["proj_out.weight"] = hf["model.decoder.embed_tokens.weight"]  # tied; present in some checkpoints
-    directory.mkdir()
-    _write_safetensors(directory / "model.safetensors", hf)
-    config = {
+    return hf
+
+
+def _hf_config(info) -> dict:
+    return {
         "model_type": "whisper", "d_model": info.n_audio_state, "num_mel_bins": info.n_mels,
         "encoder_layers": info.n_audio_layer, "encoder_attention_heads": info.n_audio_head,
         "decoder_layers": info.n_text_layer, "decoder_attention_heads": info.n_text_head,
         "vocab_size": info.n_vocab, "max_source_positions": info.n_audio_ctx, "max_target_positions": info.n_text_ctx,
     }
-    (directory / "config.json").write_text(json.dumps(config))
-    generation = {
-        "suppress_tokens": list(info.suppress_tokens), "begin_suppress_tokens": list(info.begin_suppress_tokens)
-    }
-    (directory / "generation_config.json").write_text(json.dumps(generation))
+
+
+def _hf_generation_config(info) -> dict:
+    return {"suppress_tokens": list(info.suppress_tokens), "begin_suppress_tokens": list(info.begin_suppress_tokens)}
+
+
+def _hf_checkpoint_from_ct2(weights, directory: Path) -> None:
+    """Write tiny.en as a Hugging Face Whisper checkpoint: its tensors, config and generation config."""
+    directory.mkdir()
+    _write_safetensors(directory / "model.safetensors", _hf_tensors_from_ct2(weights))
+    (directory / "config.json").write_text(json.dumps(_hf_config(weights.info)))
+    (directory / "generation_config.json").write_text(json.dumps(_hf_generation_config(weights.info)))
 
 
 def test_hugging_face_checkpoint_exports_the_same_graphs(exported, tiny_source, tmp_path):
