@@ -97,9 +97,11 @@ def finals_since(listener, count: int) -> list:
         return [e for e in listener.events[count:] if e.final]
 
 
-def segmented_then_reported(listener, segmented_before: float, node: str = "recognizer") -> None:
-    """Waits until the audio subscriber segmented another utterance and the recognizer reported after that: what
-    was to come of the utterance has come by then (the speech topic is reliable and in order)."""
+def say_until_reported(listener, driver, audio: np.ndarray, node: str = "recognizer") -> None:
+    """Says ``audio`` and waits until the audio subscriber segmented another utterance and the recognizer reported
+    after that: what was to come of the utterance has come by then (the speech topic is reliable and in order)."""
+    segmented_before = value(listener, "audio_subscriber", diagnostics.UTTERANCES_SEGMENTED)
+    say(driver, audio)
     assert listener.wait_for(lambda: value(listener, "audio_subscriber", diagnostics.UTTERANCES_SEGMENTED)
                              > segmented_before, TIMEOUT_S), values(listener, "audio_subscriber")
     assert listener.wait_for(lambda: value(listener, "audio_subscriber", diagnostics.INPUT_QUEUE_S) == 0, TIMEOUT_S)
@@ -115,6 +117,15 @@ def expect_heard(listener, events_before: int, reference: str) -> list:
     return finals_since(listener, events_before)
 
 
+def expect_stamped_within_clip(listener, events_before: int, final, first_sample_ns: int, clip_s: float) -> None:
+    """The final is stamped with the utterance's first sample on the audio's (the driver's) clock: after where the
+    clip began, before its end; its partials carry the same stamp and id."""
+    assert first_sample_ns <= nanoseconds_of(final.header.stamp) < first_sample_ns + clip_s * 1e9
+    with listener.lock:
+        partials = [e for e in listener.events[events_before:] if not e.final and e.utterance_id == final.utterance_id]
+    assert all(p.header.stamp == final.header.stamp for p in partials)
+
+
 def test_configure_loads_activate_recognizes_deactivate_pauses_cleanup_frees(managed, clips):
     process, listener, driver = managed
     recognizer = listener.status_name("recognizer")
@@ -126,9 +137,7 @@ def test_configure_loads_activate_recognizes_deactivate_pauses_cleanup_frees(man
     # Unconfigured: the utterance is segmented, nothing recognizes it, and the audio subscriber counts the speech
     # that went out with no recognizer subscribed (a recognizer is subscribed once configured).
     events = len(listener.events)
-    segmented = value(listener, "audio_subscriber", diagnostics.UTTERANCES_SEGMENTED)
-    say(driver, clips[0][0])
-    segmented_then_reported(listener, segmented)
+    say_until_reported(listener, driver, clips[0][0])
     assert len(listener.events) == events
     assert listener.wait_for(lambda: value(listener, "audio_subscriber", diagnostics.UNHEARD_SPEECH_S) > 1.0,
                              TIMEOUT_S), values(listener, "audio_subscriber")
@@ -137,9 +146,7 @@ def test_configure_loads_activate_recognizes_deactivate_pauses_cleanup_frees(man
     assert transition(listener, Transition.TRANSITION_CONFIGURE)
     assert state(listener) == "inactive" and "ready: encoder" in process.log
     # Inactive: the speech arrives and is ignored, counted.
-    segmented = value(listener, "audio_subscriber", diagnostics.UTTERANCES_SEGMENTED)
-    say(driver, clips[1][0])
-    segmented_then_reported(listener, segmented)
+    say_until_reported(listener, driver, clips[1][0])
     assert value(listener, "recognizer", diagnostics.IGNORED_INACTIVE) > 0
     assert value(listener, "audio_subscriber", diagnostics.UNHEARD_SPEECH_S) == unheard_s
     assert len(listener.events) == events and listener.latest_status(recognizer).message.startswith("inactive")
@@ -147,23 +154,14 @@ def test_configure_loads_activate_recognizes_deactivate_pauses_cleanup_frees(man
     assert transition(listener, Transition.TRANSITION_ACTIVATE) and state(listener) == "active"
     first_sample_ns = driver.stamp_ns
     say(driver, clips[2][0])
-    finals = expect_heard(listener, events, clips[2][1])
-    final = finals[-1]
-    # Stamped with the utterance's first sample on the audio's (the driver's) clock: after where the clip began,
-    # before its end; its partials carry the same stamp and id.
-    clip_s = len(clips[2][0]) / 16000
-    assert first_sample_ns <= nanoseconds_of(final.header.stamp) < first_sample_ns + clip_s * 1e9
-    with listener.lock:
-        partials = [e for e in listener.events[events:] if not e.final and e.utterance_id == final.utterance_id]
-    assert all(p.header.stamp == final.header.stamp for p in partials)
+    final = expect_heard(listener, events, clips[2][1])[-1]
+    expect_stamped_within_clip(listener, events, final, first_sample_ns, len(clips[2][0]) / 16000)
     assert final.end_s > final.start_s and 0 < final.confidence <= 1 and final.language == "en"
     assert final.encoder_backend == "onnx" and final.encoder_ms > 0 and final.decoder_ms > 0
 
     assert transition(listener, Transition.TRANSITION_DEACTIVATE) and state(listener) == "inactive"
     events = len(listener.events)
-    segmented = value(listener, "audio_subscriber", diagnostics.UTTERANCES_SEGMENTED)
-    say(driver, clips[3][0])
-    segmented_then_reported(listener, segmented)
+    say_until_reported(listener, driver, clips[3][0])
     assert len(listener.events) == events
 
     assert transition(listener, Transition.TRANSITION_CLEANUP) and state(listener) == "unconfigured"
