@@ -314,7 +314,7 @@ class AudioIntake:
 
     def set_vad_options(self, vad: VadOptions) -> None:
         """New VAD options, from the next utterance on (the open one ends by the options it started with).
-        HailoWhisperError if they are invalid."""
+        HailoWhisperError if they are invalid. Any thread: it only checks and stores them."""
         self.segmenter_options(vad)
         self._vad_options = vad
 
