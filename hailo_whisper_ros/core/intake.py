@@ -194,8 +194,10 @@ class AudioIntake:
         self.front_end = AudioFrontEnd(audio_format)
         self.clock = StreamClock()
         self.vad = SpeechProbabilityLog(vad_model if vad_model is not None else SileroVad())
-        self._vad_options = vad  # the latest; the segmenter takes them between utterances
-        self._segmenter = Segmenter(self.segmenter_options(vad), self.vad)
+        # The latest VAD options, capped (segmenter_options), made once per change; the segmenter takes them
+        # between utterances.
+        self._next_segmenter_options = self.segmenter_options(vad)
+        self._segmenter = Segmenter(self._next_segmenter_options, self.vad)
         self.position = 0  # stream position of the next sample segmented
         self._origin = 0  # stream position of the segmenter's sample 0 (it restarts at 0)
         self.utterance_id = 0
@@ -308,15 +310,13 @@ class AudioIntake:
             self._report("info", "format", f"audio format: {self.front_end.format.describe()}")
         self._report_rejections(rejected_before, "AudioInfo rejected: ")
 
-    def set_default_format(self, audio_format: AudioFormat) -> None:
-        fmt = audio_format
+    def set_default_format(self, fmt: AudioFormat) -> None:
         self.front_end.declare(fmt.sample_rate, fmt.channels, fmt.sample_format, fmt.coding_format)
 
     def set_vad_options(self, vad: VadOptions) -> None:
         """New VAD options, from the next utterance on (the open one ends by the options it started with).
         HailoWhisperError if they are invalid. Any thread: it only checks and stores them."""
-        self.segmenter_options(vad)
-        self._vad_options = vad
+        self._next_segmenter_options = self.segmenter_options(vad)
 
     def set_listening(self, listening: bool) -> list[SpeechEvent]:
         """Paused, the audio is ignored; what was said before the pause is still transcribed."""
@@ -339,7 +339,7 @@ class AudioIntake:
     def segment(self, samples: np.ndarray) -> list[SpeechEvent]:
         """The next 16 kHz mono float samples of the stream through the VAD segmentation."""
         if not self._segmenter.utterance_open:
-            self._segmenter.options = self.segmenter_options(self._vad_options)
+            self._segmenter.options = self._next_segmenter_options
         # A NaN would poison the VAD's recurrent state for the rest of the stream.
         samples = np.nan_to_num(samples, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         events = self._identified(self._segmenter.feed(samples))
@@ -357,7 +357,7 @@ class AudioIntake:
     def restart(self, position: int) -> None:
         """Drop the utterance in progress without an end and segment afresh from stream position ``position`` (the
         owner's queue dropped the audio before it, or the owner was reset)."""
-        self._segmenter.options = self.segmenter_options(self._vad_options)
+        self._segmenter.options = self._next_segmenter_options
         self._segmenter.reset()
         self.position = self._origin = self.vad.origin = position
 

@@ -43,13 +43,13 @@ from hailo_whisper_ros.core.decoding import DecodingOptions
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.input_queue import InputQueue
 from hailo_whisper_ros.core.intake import STEP_SAMPLES, AudioIntake, SpeechEvent, SpeechPaused
+from hailo_whisper_ros.core.recognizer import Recognizer
 from hailo_whisper_ros.core.transcripts import StreamingOptions, StreamingStats, TranscriptEvent
 from hailo_whisper_ros.core.utterance_recognition import UtteranceRecognition, check_options
 from hailo_whisper_ros.core.vad import SegmenterEvent, SpeechAudio, SpeechEnded, SpeechStarted, VadOptions
 
 if TYPE_CHECKING:
     from hailo_whisper_ros.core.config import RecognizerConfig
-    from hailo_whisper_ros.core.recognizer import Recognizer
 
 # Without a SpeechPaused, UtteranceTranscriber takes an open utterance whose audio stopped arriving this long ago to be
 # in a pause: longer than the gaps between the segmenter's releases during speech (one audio message of the source,
@@ -309,8 +309,6 @@ def load_utterance_transcriber(
 ) -> UtteranceTranscriber:
     """A Recognizer loaded from ``config``, with its UtteranceTranscriber; HailoWhisperError, the recognizer freed
     again, when the options do not fit the model."""
-    from hailo_whisper_ros.core.recognizer import Recognizer  # the model's weight: imported when loaded
-
     recognizer = Recognizer(config)
     try:
         return UtteranceTranscriber(recognizer, decoding, streaming)
