@@ -14,8 +14,9 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(include=[package_name, f"{package_name}.*"]),
-    # The shipped speech clips (demo, default folder of the commands, core tests), wherever the package installs.
-    package_data={package_name: ["speech_samples/*.*", "speech_samples/*/*"]},
+    # The shipped speech clips (demo, default folder of the commands, core tests) and the Silero VAD model with its
+    # licence, wherever the package installs.
+    package_data={package_name: ["speech_samples/*.*", "speech_samples/*/*", "core/silero_vad/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
@@ -33,6 +34,7 @@ setup(
         "console_scripts": [
             "hailo-whisper = hailo_whisper_ros.cli.main:main",
             "wav_source = hailo_whisper_ros.ros.nodes.wav_source:main",
+            "microphone = hailo_whisper_ros.ros.nodes.microphone:main",
             "audio_subscriber = hailo_whisper_ros.ros.nodes.audio_subscriber:main",
             "recognizer = hailo_whisper_ros.ros.nodes.recognizer:main",
             "transcript_publisher = hailo_whisper_ros.ros.nodes.transcript_publisher:main",

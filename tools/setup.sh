@@ -73,7 +73,7 @@ build_interface_package() {
 # The packages of interfaces/, each a step of its own, stamped with its own files.
 build_interfaces() {
   local name=$1 import_check=$2 source="$repo/interfaces/$1"
-  local inputs=("$source"/{package.xml,CMakeLists.txt} "$source"/msg/*.msg)
+  local inputs=("$source"/{package.xml,CMakeLists.txt} "$source"/msg/*.msg "$source"/action/*.action)
   needs "$name" "${inputs[@]}" || return 0
   log "building $name into the venv"
   build_interface_package "$name" "$source"

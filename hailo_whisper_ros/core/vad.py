@@ -1,7 +1,8 @@
 """Streaming voice activity detection: Silero VAD v6 on ONNX Runtime, and a segmenter that cuts a live 16 kHz stream
 into utterances for the recognizer.
 
-The model is the ``silero_vad_v6.onnx`` that faster-whisper ships (a dependency already); nothing is downloaded.
+The model is the ``silero_vad_v6.onnx`` of faster-whisper, shipped in this package (``silero_vad/``, with its
+licence) so that the nodes run with ``requirements.txt`` alone; nothing is downloaded.
 Its graph takes ``input`` [windows, 64 + 512] (each 512-sample window preceded by the last 64 samples before it) and
 the LSTM state ``h``, ``c`` [1, 1, 128]; it runs the windows in sequence, carrying the state, and returns one speech
 probability per window plus the new state. So a chunk's complete windows go through in one call.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Protocol
 
@@ -28,12 +28,7 @@ CONTEXT_SAMPLES = 64
 _STATE_SHAPE = (1, 1, 128)
 
 
-def silero_model_path() -> Path:
-    """The Silero VAD ONNX file shipped in the faster-whisper package (found without importing faster-whisper)."""
-    spec = find_spec("faster_whisper")
-    if spec is None or spec.origin is None:
-        raise HailoWhisperError("the Silero VAD model comes with the faster-whisper package, which is not installed")
-    return Path(spec.origin).parent / "assets" / "silero_vad_v6.onnx"
+SILERO_MODEL_PATH = Path(__file__).parent / "silero_vad" / "silero_vad_v6.onnx"
 
 
 class SileroVad:
@@ -46,7 +41,7 @@ class SileroVad:
     window_samples = WINDOW_SAMPLES
 
     def __init__(self, model_path: str | Path | None = None):
-        path = Path(model_path) if model_path is not None else silero_model_path()
+        path = Path(model_path) if model_path is not None else SILERO_MODEL_PATH
         if not path.is_file():
             raise HailoWhisperError(f"Silero VAD model not found: {path}")
         # The model is tiny: more threads only add synchronisation and steal cores from the encoder and decoder.

@@ -1,6 +1,7 @@
 """Silero VAD, its options, and the streaming segmenter."""
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,13 +12,13 @@ from vad_stand_in import EnergyVad
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.vad import (
+    SILERO_MODEL_PATH,
     Segmenter,
     SileroVad,
     SpeechAudio,
     SpeechEnded,
     SpeechStarted,
     VadOptions,
-    silero_model_path,
 )
 
 # Short utterances (1.6 to 5 s) of five speakers from five sources, each without a long internal pause.
@@ -77,8 +78,10 @@ def assert_accounts_for_every_sample(found, n_samples):
     assert sum(end - start for start, end, _ in found) + silence == n_samples
 
 
-def test_silero_model_ships_with_faster_whisper():
-    assert silero_model_path().is_file()
+def test_the_package_ships_faster_whispers_silero_model_byte_for_byte():
+    from faster_whisper.utils import get_assets_path
+
+    assert SILERO_MODEL_PATH.read_bytes() == (Path(get_assets_path()) / "silero_vad_v6.onnx").read_bytes()
     with pytest.raises(HailoWhisperError, match="not found.*nowhere.onnx"):
         SileroVad("/nowhere.onnx")
 
