@@ -11,15 +11,14 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
-from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.task import Future
 
-from hailo_whisper_ros.core.audio import PCM_FORMATS, pcm_dtype, pcm_sample_width
+from hailo_whisper_ros.core.audio import PCM_FORMATS, pcm_dtype
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.options import Options, option
-from hailo_whisper_ros.ros import topics
+from hailo_whisper_ros.ros.audio_publisher import AudioPublisher
 from hailo_whisper_ros.ros.params import ParameterBinder
 from hailo_whisper_ros.ros.runner import run_nodes
 
@@ -74,7 +73,6 @@ class WavSource(Node):
         if not paths:
             raise HailoWhisperError("parameter `files` names no sound file")
         self.options = options
-        self.sample_format = options.sample_format
         self.sounds = [read_sound_file(path, options.sample_format) for path in paths]
         self.chunk_ms = options.chunk_ms
         self.gap_s = options.gap_s
@@ -82,13 +80,7 @@ class WavSource(Node):
         self.exit_when_done = options.exit_when_done
         self.wait_for_subscribers = options.wait_for_subscribers
 
-        self.audio_pub = self.create_publisher(AudioData, topics.AUDIO, topics.AUDIO_PUBLISHER_QOS)
-        self.stamped_pub = (
-            self.create_publisher(AudioDataStamped, topics.AUDIO_STAMPED, topics.AUDIO_PUBLISHER_QOS)
-            if options.stamped
-            else None
-        )
-        self.info_pub = self.create_publisher(AudioInfo, topics.AUDIO_INFO, topics.AUDIO_INFO_QOS)
+        self.publisher = AudioPublisher(self, options.sample_format, options.stamped)
 
         self.chunks = self._chunks()
         self.chunks_published = 0
@@ -97,46 +89,26 @@ class WavSource(Node):
         self.timer = self.create_timer(period_s, self._publish_next)
 
     def _chunks(self):
-        """Yields (AudioInfo or None, bytes) per message, forever when looping."""
-        current_format = None
+        """Yields ((sample rate, channels), bytes) per message, forever when looping."""
         while True:
             for sound in self.sounds:
-                channels = sound.frames.shape[1]
-                if current_format != (sound.sample_rate, channels):
-                    current_format = (sound.sample_rate, channels)
-                    yield self._audio_info(sound.sample_rate, channels), b""
+                audio_format = (sound.sample_rate, sound.frames.shape[1])
                 frames_per_chunk = max(1, sound.sample_rate * self.chunk_ms // 1000)
-                gap = np.zeros((int(self.gap_s * sound.sample_rate), channels), sound.frames.dtype)
+                gap = np.zeros((int(self.gap_s * sound.sample_rate), audio_format[1]), sound.frames.dtype)
                 for samples in (sound.frames, gap):
                     for start in range(0, len(samples), frames_per_chunk):
-                        yield None, samples[start : start + frames_per_chunk].tobytes()
+                        yield audio_format, samples[start : start + frames_per_chunk].tobytes()
             if not self.loop:
                 return
-
-    def _audio_info(self, sample_rate: int, channels: int) -> AudioInfo:
-        bits = pcm_sample_width(self.sample_format) * 8
-        return AudioInfo(
-            channels=channels,
-            sample_rate=sample_rate,
-            sample_format=self.sample_format,
-            bitrate=sample_rate * channels * bits,
-            coding_format="WAVE",
-        )
 
     def _publish_next(self) -> None:
         if self.done:
             return
-        if self.audio_pub.get_subscription_count() < self.wait_for_subscribers:
+        if self.publisher.audio_pub.get_subscription_count() < self.wait_for_subscribers:
             return
-        for info, payload in self.chunks:
-            if info is not None:
-                self.info_pub.publish(info)
-                continue
-            self.audio_pub.publish(AudioData(data=payload))
-            if self.stamped_pub is not None:
-                stamped = AudioDataStamped(audio=AudioData(data=payload))
-                stamped.header.stamp = self.get_clock().now().to_msg()
-                self.stamped_pub.publish(stamped)
+        for audio_format, payload in self.chunks:
+            self.publisher.declare_format(*audio_format)
+            self.publisher.publish(payload)
             self.chunks_published += 1
             return
         self.done = True
@@ -147,7 +119,7 @@ class WavSource(Node):
     def destroy_node(self):
         if self.finished.done():
             # Reliable delivery of the last chunks before the publisher goes away.
-            self.audio_pub.wait_for_all_acked(Duration(seconds=DELIVERY_TIMEOUT_S))
+            self.publisher.audio_pub.wait_for_all_acked(Duration(seconds=DELIVERY_TIMEOUT_S))
         return super().destroy_node()
 
 
