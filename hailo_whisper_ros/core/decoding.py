@@ -375,6 +375,8 @@ class DecodedTokens:
     stop: str  # why decoding ended: STOP_EOT, STOP_MAX_NEW_TOKENS, or the guard that ended it (one of GUARDS)
     avg_logprob: float  # mean log-probability of the chosen tokens, the final EOT included (Whisper's figure)
     no_speech_prob: float  # p(no_speech) at the start-of-transcript position (after the prompt, if any)
+    end_prob: float  # p(EOT) where decoding stopped (0 when a rule stopped it): how sure the model is the text ended
+    last_token_prob: float  # p of the last generated token (a sentence end's full stop, say); 0 when none
     first_pass_ms: float  # the prefix pass (for the KV decoder this also computes the cross-attention cache)
     steps: int  # one-token steps run after the first pass
     steps_ms: float  # their total time, logit filters and token choice included
@@ -408,9 +410,11 @@ def greedy_decode(
     started = time.perf_counter()
     logits, no_speech_prob = _prefix_pass(backend, encoder_states, prefix, info, options)
     first_pass_done = time.perf_counter()
-    generated, stop, avg_logprob, steps = _main_loop(backend, logits, info, options, filters, stop_rules, drafted)
+    generated, stop, avg_logprob, (end_prob, last_token_prob), steps = _main_loop(
+        backend, logits, info, options, filters, stop_rules, drafted)
     return DecodedTokens(
-        tokens=tuple(generated), stop=stop, avg_logprob=avg_logprob, no_speech_prob=no_speech_prob,
+        tokens=tuple(generated), stop=stop, avg_logprob=avg_logprob, no_speech_prob=no_speech_prob, end_prob=end_prob,
+        last_token_prob=last_token_prob,
         first_pass_ms=(first_pass_done - started) * 1e3, steps=steps,
         steps_ms=(time.perf_counter() - first_pass_done) * 1e3, draft_accepted=drafted.accepted,
     )
@@ -419,22 +423,24 @@ def greedy_decode(
 def _main_loop(
     backend: DecoderSteps, logits: np.ndarray, info: ModelInfo, options: DecodingOptions,
     filters: Sequence[LogitFilter], stop_rules: Sequence[StopRule], drafted: DraftVerifier,
-) -> tuple[list[int], str, float, int]:
+) -> tuple[list[int], str, float, tuple[float, float], int]:
     """From the logits after the prefix, a token at a time: the generated tokens, why they stopped, their mean
-    log-probability (EOT included) and the decoder steps run."""
+    log-probability (EOT included), (p(EOT) where they stopped, p(the last token)) and the decoder steps run."""
     generated: list[int] = []
-    sum_logprob, chosen, steps = 0.0, 0, 0
+    sum_logprob, chosen, steps, token_logprob = 0.0, 0, 0, -math.inf
     while True:
         for logit_filter in filters:
             logit_filter.apply(logits, generated)
         token = choose_token(logits, info.eot, options.eos_boost_threshold)
-        sum_logprob += _log_softmax_at(logits, token)
+        last_token_logprob, token_logprob = token_logprob, _log_softmax_at(logits, token)
+        sum_logprob += token_logprob
         chosen += 1
         if token == info.eot:
-            return generated, STOP_EOT, sum_logprob / chosen, steps
+            end_probs = (math.exp(token_logprob), math.exp(last_token_logprob))
+            return generated, STOP_EOT, sum_logprob / chosen, end_probs, steps
         generated.append(token)
         if (stop := first_stop(stop_rules, generated)) is not None:
-            return generated, stop, sum_logprob / chosen, steps
+            return generated, stop, sum_logprob / chosen, (0.0, math.exp(token_logprob)), steps
         logits = drafted.logits_after(token)
         if logits is None:
             logits = backend.step(token)

@@ -64,6 +64,8 @@ class Segment:
     no_speech_prob: float
     no_speech: bool
     stop: str  # why the kept decode ended: decoding.STOP_EOT, STOP_MAX_NEW_TOKENS, or a guard of decoding.GUARDS
+    end_prob: float  # p(EOT) where the kept decode stopped (0 when a guard or the length limit stopped it)
+    last_token_prob: float  # p of its last text token (0 when it has none)
     guards: tuple[str, ...] = ()  # the loop guards that fired, in order (the first decode's and its recovery's)
     recovered: bool = False  # a guard fired and the re-decode with the longest window ended at EOT: its text is kept
 
@@ -369,6 +371,8 @@ class TranscriptionTask:
             no_speech_prob=decoded.no_speech_prob,
             no_speech=no_speech,
             stop=decoded.stop,
+            end_prob=decoded.end_prob,
+            last_token_prob=decoded.last_token_prob,
             guards=tuple(d.stop for _, d in decodes if d.stop in GUARDS),
             recovered=len(decodes) > 1 and decoded.stop == STOP_EOT,
         )

@@ -65,7 +65,7 @@ def test_a_speech_event_the_contract_lacks_is_a_value_error(event):
 def test_a_result_becomes_a_transcript_with_its_stamp_times_quality_and_timings(kind, language, language_prob):
     segment = Segment(start_s=0.0, end_s=2.25, window_start_s=0.0, frames=225, text="He could wait no longer.",
                       tokens=(1, 2, 3), avg_logprob=-0.25, no_speech_prob=0.02, no_speech=False, stop=STOP_EOT,
-                      guards=(GUARDS[0],), recovered=True)
+                      end_prob=0.9, last_token_prob=0.9, guards=(GUARDS[0],), recovered=True)
     timings = Timings(features_ms=1.0, encoder_ms=40.5, decoder_ms=35.25, decoder_first_pass_ms=5.0,
                       per_token_ms=3.0, decoder_steps=10, total_ms=77.0)
     result = TranscriptionResult(text=segment.text, segments=(segment,), timings=timings, encoder_backend="onnx",

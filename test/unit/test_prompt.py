@@ -51,7 +51,7 @@ def test_an_initial_prompt_too_long_to_leave_room_to_decode_is_refused():
 def segment(tokens, stop=STOP_EOT, guards=(), no_speech=False):
     return Segment(start_s=0.0, end_s=1.0, window_start_s=0.0, frames=600, text="x", tokens=tuple(tokens),
                    avg_logprob=-0.2, no_speech_prob=0.9 if no_speech else 0.01, no_speech=no_speech, stop=stop,
-                   guards=tuple(guards))
+                   end_prob=0.9, last_token_prob=0.9, guards=tuple(guards))
 
 
 def result(*segments):
