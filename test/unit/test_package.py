@@ -1,5 +1,6 @@
 """The ROS package metadata is valid and the tree holds no generated files."""
 
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -25,12 +26,23 @@ def test_every_interface_package_is_one_a_workspace_builds():
     assert {"audio_common_msgs", "hailo_whisper_msgs"} <= packages
 
 
+# Binary files that ship as they are, each with a README beside it naming its origin, licence and sha256.
+VENDORED = ("hailo_whisper_ros/core/silero_vad/silero_vad_v6.onnx",)
+
+
 def test_no_generated_file_is_tracked():
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     generated_prefixes = (".venv/", ".venv-", "build/", "install/", "log/", "models/")
     generated_suffixes = (".onnx", ".hef", ".bin", ".pyc", ".so", ".npy")
-    offenders = [p for p in tracked if p.startswith(generated_prefixes) or p.endswith(generated_suffixes)]
+    offenders = [p for p in tracked if (p.startswith(generated_prefixes) or p.endswith(generated_suffixes))
+                 and p not in VENDORED]
     assert not offenders, offenders
+
+
+def test_each_vendored_file_is_documented_with_its_checksum():
+    for relative in VENDORED:
+        path = REPO / relative
+        assert hashlib.sha256(path.read_bytes()).hexdigest() in (path.parent / "README.md").read_text(), relative
 
 
 def test_the_shipped_speech_samples_are_complete_small_and_documented():
