@@ -7,6 +7,9 @@ per final utterance (reliable), and reports end-of-speech-to-final-transcript la
 The wake-phrase gate (``gate.wake_phrases``, core/wake_phrase.py): a final that begins with one of the phrases is
 also published on `command`, the phrase stripped; partials never are. Commands and finals without a phrase are
 counted on /diagnostics.
+
+The `listen` action (hailo_whisper_msgs/action/Listen, ros/listen.py): a goal waits for the next final that answers
+it (with its wake phrase, if it gives one), with the partials as feedback, within its timeout.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from std_msgs.msg import String
 from hailo_whisper_ros.core.options import Options, option
 from hailo_whisper_ros.core.wake_phrase import WakePhraseMatcher, WakePhraseOptions
 from hailo_whisper_ros.ros import diagnostics, topics
+from hailo_whisper_ros.ros.listen import ListenServer
 from hailo_whisper_ros.ros.params import ParameterBinder
 
 LATENCY_WINDOW = 200  # finals whose latency the percentiles cover
@@ -44,6 +48,9 @@ PARAMETER_GROUPS = {"transcript": TranscriptOptions, "gate": WakePhraseOptions}
 
 
 class TranscriptPublisherNode(Node):
+    # Until __init__ makes it: a stop signal during __init__ has the context destroy the node half made.
+    listen: ListenServer | None = None
+
     def __init__(self, **kwargs):
         super().__init__("transcript_publisher", **kwargs)
         binder = ParameterBinder(self)
@@ -61,6 +68,7 @@ class TranscriptPublisherNode(Node):
         self.transcript_pub = self.create_publisher(String, topics.TRANSCRIPT, topics.RESULTS_QOS)
         self.partial_pub = self.create_publisher(String, topics.TRANSCRIPT_PARTIAL, topics.PARTIAL_QOS)
         self.command_pub = self.create_publisher(String, topics.COMMAND, topics.RESULTS_QOS)
+        self.listen = ListenServer(self, lambda: self.wake_phrases.options)
         self.create_subscription(Transcript, topics.TRANSCRIPT_EVENTS, self._on_event, topics.RESULTS_QOS)
         self.diagnostics = diagnostics.DiagnosticsPublisher(self, self._status)
 
@@ -94,6 +102,7 @@ class TranscriptPublisherNode(Node):
         elif not message.final:
             shown = message.stable_text if self.options.partial_stable_only else text
             self.partial_pub.publish(String(data=shown))
+        self.listen.on_result(message)
 
     def _status(self):
         with self.lock:
@@ -108,6 +117,11 @@ class TranscriptPublisherNode(Node):
                 diagnostics.LATENCY_P95_MS: -1.0 if latencies is None else float(np.percentile(latencies, 95)),
             }
         return diagnostics.OK, f"{self.finals} utterances transcribed", values
+
+    def destroy_node(self):
+        if self.listen is not None:
+            self.listen.destroy()
+        super().destroy_node()
 
 
 def main(args=None) -> int:
