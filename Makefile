@@ -7,8 +7,8 @@ PYTEST_ARGS ?=
 export HAILO_WHISPER_MODEL_DIR ?= $(CURDIR)/models/tiny.en
 # `make test` runs the whole suite on ROS 2 Kilted (.venv) and again on Jazzy (.venv-jazzy) the ROS tests whose
 # code differs between the two rclpy releases: the lifecycle node, parameters set at run time, the launch file, the
-# executables. The rest of test/ros runs the same rclpy calls, and repeating it costs 6 of CI's 20 minutes;
-# `make test ROS_DISTRO=jazzy JAZZY_TESTS=test/ros` runs all of it. `make test ROS_DISTRO=jazzy` (or kilted) runs one
+# executables, the action server. The rest of test/ros runs the same rclpy calls, and repeating it costs 6 of CI's 20
+# minutes; `make test ROS_DISTRO=jazzy JAZZY_TESTS=test/ros` runs all of it. `make test ROS_DISTRO=jazzy` (or kilted) runs one
 # distribution. Only a ROS_DISTRO given on the command line chooses: a sourced ROS install sets it in the environment
 # too.
 ifeq ($(origin ROS_DISTRO),command line)
@@ -17,7 +17,8 @@ else
 DISTROS := kilted jazzy
 endif
 JAZZY_TESTS ?= test/ros/test_lifecycle_and_gate.py test/ros/test_launch_file.py test/ros/test_executables.py \
-  test/ros/test_wake_phrase_gate.py test/ros/test_speech_recognition.py::test_runtime_parameters_valid_invalid_and_read_only
+  test/ros/test_wake_phrase_gate.py test/ros/test_listen_action.py \
+  test/ros/test_speech_recognition.py::test_runtime_parameters_valid_invalid_and_read_only
 
 .PHONY: setup test demo clean
 
