@@ -33,6 +33,7 @@ NATIVE_CHANNELS_CAP = 2  # channels: 0 takes the device's own up to this (ALSA's
 FIRST_BLOCK_TIMEOUT_S = 10.0  # a stream just opened may take this long to deliver (ALSA's pulse plugin: ~2 s)
 GAP_WINDOW_S = 1.0  # the timeline's lag is compared between consecutive windows of this length
 GAP_THRESHOLD_S = 0.1  # a step in the lag larger than this is a gap (jitter is a few blocks; clock drift ~1e-4)
+FALLING_S = 0.005  # a block that lowers the lag by more than this is catching up
 
 Report = Callable[[str, str, str], None]  # (severity: info|warn|error, kind, text)
 
@@ -137,6 +138,7 @@ def capture_format(options: MicrophoneOptions, device: InputDevice) -> CaptureFo
 class CapturedChunk:
     format: CaptureFormat
     stream: int  # the number of the stream it came from: 1, then one more at each reopen
+    end_frame: int  # frames the stream delivered up to the end of this block, those dropped from the queue too
     data: bytes
     arrival: float  # time.monotonic() in the callback
     overflow: bool  # PortAudio flagged an input overflow before this block
@@ -159,33 +161,30 @@ class CaptureCounts:
 class Timeline:
     """Gaps in one stream's audio, from its arrival times: the lag of the audio received behind the clock is
     steady (latency and jitter) until audio goes missing, when it steps up by what is missing. The lowest lag of
-    each GAP_WINDOW_S window is compared with the previous window's, so that the burst of buffered blocks after a
-    stall, and clock drift, count for nothing."""
+    each window of GAP_WINDOW_S is compared with the previous window's, so that clock drift counts for nothing; a
+    window stays open while the lag is falling (the buffered blocks after a stall arriving at once, which were
+    late, not lost). The first window is not compared: a stream's start may be irregular."""
 
     def __init__(self, sample_rate: int):
         self.sample_rate = sample_rate
         self.start: float | None = None
-        self.frames = 0
         self.window_end = 0.0
         self.window_min = float("inf")
         self.previous_min: float | None = None
-        self.windows = 0  # closed; the first is not compared: a stream's first blocks may come in a burst
 
-    def add(self, arrival: float, frames: int) -> float:
-        """One block that arrived at ``arrival``; the seconds of a gap that a window closed with, else 0."""
+    def add(self, arrival: float, end_frame: int) -> float:
+        """A block that arrived at ``arrival`` and ended at frame ``end_frame`` of the stream; the seconds of a gap
+        that a window closed with, else 0."""
         if self.start is None:
             self.start, self.window_end = arrival, arrival + GAP_WINDOW_S
-        self.frames += frames
-        lag = (arrival - self.start) - self.frames / self.sample_rate
-        gap = 0.0
-        if arrival >= self.window_end:
-            self.windows += 1
-            if self.windows > 2 and self.window_min - self.previous_min > GAP_THRESHOLD_S:
-                gap = self.window_min - self.previous_min
-            self.previous_min = self.window_min
-            self.window_min, self.window_end = float("inf"), arrival + GAP_WINDOW_S
+        lag = (arrival - self.start) - end_frame / self.sample_rate
+        falling = lag < self.window_min - FALLING_S
         self.window_min = min(self.window_min, lag)
-        return gap
+        if arrival < self.window_end or falling:
+            return 0.0
+        step = 0.0 if self.previous_min is None else self.window_min - self.previous_min
+        self.previous_min, self.window_min, self.window_end = self.window_min, float("inf"), arrival + GAP_WINDOW_S
+        return step if step > GAP_THRESHOLD_S else 0.0
 
 
 @dataclass
@@ -269,9 +268,12 @@ class MicrophoneCapture:
         """The PortAudio callback of one stream: copy, queue, wake; the oldest dropped and counted when full."""
         bytes_per_second = capture.bytes_per_second
         queue = self._queue
+        delivered = [0]  # frames so far
 
         def on_block(data, frames, time_info, status) -> None:
-            chunk = CapturedChunk(capture, stream_number, bytes(data), time.monotonic(), bool(status.input_overflow))
+            delivered[0] += frames
+            chunk = CapturedChunk(capture, stream_number, delivered[0], bytes(data), time.monotonic(),
+                                  bool(status.input_overflow))
             with queue.lock:
                 queue.chunks.append(chunk)
                 queue.seconds += len(chunk.data) / bytes_per_second
@@ -300,8 +302,7 @@ class MicrophoneCapture:
                             f"({self.counts.overruns} overruns so far)")
             if self._timeline is None or self._timeline[0] != chunk.stream:
                 self._timeline = (chunk.stream, Timeline(chunk.format.sample_rate))
-            frames = len(chunk.data) * chunk.format.sample_rate // chunk.format.bytes_per_second
-            if gap := self._timeline[1].add(chunk.arrival, frames):
+            if gap := self._timeline[1].add(chunk.arrival, chunk.end_frame):
                 self.counts.gaps += 1
                 self.counts.gap_s += gap
                 self.report("warn", "gap", f"{gap:.2f} s of audio missing from {chunk.format.device} (the device or "
