@@ -7,9 +7,14 @@ GIL: at 1x with partials every second on a quiet 2-core machine it cost the reco
 person a longer wait (README, "One process or three"; issue 14's Xeon run: twice both); under heavy load the two come
 closer. The composed process saves the memory of two interpreters (about 140 MB).
 
+The audio comes from another driver on `audio_topic` (`audio_source:=topic`, the default: a robot's own driver, and
+nothing else is started), from the package's microphone node (`audio_source:=microphone`, `device:=` a part of the
+device's name or its index), or from a sound file played in a loop (`audio_source:=file wav_file:=...`).
+
     ros2 launch hailo_whisper_ros speech_recognition.launch.py params_file:=<share>/config/speech_recognition.yaml
     ros2 launch hailo_whisper_ros speech_recognition.launch.py composed:=true
-    ros2 launch hailo_whisper_ros speech_recognition.launch.py use_wav_source:=true wav_file:=/path/speech.wav
+    ros2 launch hailo_whisper_ros speech_recognition.launch.py audio_source:=microphone device:=USB
+    ros2 launch hailo_whisper_ros speech_recognition.launch.py audio_source:=file wav_file:=/path/speech.wav
     ros2 launch hailo_whisper_ros speech_recognition.launch.py namespace:=robot audio_topic:=mic encoder:=10s
 
 `ros2 launch ... --show-args` lists the arguments. test/ros/test_launch_file.py launches this file for real.
@@ -17,9 +22,10 @@ closer. The composed process saves the memory of two interpreters (about 140 MB)
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.conditions import IfCondition, evaluate_condition_expression
+from launch.conditions import evaluate_condition_expression
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 CONFIG = PathJoinSubstitution([FindPackageShare("hailo_whisper_ros"), "config"])
@@ -33,6 +39,7 @@ PARAMETER_ARGUMENTS = {
 # The executables of each layout, the recognizer's among them (the launch arguments' parameters are its).
 LAYOUTS = {"composed": ("speech_recognition",), "separate": ("audio_subscriber", "recognizer", "transcript_publisher")}
 RECOGNIZER_EXECUTABLES = ("speech_recognition", "recognizer")
+AUDIO_SOURCES = ("topic", "microphone", "file")
 
 
 def speech_recognition(context):
@@ -61,6 +68,35 @@ def speech_recognition(context):
     ]
 
 
+def audio_driver(executable: str, parameters: list) -> Node:
+    return Node(
+        package="hailo_whisper_ros",
+        executable=executable,
+        namespace=LaunchConfiguration("namespace"),
+        parameters=parameters,
+        remappings=[("audio", LaunchConfiguration("audio_topic"))],
+        ros_arguments=["--log-level", LaunchConfiguration("log_level")],
+        output="screen",
+    )
+
+
+def audio_source(context):
+    """The node that publishes the audio: none for `topic`, the microphone (with `params_file` too, where a
+    deployment sets its sample_rate, channels...) or a wav_source playing wav_file in a loop."""
+    source = LaunchConfiguration("audio_source").perform(context)  # one of AUDIO_SOURCES: launch checks it
+    if source == "microphone":
+        # As a string: launch would read device:=2 as an integer, which the string parameter refuses.
+        device = ParameterValue(LaunchConfiguration("device"), value_type=str)
+        return [audio_driver(executable="microphone", parameters=[LaunchConfiguration("params_file"),
+                                                                  {"device": device}])]
+    if source == "file":
+        # A list item that is a list of substitutions stays one string of a STRING_ARRAY; a bare substitution in
+        # the list would be joined into one STRING, which wav_source rejects.
+        return [audio_driver(executable="wav_source",
+                             parameters=[{"files": [[LaunchConfiguration("wav_file")]], "loop": True}])]
+    return []
+
+
 def generate_launch_description():
     return LaunchDescription(
         [
@@ -86,22 +122,17 @@ def generate_launch_description():
             ),
             DeclareLaunchArgument("log_level", default_value="info", description="Logging level of the nodes."),
             DeclareLaunchArgument(
-                "use_wav_source", default_value="false", description="Publish wav_file instead of a microphone."
+                "audio_source", default_value="topic", choices=list(AUDIO_SOURCES),
+                description="Where the audio comes from: topic (another driver publishes audio_topic), microphone "
+                "(the package's microphone node on `device`) or file (wav_file played in a loop).",
             ),
-            DeclareLaunchArgument("wav_file", default_value="", description="Sound file for use_wav_source."),
+            DeclareLaunchArgument(
+                "device", default_value="",
+                description="audio_source:=microphone: a part of the input device's name, or its index ('' is the "
+                "system default input).",
+            ),
+            DeclareLaunchArgument("wav_file", default_value="", description="audio_source:=file: the sound file."),
             OpaqueFunction(function=speech_recognition),
-            Node(
-                package="hailo_whisper_ros",
-                executable="wav_source",
-                name="wav_source",
-                namespace=LaunchConfiguration("namespace"),
-                # A list item that is a list of substitutions stays one string of a STRING_ARRAY; a bare
-                # substitution in the list would be joined into one STRING, which wav_source rejects.
-                parameters=[{"files": [[LaunchConfiguration("wav_file")]], "loop": True}],
-                remappings=[("audio", LaunchConfiguration("audio_topic"))],
-                ros_arguments=["--log-level", LaunchConfiguration("log_level")],
-                condition=IfCondition(LaunchConfiguration("use_wav_source")),
-                output="screen",
-            ),
+            OpaqueFunction(function=audio_source),
         ]
     )

@@ -25,8 +25,9 @@ from hailo_whisper_ros.evaluation.ros_session import BIN_DIR, Listener, NodeProc
 
 PACKAGE = "hailo_whisper_ros"
 CHECKOUT = Path(__file__).resolve().parents[2]  # beside the package: config/, launch/, package.xml
-# What the launch file may start: either layout of the nodes, and wav_source.
-NODE_EXECUTABLES = ("speech_recognition", "audio_subscriber", "recognizer", "transcript_publisher", "wav_source")
+# What the launch file may start: either layout of the nodes, and its audio sources.
+NODE_EXECUTABLES = ("speech_recognition", "audio_subscriber", "recognizer", "transcript_publisher", "wav_source",
+                    "microphone")
 LAUNCH_FILE = CHECKOUT / "launch" / "speech_recognition.launch.py"
 BASE_PARAMETERS = CHECKOUT / "config" / "speech_recognition.yaml"
 READY = "ready: encoder"

@@ -1,7 +1,8 @@
 """launch/speech_recognition.launch.py launched for real, as `ros2 launch` launches it (a LaunchService in a process
 of its own, the package found through the ament index): in its default layout (three processes) with its wav_source
-and the CPU configuration it transcribes, in the composed layout with its default parameters (the Hailo overlay) on
-this machine without a device it falls back to the CPU.
+and the CPU configuration it transcribes, composed with its microphone on a real PulseAudio server
+(test/pulse_server.py) it transcribes what is played there, in the composed layout with its default parameters (the
+Hailo overlay) on this machine without a device it falls back to the CPU.
 test_shutdown_and_fallback.py stops it with Ctrl-C; test_colcon_workspace.py launches it from a colcon install.
 launch_pytest's plugin fails on pytest 9 (pytest.ini), so the launches are the evaluation's `ros2_launch`.
 """
@@ -27,6 +28,10 @@ from ros_harness import REPO, Listener, NodeProcess  # noqa: E402
 from hailo_whisper_ros.core.text import normalise  # noqa: E402
 from hailo_whisper_ros.evaluation.datasets import SPEECH_SAMPLES  # noqa: E402
 from hailo_whisper_ros.ros import diagnostics  # noqa: E402
+from hailo_whisper_ros.ros.nodes import microphone  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pulse_server  # noqa: E402
 
 JFK_WORDS = "ask what you can do for your country"  # the last utterance the VAD cuts jfk.flac into
 HAILO_YAML_HEF = "/usr/local/share/hailo_whisper/tiny.en-whisper-encoder-10s.hef"
@@ -96,7 +101,7 @@ def started_executables(process: NodeProcess) -> list[str]:
 def test_launched_with_the_wav_source_and_the_cpu_configuration_it_transcribes(launched, ros_context, model_link):
     process = launched(
         params_file=str(REPO / "config" / "speech_recognition.yaml"), namespace="launched", audio_topic="mic",
-        model_dir=str(model_link), encoder="10s", use_wav_source="true",
+        model_dir=str(model_link), encoder="10s", audio_source="file",
         wav_file=str(SPEECH_SAMPLES / "jfk" / "jfk.flac"),
     )
     listener = Listener(ros_context, "launched")
@@ -112,6 +117,40 @@ def test_launched_with_the_wav_source_and_the_cpu_configuration_it_transcribes(l
         status = listener.latest(listener.status_name("recognizer"))
         assert status.values[diagnostics.ENCODER_BACKEND] == "onnx" and str(model_link) in status.values[
             diagnostics.MODEL]
+    finally:
+        listener.close()
+
+
+@pytest.fixture
+def audio_server():
+    """A PulseAudio server of the test's own (set up before the launch, so it goes after it)."""
+    if reason := pulse_server.missing():
+        pytest.skip(reason)
+    server = pulse_server.PulseServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+def test_launched_with_the_microphone_it_transcribes_what_is_said(audio_server, launched, ros_context, model_link):
+    process = launched(
+        params_file=str(REPO / "config" / "speech_recognition.yaml"), namespace="launched_mic", composed="true",
+        model_dir=str(model_link), encoder="10s", audio_source="microphone", device="pulse",
+    )
+    listener = Listener(ros_context, "launched_mic")
+    try:
+        assert process.wait_for_output("ready: encoder", FIRST_RESULT_TIMEOUT_S), process.log
+        def capturing() -> bool:
+            status = listener.latest(listener.status_name("microphone"))
+            return status is not None and float(status.values[microphone.CAPTURED_S]) > 0
+
+        assert listener.wait_for(capturing, 30), process.log
+        audio_server.play(SPEECH_SAMPLES / "jfk" / "jfk.flac")
+        assert listener.wait_for(lambda: any(JFK_WORDS in normalise(text) for text in listener.finals),
+                                 FIRST_RESULT_TIMEOUT_S), f"{listener.finals}\n{process.log}"
+        assert started_executables(process) == ["microphone", "speech_recognition"], process.log
     finally:
         listener.close()
 
