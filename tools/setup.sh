@@ -23,7 +23,9 @@ ros_launch=${HAILO_WHISPER_ROS_LAUNCH:-$repo/../shared/ros-launch}
 log() { printf '[setup] %s\n' "$*"; }
 
 # A step runs when the hash of its inputs differs from its stamp. Usage: step NAME INPUT... ; then run; then stamp NAME.
-inputs_hash() { cat "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }
+# An input that does not exist (a glob matching nothing, msg/*.msg of a package without messages) hashes as empty:
+# with pipefail, cat's failure would end the script right after a step's work.
+inputs_hash() { { cat "$@" 2>/dev/null || true; } | sha256sum | cut -d' ' -f1; }
 needs() { local name=$1; shift; [ "$(cat "$stamps/$name" 2>/dev/null)" != "$(inputs_hash "$@")" ]; }
 stamp() { local name=$1; shift; inputs_hash "$@" > "$stamps/$name"; }
 
