@@ -89,8 +89,12 @@ def verify(
     threads: int = RecognizerConfig.threads, log=print,
 ) -> dict:
     """Run all checks on ``audio_paths`` (each at most one 30 s window); prints as it goes and returns the figures."""
-    from faster_whisper import WhisperModel
-    from faster_whisper.feature_extractor import FeatureExtractor
+    try:
+        from faster_whisper import WhisperModel
+        from faster_whisper.feature_extractor import FeatureExtractor
+    except ImportError as error:  # a robot's install: the export itself needs neither
+        raise HailoWhisperError(f"--verify compares with faster-whisper and CTranslate2, which come with the test "
+                                f"requirements (pip install -r requirements-test.txt): {error}") from None
 
     if not audio_paths:
         raise HailoWhisperError("verify needs at least one clip")
