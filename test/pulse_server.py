@@ -1,4 +1,4 @@
-"""A real PulseAudio server of the tests' own, for the microphone's tests (test/unit/test_microphone.py,
+"""A real PulseAudio server of the tests' own, for the microphone's tests (test/unit/test_microphone_capture.py,
 test/ros/test_microphone.py): started from the OS packages in a temporary XDG_RUNTIME_DIR with a null sink, so that
 `paplay` into the sink is what PortAudio records from the sink's monitor (ALSA's `pulse` device, through the
 libasound2-plugins pulse plugin). This process and the nodes it starts reach it through PULSE_SERVER and record the
@@ -18,6 +18,7 @@ from hailo_whisper_ros.evaluation.ros_session import wait_until
 SINK = "hailo_whisper_test"
 PACKAGES = "pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins"
 START_TIMEOUT_S = 20.0
+RECORD_BUFFER_BYTES = 4 * 2**20  # PulseAudio's default record buffer (maxlength), which ALSA's pulse plugin keeps
 
 
 def missing() -> str | None:
@@ -48,8 +49,11 @@ class PulseServer:
     def start(self) -> None:
         self.log = open(self.runtime_dir / "pulseaudio.log", "a")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
+            # No shared memory: what the server keeps for a client that does not read is then its record buffer
+            # (RECORD_BUFFER_BYTES), not as much again in memory blocks in flight, so a stall loses a known amount.
             ["pulseaudio", "-n", "--daemonize=no", "--system=false", "--exit-idle-time=-1", "--disallow-exit",
-             "--log-target=stderr", f"--load=module-native-protocol-unix socket={self.socket} auth-anonymous=1",
+             "--disable-shm=yes", "--log-target=stderr",
+             f"--load=module-native-protocol-unix socket={self.socket} auth-anonymous=1",
              f"--load=module-null-sink sink_name={SINK}"],
             env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         if not wait_until(lambda: self.answers() or self.process.poll() is not None, START_TIMEOUT_S, 0.1):

@@ -34,7 +34,10 @@ FIRST_CLIPS = ("61-70968-0004", "61-70968-0016", "61-70968-0060")
 CLIP_AFTER_RECOVERY = "61-70968-0040"
 QUIET_S = 2.5  # no result for this long after a clip: its finals are out (the VAD waits 0.6 s of silence)
 RESULT_TIMEOUT_S = 60.0
-STALL_S = 6.0  # the node's process stopped for this long
+STALL_S = 5.0  # the node's process stopped for this long
+STALL_FORMAT = {"sample_rate": 192000, "channels": 2, "sample_format": "F32LE"}  # the most bytes a second
+# What the server keeps for the stalled node: its record buffer, 2.7 s of STALL_FORMAT (47 s of 44.1 kHz S16 mono).
+SERVER_BUFFER_S = pulse_server.RECORD_BUFFER_BYTES / (STALL_FORMAT["sample_rate"] * STALL_FORMAT["channels"] * 4)
 
 
 @pytest.fixture(scope="module")
@@ -121,11 +124,11 @@ def accounted_s(status) -> float:
 
 
 def test_a_stalled_process_loses_audio_and_the_gap_is_counted(audio_server, ros_context):
-    """PulseAudio keeps what a stalled client has not read up to a limit and drops the rest, and PortAudio (ALSA's
-    pulse plugin) is told of no overflow: 192 kHz F32 stereo, the most bytes a second, fills it within seconds. The
-    microphone sees the step in its timeline, and captured plus lost keeps the clock's pace."""
-    process = NodeProcess("microphone", "-r", "__ns:=/stalled", "-p", "device:=pulse", "-p", "sample_rate:=192000",
-                          "-p", "channels:=2", "-p", "sample_format:=F32LE")
+    """PulseAudio keeps what a stalled client has not read up to its record buffer and drops the rest, and PortAudio
+    (ALSA's pulse plugin) is told of no overflow. The microphone sees the step in its timeline: the stall less what
+    the server kept; and captured plus lost keeps the clock's pace."""
+    process = NodeProcess("microphone", "-r", "__ns:=/stalled", "-p", "device:=pulse",
+                          *(arg for name, value in STALL_FORMAT.items() for arg in ("-p", f"{name}:={value}")))
     listener = Listener(ros_context, "stalled")
     name = listener.status_name("microphone")
     try:
@@ -139,7 +142,7 @@ def test_a_stalled_process_loses_audio_and_the_gap_is_counted(audio_server, ros_
         assert listener.wait_for(lambda: listener.latest(name, since=resumed + 3.0) is not None, 15), process.log
         after_arrival, after = listener.statuses[name]
         print(f"\nafter a {STALL_S} s stall: {after.values}")
-        assert 0.1 < float(after.values[microphone.GAP_S]) <= STALL_S, after
+        assert float(after.values[microphone.GAP_S]) == pytest.approx(STALL_S - SERVER_BUFFER_S, abs=0.4), after
         assert accounted_s(after) - accounted_s(before) == pytest.approx(after_arrival - before_arrival, abs=0.3)
         assert after.values[microphone.DEVICE_LOSSES] == "0", after  # a stall is no lost device
         assert "audio missing from pulse" in process.log
@@ -172,7 +175,7 @@ def test_the_audio_server_stopped_mid_clip_and_started_again(audio_server, mic, 
 
     wait_for_capture(listener)
     text = say(audio_server, listener, CLIP_AFTER_RECOVERY)
-    assert word_errors([CLIPS[CLIP_AFTER_RECOVERY].reference], [text]).wer <= 0.15, text
+    assert word_errors([CLIPS[CLIP_AFTER_RECOVERY].reference], [text]).wer <= 0.2, text  # 2 of its 12 words
 
 
 def test_a_device_that_does_not_exist_ends_the_node_with_the_devices_there_are(audio_server):
