@@ -87,8 +87,8 @@ def default_input_index() -> int | None:
 
 
 def refresh_devices() -> None:
-    """Make PortAudio enumerate the devices again (sounddevice's documented way: terminate, initialise); only with
-    no stream open."""
+    """Make PortAudio enumerate the devices again, as sounddevice's maintainer advises (python-sounddevice#125:
+    PortAudio lists them once, at initialisation); only with no stream open."""
     import sounddevice
 
     sounddevice._terminate()
