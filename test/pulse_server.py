@@ -26,6 +26,8 @@ def missing() -> str | None:
     absent = [tool for tool in ("pulseaudio", "pactl", "paplay") if shutil.which(tool) is None]
     try:
         import sounddevice  # noqa: F401 (raises OSError without the PortAudio library)
+    except ImportError:
+        return "sounddevice missing: pip install -r requirements.txt"
     except OSError:
         absent.append("libportaudio2")
     if not any(Path("/usr/lib").glob("*/alsa-lib/libasound_module_pcm_pulse.so")):
