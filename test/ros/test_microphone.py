@@ -118,6 +118,15 @@ def test_clips_played_into_the_audio_server_are_transcribed(audio_server, mic, l
     assert int(status.values[microphone.SAMPLE_RATE]) == 44100  # PulseAudio's default rate: the device's own
 
 
+def test_what_needs_the_stream_opened_again_is_read_only(mic, listener, set_parameter, get_parameter):
+    successful, reason = set_parameter(listener, "microphone", "device", "default")
+    assert not successful and "read-only" in reason, reason
+    assert set_parameter(listener, "microphone", "max_queue_s", 5.0) == (True, "")
+    assert get_parameter(listener, "microphone", "max_queue_s") == 5.0
+    successful, reason = set_parameter(listener, "microphone", "max_queue_s", 0.0)
+    assert not successful and "max_queue_s" in reason, reason  # the core's own range
+
+
 def accounted_s(status) -> float:
     """The audio the microphone accounts for: captured, and lost by each cause."""
     return sum(float(status.values[name]) for name in (microphone.CAPTURED_S, microphone.GAP_S, microphone.DROPPED_S))
