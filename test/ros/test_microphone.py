@@ -152,7 +152,8 @@ def test_a_stalled_process_loses_audio_and_the_gap_is_counted(audio_server, ros_
         after_arrival, after = listener.statuses[name]
         print(f"\nafter a {STALL_S} s stall: {after.values}")
         assert float(after.values[microphone.GAP_S]) == pytest.approx(STALL_S - SERVER_BUFFER_S, abs=0.4), after
-        assert accounted_s(after) - accounted_s(before) == pytest.approx(after_arrival - before_arrival, abs=0.3)
+        # Within what the worker may not have taken from the queue yet when either status was made, on a busy machine.
+        assert accounted_s(after) - accounted_s(before) == pytest.approx(after_arrival - before_arrival, abs=0.5)
         assert after.values[microphone.DEVICE_LOSSES] == "0", after  # a stall is no lost device
         assert "audio missing from pulse" in process.log
     finally:
