@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -56,6 +56,9 @@ from hailo_whisper_ros.ros.topics import (
 )
 
 BIN_DIR = Path(sys.executable).parent  # the executables are installed beside the interpreter of the venv
+# Set by the ROS wheels' bootstrapper (ros_wheels_bootstrapper.pth) once it has put its venv's libraries on
+# LD_LIBRARY_PATH and started the interpreter again; processes started from this one inherit both.
+ROS_WHEELS_BOOTSTRAPPED = "_ROS_WHEELS_BOOTSTRAP_COMPLETE"
 STOP_TIMEOUT_S = 10.0  # a node shuts down cleanly on SIGINT within this, else it is killed
 PR_SET_PDEATHSIG = 1  # prctl option: the signal a child gets when its parent dies
 DIAGNOSTICS_DEPTH = 50  # every node publishes once a second: room for a busy spinner to catch up
@@ -105,11 +108,26 @@ def local_context() -> Iterator[rclpy.Context]:
         yield context
 
 
-def executable(name: str) -> str:
-    path = BIN_DIR / name
+def executable(name: str, venv: Path | None = None) -> str:
+    """The path of executable ``name`` of ``venv`` (by default the one this process runs in)."""
+    path = (Path(venv) / "bin" if venv else BIN_DIR) / name
     if not path.is_file():
         raise HailoWhisperError(f"{path} missing: run `make setup`")
     return str(path)
+
+
+def venv_environment(venv: Path) -> dict[str, str]:
+    """This process's environment for the executables of another ``venv``: without what the ROS wheels' bootstrapper
+    put in it for the venv of this process (its guard, this venv's folders on LD_LIBRARY_PATH), so that the other
+    venv's bootstrapper runs and its processes load its own ROS libraries, not this venv's."""
+    environment = dict(os.environ)
+    environment.pop(ROS_WHEELS_BOOTSTRAPPED, None)
+    this_venv = Path(sys.prefix).resolve()
+    library_path = [folder for folder in environment.pop("LD_LIBRARY_PATH", "").split(os.pathsep)
+                    if folder and not Path(folder).resolve().is_relative_to(this_venv)]
+    if library_path:
+        environment["LD_LIBRARY_PATH"] = os.pathsep.join(library_path)
+    return environment
 
 
 def _die_with_parent() -> None:
@@ -120,15 +138,20 @@ def _die_with_parent() -> None:
 class NodeProcess:
     """One executable of the package with --ros-args (or another ``command`` that starts nodes, a launch say),
     confined to this machine. Its output is kept (for assertion and error messages) and, with ``echo``, also passed
-    on to stderr as it comes."""
+    on to stderr as it comes. ``venv``: the venv whose executable runs (by default this process's), in
+    venv_environment(venv) unless ``env`` gives the environment (a sourced workspace's, say)."""
 
-    def __init__(self, name: str, *ros_args: str, echo: bool = False, command: Sequence[str] | None = None):
+    def __init__(self, name: str, *ros_args: str, echo: bool = False, command: Sequence[str] | None = None,
+                 venv: Path | None = None, env: Mapping[str, str] | None = None):
         confine_to_this_machine()
         self.name = name
-        self.command = list(command) if command else [executable(name), "--ros-args", *ros_args]
+        self.command = list(command) if command else [executable(name, venv), "--ros-args", *ros_args]
         self.echo = echo
+        if env is None and venv is not None:
+            env = venv_environment(venv)
         self.process = subprocess.Popen(
             self.command,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -179,9 +202,9 @@ class NodeProcess:
 
 
 def wav_source(files: Sequence[str | Path], speed: float, gap_s: float, *ros_args: str,
-               echo: bool = False) -> NodeProcess:
-    """A wav_source playing ``files`` once at ``speed`` times real time, ``gap_s`` of silence after each, once a
-    subscriber listens on its audio topic; it exits when done."""
+               echo: bool = False, venv: Path | None = None) -> NodeProcess:
+    """A wav_source (``venv``'s, see NodeProcess) playing ``files`` once at ``speed`` times real time, ``gap_s`` of
+    silence after each, once a subscriber listens on its audio topic; it exits when done."""
     listed = ",".join(f"'{file}'" for file in files)
     return NodeProcess(
         "wav_source",
@@ -192,6 +215,7 @@ def wav_source(files: Sequence[str | Path], speed: float, gap_s: float, *ros_arg
         "-p", "exit_when_done:=true",
         *ros_args,
         echo=echo,
+        venv=venv,
     )
 
 

@@ -16,7 +16,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,11 +120,15 @@ def package_on_ament_path() -> Iterator[Path]:
                 os.environ["AMENT_PREFIX_PATH"] = previous
 
 
-def ros2_launch(launch_file: Path = LAUNCH_FILE, /, **arguments: str) -> NodeProcess:
+def ros2_launch(launch_file: Path = LAUNCH_FILE, /, *, venv: Path | None = None, env: Mapping[str, str] | None = None,
+                **arguments: str) -> NodeProcess:
     """`ros2 launch hailo_whisper_ros speech_recognition.launch.py name:=value...` in a process of its own (the
-    package must be on AMENT_PREFIX_PATH: package_on_ament_path, or a sourced workspace)."""
-    return NodeProcess("launch", command=[sys.executable, "-c", LAUNCH_SCRIPT, str(launch_file),
-                                          *(f"{name}:={value}" for name, value in arguments.items())])
+    package must be on AMENT_PREFIX_PATH: package_on_ament_path, or a sourced workspace); with ``venv``, ``env``:
+    that venv's launch, as NodeProcess runs its executables."""
+    python = executable("python", venv) if venv else sys.executable
+    return NodeProcess("launch", command=[python, "-c", LAUNCH_SCRIPT, str(launch_file),
+                                          *(f"{name}:={value}" for name, value in arguments.items())],
+                       venv=venv, env=env)
 
 
 def start_speech_recognition(via_launch: bool) -> NodeProcess:
