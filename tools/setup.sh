@@ -3,16 +3,22 @@
 # wheels, the interface packages built into it, launch and launch_ros where ../shared/ros-launch has them, this
 # package (registered in the venv's ament index), the default model, and the OS packages of the tests (as root).
 #   tools/setup.sh [kilted|jazzy]    kilted (the default): .venv; jazzy: .venv-jazzy, for the ROS tests on Jazzy
+#   tools/setup.sh runtime [DIR]     DIR (default .venv-runtime): what the nodes need at run time and nothing more,
+#                                    as a robot installs it: requirements.txt, the Kilted wheels, the build tools of
+#                                    the interface packages, launch; this package installed from a copy of its files,
+#                                    not editable; no test requirements, no model export (test_runtime_install.py)
 # Each step leaves a stamp in the venv's .stamps holding a hash of its inputs, so a second run with nothing changed
 # only checks the hashes.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-distro=${1:-kilted}
-case "$distro" in
-  kilted) venv="$repo/.venv" ros_requirements="$repo/requirements-ros.txt" ;;
-  jazzy) venv="$repo/.venv-jazzy" ros_requirements="$repo/requirements-ros-jazzy.txt" ;;
-  *) echo "setup: the ROS distribution is kilted or jazzy, not '$distro'" >&2; exit 1 ;;
+target=${1:-kilted}
+case "$target" in
+  kilted) distro=kilted venv="$repo/.venv" ros_requirements="$repo/requirements-ros.txt" ;;
+  jazzy) distro=jazzy venv="$repo/.venv-jazzy" ros_requirements="$repo/requirements-ros-jazzy.txt" ;;
+  runtime) distro=kilted venv=$(realpath -m "${2:-$repo/.venv-runtime}")
+           ros_requirements="$repo/requirements-ros.txt" ;;
+  *) echo "setup: the target is kilted, jazzy or runtime, not '$target'" >&2; exit 1 ;;
 esac
 stamps="$venv/.stamps"
 py="$venv/bin/python"
@@ -31,7 +37,8 @@ stamp() { local name=$1; shift; inputs_hash "$@" > "$stamps/$name"; }
 
 # OS packages of the tests: PulseAudio and paplay (the microphone tests' audio server), PortAudio (the microphone
 # node's sounddevice; a robot needs it too) and the ALSA plugins that take PortAudio's default device to PulseAudio.
-# Installed where this runs as root with apt-get (CI's fresh Debian machine), named otherwise.
+# Installed where this runs as root with apt-get (CI's fresh Debian machine), named otherwise; not for the runtime
+# venv, which holds a robot's install and is made by the tests.
 os_packages=(pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins)
 ensure_os_packages() {
   if ! command -v dpkg-query > /dev/null; then
@@ -55,7 +62,7 @@ ensure_os_packages() {
     || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${install[@]}" > /dev/null; } \
     || log "apt-get could not install ${missing[*]}: the microphone tests skip"
 }
-ensure_os_packages
+[ "$target" = runtime ] || ensure_os_packages
 
 python311=$(command -v python3.11 || true)
 [ -n "$python311" ] || { echo "setup: python3.11 is required (the ROS 2 wheels are built for CPython 3.11)" >&2; exit 1; }
@@ -66,7 +73,8 @@ if [ ! -x "$py" ]; then
 fi
 mkdir -p "$stamps"
 
-requirements=("$repo/requirements.txt" "$ros_requirements" "$repo/requirements-build.txt" "$repo/requirements-test.txt")
+requirements=("$repo/requirements.txt" "$ros_requirements" "$repo/requirements-build.txt")
+[ "$target" = runtime ] || requirements+=("$repo/requirements-test.txt")
 if needs requirements "${requirements[@]}"; then
   log "installing Python dependencies and ROS 2 ${distro^} wheels"
   "$py" -m pip install --quiet --disable-pip-version-check --upgrade pip
@@ -90,7 +98,7 @@ fi
 # Python package lands in site-packages and its libraries in the venv's lib/, which the ROS wheels' bootstrapper puts
 # on LD_LIBRARY_PATH, so no environment needs sourcing.
 build_interface_package() {
-  local name=$1 source=$2 build_dir="$repo/build/$distro/$1"
+  local name=$1 source=$2 build_dir="$repo/build/$target/$1"
   rm -rf "$build_dir" && mkdir -p "$build_dir"
   PATH="$venv/bin:$PATH" AMENT_PREFIX_PATH="$venv" cmake -S "$source" -B "$build_dir" \
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$venv" -DCMAKE_PREFIX_PATH="$venv" \
@@ -134,21 +142,46 @@ elif needs ros_launch "${launch_inputs[@]}"; then
   fi
 fi
 
-if needs package "$repo/setup.py" "$repo/setup.cfg" "$repo/package.xml"; then
+# The files this package is built from: what setup.py reads and installs.
+package_files=()
+mapfile -t package_files < <(cd "$repo" && find setup.py setup.cfg package.xml requirements.txt resource launch config \
+  hailo_whisper_ros -type f -not -name '*.pyc' | sort)
+# runtime: a wheel built from a copy of those files and installed as pip installs any package, so that what the
+# package ships (package_data: the VAD model, the speech samples; data_files: launch/, config/) is what it finds.
+# The copy keeps setuptools' build/ out of the checkout and no file deleted from it in the wheel. The stamp holds the
+# names of the files too, so that a renamed file counts as a change.
+install_package_copy() {
+  local copy
+  copy=$(mktemp -d)
+  (cd "$repo" && cp --parents "${package_files[@]}" "$copy")
+  "$py" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation "$copy" \
+    || { rm -rf "$copy"; exit 1; }
+  rm -rf "$copy"
+}
+if [ "$target" = runtime ]; then
+  if needs package <(printf '%s\n' "${package_files[@]}") "${package_files[@]/#/$repo/}"; then
+    log "installing hailo_whisper_ros from a copy of its files (not editable) into the venv"
+    install_package_copy
+    stamp package <(printf '%s\n' "${package_files[@]}") "${package_files[@]/#/$repo/}"
+  fi
+elif needs package "$repo/setup.py" "$repo/setup.cfg" "$repo/package.xml"; then
   log "installing hailo_whisper_ros (editable) and its executables into the venv"
   "$py" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$repo"
   stamp package "$repo/setup.py" "$repo/setup.cfg" "$repo/package.xml"
 fi
 
-# The venv as an ament prefix holding this package the way a colcon install does (share/ and lib/<package>/ point at
-# the checkout and the executables), so that FindPackageShare and launch_ros's Node(package=...) find it with
-# AMENT_PREFIX_PATH=.venv; pip's editable install leaves setup.py's data_files out.
+# The venv as an ament prefix holding this package the way a colcon install does (share/ and lib/<package>/), so that
+# FindPackageShare and launch_ros's Node(package=...) find it with AMENT_PREFIX_PATH=.venv. pip puts the console
+# scripts in bin/, not lib/<package>/, and its editable install leaves setup.py's data_files out: share/ then points
+# at the checkout (the runtime venv's non-editable install has its own).
 index_inputs=("$repo/setup.py" "$repo/package.xml" "${BASH_SOURCE[0]}")
 if needs ament_index "${index_inputs[@]}"; then
   log "registering hailo_whisper_ros in the venv's ament index"
   mkdir -p "$venv/share/ament_index/resource_index/packages" "$venv/share/hailo_whisper_ros" "$venv/lib/hailo_whisper_ros"
-  cp "$repo/resource/hailo_whisper_ros" "$venv/share/ament_index/resource_index/packages/"
-  for item in package.xml launch config; do ln -sfn "$repo/$item" "$venv/share/hailo_whisper_ros/$item"; done
+  if [ "$target" != runtime ]; then
+    cp "$repo/resource/hailo_whisper_ros" "$venv/share/ament_index/resource_index/packages/"
+    for item in package.xml launch config; do ln -sfn "$repo/$item" "$venv/share/hailo_whisper_ros/$item"; done
+  fi
   for executable in $("$py" -c 'from importlib.metadata import entry_points
 print(*(e.name for e in entry_points(group="console_scripts") if e.value.startswith("hailo_whisper_ros.")))'); do
     ln -sfn "$venv/bin/$executable" "$venv/lib/hailo_whisper_ros/$executable"
@@ -156,6 +189,8 @@ print(*(e.name for e in entry_points(group="console_scripts") if e.value.startsw
   stamp ament_index "${index_inputs[@]}"
 fi
 
-# The exporter skips its work when the directory already holds an export of the same weights.
-[ -n "${SKIP_EXPORT:-}" ] || "$py" -m hailo_whisper_ros export tiny.en --out "$repo/models/tiny.en"
+# The exporter skips its work when the directory already holds an export of the same weights. The runtime venv's
+# nodes read the export of `make setup` (HAILO_WHISPER_MODEL_DIR) or make their own on first use.
+[ -n "${SKIP_EXPORT:-}" ] || [ "$target" = runtime ] \
+  || "$py" -m hailo_whisper_ros export tiny.en --out "$repo/models/tiny.en"
 log "ready: $venv"
