@@ -5,6 +5,7 @@ requirements. It is kept between runs: setup.sh rebuilds what its stamps say cha
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import shutil
 import subprocess
@@ -23,6 +24,9 @@ RUNTIME_VENV = REPO / ".venv-runtime"
 CLIP = ("ljspeech_coqui", "LJ001-0005")
 MAX_WER = 0.2
 SETUP_TIMEOUT_S = 1200  # cold: the wheels from pip's cache and three interface packages built on 2 shared cores
+# Held while setup.sh works on the venv: test runs of this checkout at the same time (another engineer's, a second
+# terminal's) would build into it together.
+SETUP_LOCK = REPO / "build" / "runtime_venv.lock"
 
 
 @functools.cache
@@ -30,8 +34,12 @@ def runtime_venv() -> Path:
     """.venv-runtime, brought up to date with this checkout once per test run."""
     if shutil.which("python3.11") is None:
         pytest.skip("no python3.11 on PATH: tools/setup.sh runtime builds the runtime venv with it")
-    result = subprocess.run(["bash", str(REPO / "tools" / "setup.sh"), "runtime", str(RUNTIME_VENV)],
-                            capture_output=True, text=True, timeout=SETUP_TIMEOUT_S, env=venv_environment(RUNTIME_VENV))
+    SETUP_LOCK.parent.mkdir(exist_ok=True)
+    with open(SETUP_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        result = subprocess.run(["bash", str(REPO / "tools" / "setup.sh"), "runtime", str(RUNTIME_VENV)],
+                                capture_output=True, text=True, timeout=SETUP_TIMEOUT_S,
+                                env=venv_environment(RUNTIME_VENV))
     assert result.returncode == 0, f"tools/setup.sh runtime failed:\n{result.stdout}\n{result.stderr}"
     return RUNTIME_VENV
 
