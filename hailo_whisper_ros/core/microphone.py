@@ -91,8 +91,12 @@ def refresh_devices() -> None:
     PortAudio lists them once, at initialisation); only with no stream open."""
     import sounddevice
 
-    sounddevice._terminate()
-    sounddevice._initialize()
+    try:
+        if sounddevice._initialized:  # not after an _initialize that failed
+            sounddevice._terminate()
+        sounddevice._initialize()
+    except sounddevice.PortAudioError as error:
+        raise HailoWhisperError(f"PortAudio did not start again: {error}") from error
 
 
 def resolve_device(wanted: str, devices: list[InputDevice], default_index: int | None) -> InputDevice:
