@@ -13,6 +13,7 @@ import pytest
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.microphone import (
     GAP_WINDOW_S,
+    CaptureFormat,
     MicrophoneCapture,
     MicrophoneOptions,
     Timeline,
@@ -124,3 +125,22 @@ def test_overflowing_queue_drops_the_oldest_and_counts_it(server):
     finally:
         capture.stop()
 
+
+
+def test_a_block_that_portaudio_flags_with_an_input_overflow_is_counted_and_reported():
+    """PortAudio flags a block after an overrun of the device's buffer (an ALSA hw device not read in time). Through
+    ALSA's pulse plugin, all this machine has, it never does: the server drops a stalled client's audio without a
+    word (test/ros/test_microphone.py measures that loss as a gap). So the stream's callback is handed blocks here as
+    PortAudio hands them, with its own flags object."""
+    if reason := pulse_server.missing():
+        pytest.skip(reason)
+    import sounddevice
+
+    reports = []
+    capture = MicrophoneCapture(MicrophoneOptions(), report=lambda *report: reports.append(report))
+    on_block = capture._callback(CaptureFormat("hw:1,0", 16000, 1, "S16LE"), stream_number=1)
+    on_block(bytes(640), 320, None, sounddevice.CallbackFlags())
+    on_block(bytes(640), 320, None, sounddevice.CallbackFlags(sounddevice._lib.paInputOverflow))
+    assert [chunk.overflow for chunk in capture.take()] == [False, True]
+    assert capture.counts.overruns == 1
+    assert [(severity, kind) for severity, kind, _ in reports] == [("warn", "overrun")]
