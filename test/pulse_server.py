@@ -7,11 +7,15 @@ monitor through PULSE_SOURCE, set while the server object is in use.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from hailo_whisper_ros.evaluation.ros_session import wait_until
 
@@ -35,6 +39,20 @@ def missing() -> str | None:
     if absent:
         return f"{', '.join(absent)} missing: sudo apt-get install {PACKAGES}"
     return None
+
+
+@contextlib.contextmanager
+def running() -> Iterator[PulseServer]:
+    """A started server of the test's own, closed afterwards; where none can run, the test skips saying what to
+    install."""
+    if reason := missing():
+        pytest.skip(reason)
+    server = PulseServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
 
 
 class PulseServer:

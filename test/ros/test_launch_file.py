@@ -124,14 +124,8 @@ def test_launched_with_the_wav_source_and_the_cpu_configuration_it_transcribes(l
 @pytest.fixture
 def audio_server():
     """A PulseAudio server of the test's own (set up before the launch, so it goes after it)."""
-    if reason := pulse_server.missing():
-        pytest.skip(reason)
-    server = pulse_server.PulseServer()
-    try:
-        server.start()
+    with pulse_server.running() as server:
         yield server
-    finally:
-        server.close()
 
 
 def test_launched_with_the_microphone_it_transcribes_what_is_said(audio_server, launched, ros_context, model_link):

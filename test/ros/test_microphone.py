@@ -42,12 +42,8 @@ SERVER_BUFFER_S = pulse_server.RECORD_BUFFER_BYTES / (STALL_FORMAT["sample_rate"
 
 @pytest.fixture(scope="module")
 def audio_server():
-    server = pulse_server.PulseServer()
-    try:
-        server.start()
+    with pulse_server.running() as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="module")

@@ -33,15 +33,9 @@ CLIP = SPEECH_SAMPLES / "librispeech_testclean_fakebob61" / "61-70968-0004.flac"
 
 @pytest.fixture(scope="module")
 def server():
-    if reason := pulse_server.missing():
-        pytest.skip(reason)
-    server = pulse_server.PulseServer()
-    try:
-        server.start()
+    with pulse_server.running() as server:
         refresh_devices()  # PortAudio listed the devices when sounddevice was imported, maybe before the server
         yield server
-    finally:
-        server.close()
 
 
 def test_devices_are_found_by_index_and_by_part_of_their_name(server):
