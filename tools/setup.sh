@@ -37,32 +37,10 @@ stamp() { local name=$1; shift; inputs_hash "$@" > "$stamps/$name"; }
 
 # OS packages of the tests: PulseAudio and paplay (the microphone tests' audio server), PortAudio (the microphone
 # node's sounddevice; a robot needs it too) and the ALSA plugins that take PortAudio's default device to PulseAudio.
-# Installed where this runs as root with apt-get (CI's fresh Debian machine), named otherwise; not for the runtime
-# venv, which holds a robot's install and is made by the tests.
-os_packages=(pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins)
-ensure_os_packages() {
-  if ! command -v dpkg-query > /dev/null; then
-    log "no dpkg: the microphone tests need ${os_packages[*]} or their like"
-    return 0
-  fi
-  local missing=() package
-  for package in "${os_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2> /dev/null | grep -q 'install ok installed' || missing+=("$package")
-  done
-  [ "${#missing[@]}" -gt 0 ] || return 0
-  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get > /dev/null; then
-    log "the microphone tests skip without: sudo apt-get install --no-install-recommends ${missing[*]}"
-    return 0
-  fi
-  log "installing OS packages: ${missing[*]}"
-  local install=(apt-get install -y -qq --no-install-recommends "${missing[@]}")
-  # The package lists of a fresh machine may be missing or stale: updated only when an install fails without it.
-  # Without the packages only the microphone tests skip (saying why), so a failed install does not end the setup.
-  DEBIAN_FRONTEND=noninteractive "${install[@]}" > /dev/null 2>&1 \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${install[@]}" > /dev/null; } \
-    || log "apt-get could not install ${missing[*]}: the microphone tests skip"
-}
-[ "$target" = runtime ] || ensure_os_packages
+# Not for the runtime venv, which holds a robot's install and is made by the tests.
+source "$repo/tools/os_packages.sh"
+[ "$target" = runtime ] \
+  || ensure_os_packages "the microphone tests" pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins
 
 python311=$(command -v python3.11 || true)
 [ -n "$python311" ] || { echo "setup: python3.11 is required (the ROS 2 wheels are built for CPython 3.11)" >&2; exit 1; }
