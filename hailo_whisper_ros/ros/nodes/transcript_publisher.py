@@ -119,8 +119,10 @@ class TranscriptPublisherNode(Node):
         return diagnostics.OK, f"{self.finals} utterances transcribed", values
 
     def destroy_node(self):
-        if self.listen is not None:
-            self.listen.destroy()
+        # Twice when rclpy's context shut down first (it destroys the nodes it tracks): the server goes once.
+        listen, self.listen = self.listen, None
+        if listen is not None:
+            listen.destroy()
         super().destroy_node()
 
 
