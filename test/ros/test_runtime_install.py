@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ NAMESPACE = "runtime_install"
 READY = "ready: encoder"
 READY_TIMEOUT_S = 120
 PLAY_TIMEOUT_S = 60
+RESULT_TIMEOUT_S = 60
 EXPORT_TIMEOUT_S = 300
 
 
@@ -64,12 +64,16 @@ def test_the_installed_nodes_transcribe_a_shipped_clip(venv, installed_package, 
             assert source.wait(timeout=PLAY_TIMEOUT_S) == 0, source.log
         finally:
             source.stop()
-        assert listener.wait_for(lambda: listener.finals, timeout=30), nodes.log
-        assert listener.wait_until_caught_up(time.monotonic(), quiet_s=1.0, timeout_s=60), "results still coming"
+
+        def transcript() -> str:
+            return " ".join(listener.finals)
+
+        # Until the finals make the sentence: the VAD may cut it in two, and a busy machine may take a while over
+        # the second part (the audio subscriber's segmenting shows in no queue that caught_up could wait on).
+        transcribed = listener.wait_for(lambda: word_errors([clip.reference], [transcript()]).wer <= MAX_WER,
+                                        timeout=RESULT_TIMEOUT_S)
         with listener.lock:
-            transcript = " ".join(listener.finals)
-        wer = word_errors([clip.reference], [transcript]).wer
-        assert wer <= MAX_WER, f"WER {100 * wer:.1f}%: {transcript!r} for {clip.reference!r}"
+            assert transcribed, f"{transcript()!r} for {clip.reference!r}\n{nodes.log}"
     finally:
         listener.close()
         assert nodes.stop() == 0, nodes.log
