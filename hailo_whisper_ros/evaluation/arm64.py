@@ -128,7 +128,7 @@ class Comparison:
 
 def compare(emulated_cpu: EmulatedCpu, folder: Path, model_dir: Path, limit: int | None = None,
             timeout_s: float | None = None) -> Comparison:
-    """The same clips transcribed under emulation of ``emulated_cpu`` and natively, emulation first (it fails first)."""
+    """The clips transcribed under emulation of ``emulated_cpu`` and natively (emulated first: it breaks first)."""
     emulated = run_pipeline(emulated_cpu.python(), emulated_cpu.environment(), f"under QEMU_CPU={emulated_cpu.cpu}",
                             folder, model_dir, limit, timeout_s)
     native = run_pipeline([sys.executable], dict(os.environ), "natively", folder, model_dir, limit, timeout_s)

@@ -50,15 +50,18 @@ def clip_folder(tmp_path_factory, speech_samples, sample_clips) -> Path:
 
 
 def test_the_emulated_python_is_an_arm64_one_with_the_a76_dot_product(emulated_a76):
-    probe = ("import platform, onnxruntime; print(platform.machine()); print(onnxruntime.__file__); "
-             "print('asimddp' in open('/proc/cpuinfo').read().split())")
-    completed = subprocess.run([*emulated_a76.python(), "-c", probe], env=emulated_a76.environment(),
-                               capture_output=True, text=True, timeout=120)
+    """The dot-product instructions both where ONNX Runtime looks: the kernel's HWCAP (qemu's CPU model) for its
+    kernels, /proc/cpuinfo (the prefix's) for its cpuinfo."""
+    probe = ("import platform, struct, onnxruntime; print(platform.machine()); print(onnxruntime.__file__); "
+             "hwcap = dict(struct.iter_unpack('<QQ', open('/proc/self/auxv', 'rb').read()))[AT_HWCAP]; "
+             "print(bool(hwcap & HWCAP_ASIMDDP)); print('asimddp' in open('/proc/cpuinfo').read().split())")
+    completed = subprocess.run([*emulated_a76.python(), "-c", f"AT_HWCAP, HWCAP_ASIMDDP = 16, 1 << 20; {probe}"],
+                               env=emulated_a76.environment(), capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr
-    machine, onnxruntime_file, dot_product = completed.stdout.split()
+    machine, onnxruntime_file, hwcap_dot_product, cpuinfo_dot_product = completed.stdout.split()
     assert machine == "aarch64"
     assert onnxruntime_file.startswith(str(emulated_a76.site))
-    assert dot_product == "True"
+    assert (hwcap_dot_product, cpuinfo_dot_product) == ("True", "True")
 
 
 def test_transcripts_on_the_emulated_cortex_a76_are_this_machines(emulated_a76, clip_folder, model_dir):
