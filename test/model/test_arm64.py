@@ -26,6 +26,11 @@ CLIPS = (
     "pocketsphinx_librivox/sense_and_sensibility_01_austen_64kb-0880.flac",
 )
 RUN_TIMEOUT_S = 300
+# The core's unit tests that need neither ROS nor a native library of the machine's own (the audio front end, the
+# intake, Silero VAD and the segmenter, the loop guards): 84 tests, about 2 min emulated here. Their comparisons with
+# faster-whisper skip: it is a test requirement, not among the aarch64 wheels.
+CORE_UNIT_TESTS = ("test_audio.py", "test_audio_input.py", "test_intake.py", "test_loop_guards.py", "test_vad.py")
+UNIT_TESTS_TIMEOUT_S = 900
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +92,14 @@ def test_a_wrong_cpuinfo_fails_the_check(emulated_a76, clip_folder, model_dir, t
                     "cannot reach ONNX Runtime")
     with pytest.raises(HailoWhisperError, match="pipeline under QEMU_CPU=cortex-a76 ended by SIGSEGV"):
         arm64.compare(broken_cpu, clip_folder, model_dir, timeout_s=RUN_TIMEOUT_S)
+
+
+def test_the_cores_unit_tests_pass_on_the_emulated_cortex_a76(emulated_a76):
+    unit = arm64.REPO / "test" / "unit"
+    completed = subprocess.run(
+        [*emulated_a76.python(), "-m", "pytest", "-q", "-p", "no:cacheprovider", *(str(unit / name) for name in
+                                                                                   CORE_UNIT_TESTS)],
+        cwd=arm64.REPO, env=emulated_a76.environment(), capture_output=True, text=True, timeout=UNIT_TESTS_TIMEOUT_S)
+    summary = completed.stdout.strip().splitlines()[-1:]
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-2000:]
+    assert summary and " passed" in summary[0] and " failed" not in summary[0], summary
