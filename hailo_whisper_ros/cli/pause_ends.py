@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from hailo_whisper_ros.core.config import RecognizerConfig
     from hailo_whisper_ros.core.errors import HailoWhisperError
     from hailo_whisper_ros.core.recognizer import Recognizer
-    from hailo_whisper_ros.core.vad import VadOptions
+    from hailo_whisper_ros.core.vad import SileroVad, VadOptions
     from hailo_whisper_ros.evaluation.datasets import list_clips
     from hailo_whisper_ros.evaluation.machine import machine_info
     from hailo_whisper_ros.evaluation.pause_ends import decode_pauses, format_table
@@ -44,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
     machine = machine_info(recognizer.config.threads)
     print(f"{len(clips)} clips of {args.audio_folder}; {recognizer.info.name}, encoder {recognizer.encoder.name}; "
           f"{machine['cpu']}, {machine['date']}")
+    vad = SileroVad()  # one ONNX session, reset for each clip
     pauses = [pause for clip in clips
-              for pause in decode_pauses(recognizer, clip, load_audio(clip.audio_path), VadOptions())]
+              for pause in decode_pauses(recognizer, vad, clip, load_audio(clip.audio_path), VadOptions())]
     print("\n".join(format_table(pauses)))
     if args.json:
         args.json.write_text(json.dumps([asdict(pause) for pause in pauses], indent=1))

@@ -112,9 +112,10 @@ def sentence_ends_after(reference: str, words: int) -> bool:
     return any(token[-1] in SENTENCE_END for token in tokens[max(at - 1, 0) : at + 2])
 
 
-def decode_pauses(recognizer: Recognizer, clip: Clip, audio: np.ndarray, vad_options: VadOptions) -> list[PauseDecode]:
+def decode_pauses(recognizer: Recognizer, vad: SileroVad, clip: Clip, audio: np.ndarray,
+                  vad_options: VadOptions) -> list[PauseDecode]:
     """Every pause of the clip and its end, each decoded from the speech onset as a pause decode would."""
-    vad = SileroVad()
+    vad.reset()
     probabilities = vad.process(audio)
     pad = int(vad_options.speech_pad_ms * SAMPLE_RATE / 1000)
     lead = int((vad_options.speech_pad_ms + vad_options.pre_roll_ms) * SAMPLE_RATE / 1000)
