@@ -120,14 +120,10 @@ elif needs ros_launch "${launch_inputs[@]}"; then
   fi
 fi
 
-# The files this package is built from: what setup.py reads and installs.
-package_files=()
-mapfile -t package_files < <(cd "$repo" && find setup.py setup.cfg package.xml requirements.txt resource launch config \
-  hailo_whisper_ros -type f -not -name '*.pyc' | sort)
-# runtime: a wheel built from a copy of those files and installed as pip installs any package, so that what the
-# package ships (package_data: the VAD model, the speech samples; data_files: launch/, config/) is what it finds.
-# The copy keeps setuptools' build/ out of the checkout and no file deleted from it in the wheel. The stamp holds the
-# names of the files too, so that a renamed file counts as a change.
+# runtime: a wheel built from a copy of the package's files (package_files, below) and installed as pip installs any
+# package, so that what the package ships (package_data: the VAD model, the speech samples; data_files: launch/,
+# config/) is what it finds. The copy keeps setuptools' build/ out of the checkout and no file deleted from it in the
+# wheel. The stamp holds the names of the files too, so that a renamed file counts as a change.
 install_package_copy() {
   local copy
   copy=$(mktemp -d)
@@ -137,6 +133,9 @@ install_package_copy() {
   rm -rf "$copy"
 }
 if [ "$target" = runtime ]; then
+  # The files this package is built from: what setup.py reads and installs.
+  mapfile -t package_files < <(cd "$repo" && find setup.py setup.cfg package.xml requirements.txt resource launch \
+    config hailo_whisper_ros -type f -not -name '*.pyc' | sort)
   if needs package <(printf '%s\n' "${package_files[@]}") "${package_files[@]/#/$repo/}"; then
     log "installing hailo_whisper_ros from a copy of its files (not editable) into the venv"
     install_package_copy
