@@ -98,7 +98,7 @@ build_interfaces() {
 }
 # In dependency order (each depends only on std_msgs, from the wheels).
 build_interfaces audio_common_msgs 'from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo'
-build_interfaces hailo_whisper_msgs 'from hailo_whisper_msgs.msg import Speech, Transcript'
+build_interfaces hailo_whisper_msgs 'from hailo_whisper_msgs.msg import Speech, Transcript, Word'
 
 # launch from ../shared/ros-launch unless a system ROS (a sourced /opt/ros) provides it already.
 launch_inputs=("$ros_launch"/wheels/*.whl "$repo/requirements-launch.txt" "$ros_launch"/composition_interfaces/{package.xml,CMakeLists.txt} "$ros_launch"/composition_interfaces/srv/*.srv)

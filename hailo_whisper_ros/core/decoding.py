@@ -113,6 +113,10 @@ class DecodingOptions(Options):
         64, "See condition_on_previous: the most recent tokens of the previous finals kept as context (the prompt "
         "as a whole is also bounded to half the decoder's positions less one, as Whisper bounds it).",
         range=(1, MAX_TEXT_POSITIONS))
+    word_timestamps: bool = option(
+        False, "Give every word its start and end time and a probability (Transcript.words): one more pass of the "
+        "alignment heads over each decoded segment, then DTW over their cross-attention, as openai/whisper's "
+        "word_timestamps. Off: no words and no extra pass.")
 
     def check(self) -> None:
         if self.language is not None and not self.language:
@@ -381,6 +385,7 @@ class DecodedTokens:
     steps: int  # one-token steps run after the first pass
     steps_ms: float  # their total time, logit filters and token choice included
     draft_accepted: int = 0  # leading tokens taken from the draft, verified by draft passes (no step of their own)
+    token_probs: tuple[float, ...] = ()  # p of each of ``tokens`` when it was chosen (after the logit filters)
 
 
 def greedy_decode(
@@ -410,11 +415,12 @@ def greedy_decode(
     started = time.perf_counter()
     logits, no_speech_prob = _prefix_pass(backend, encoder_states, prefix, info, options)
     first_pass_done = time.perf_counter()
-    generated, stop, avg_logprob, (end_prob, last_token_prob), steps = _main_loop(
+    generated, stop, logprobs, (end_prob, last_token_prob), steps = _main_loop(
         backend, logits, info, options, filters, stop_rules, drafted)
     return DecodedTokens(
-        tokens=tuple(generated), stop=stop, avg_logprob=avg_logprob, no_speech_prob=no_speech_prob, end_prob=end_prob,
-        last_token_prob=last_token_prob,
+        tokens=tuple(generated), stop=stop, avg_logprob=sum(logprobs) / len(logprobs), no_speech_prob=no_speech_prob,
+        end_prob=end_prob, last_token_prob=last_token_prob,
+        token_probs=tuple(math.exp(logprob) for logprob in logprobs[: len(generated)]),
         first_pass_ms=(first_pass_done - started) * 1e3, steps=steps,
         steps_ms=(time.perf_counter() - first_pass_done) * 1e3, draft_accepted=drafted.accepted,
     )
@@ -423,24 +429,25 @@ def greedy_decode(
 def _main_loop(
     backend: DecoderSteps, logits: np.ndarray, info: ModelInfo, options: DecodingOptions,
     filters: Sequence[LogitFilter], stop_rules: Sequence[StopRule], drafted: DraftVerifier,
-) -> tuple[list[int], str, float, tuple[float, float], int]:
-    """From the logits after the prefix, a token at a time: the generated tokens, why they stopped, their mean
-    log-probability (EOT included), (p(EOT) where they stopped, p(the last token)) and the decoder steps run."""
+) -> tuple[list[int], str, list[float], tuple[float, float], int]:
+    """From the logits after the prefix, a token at a time: the generated tokens, why they stopped, the
+    log-probability of each token chosen (EOT included; a stop rule may have cut ``generated`` shorter), (p(EOT)
+    where they stopped, p(the last token)) and the decoder steps run."""
     generated: list[int] = []
-    sum_logprob, chosen, steps, token_logprob = 0.0, 0, 0, -math.inf
+    logprobs: list[float] = []
+    steps, token_logprob = 0, -math.inf
     while True:
         for logit_filter in filters:
             logit_filter.apply(logits, generated)
         token = choose_token(logits, info.eot, options.eos_boost_threshold)
         last_token_logprob, token_logprob = token_logprob, _log_softmax_at(logits, token)
-        sum_logprob += token_logprob
-        chosen += 1
+        logprobs.append(token_logprob)
         if token == info.eot:
             end_probs = (math.exp(token_logprob), math.exp(last_token_logprob))
-            return generated, STOP_EOT, sum_logprob / chosen, end_probs, steps
+            return generated, STOP_EOT, logprobs, end_probs, steps
         generated.append(token)
         if (stop := first_stop(stop_rules, generated)) is not None:
-            return generated, stop, sum_logprob / chosen, (0.0, math.exp(token_logprob)), steps
+            return generated, stop, logprobs, (0.0, math.exp(token_logprob)), steps
         logits = drafted.logits_after(token)
         if logits is None:
             logits = backend.step(token)

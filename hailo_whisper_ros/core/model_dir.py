@@ -19,6 +19,10 @@ export as well as at ours::
       decoder_cross_kv.onnx          (ours) encoder_hidden_states [1, T, d] -> present.{i}.encoder.{key,value}:
                                      with it, decoder_with_past alone runs the prefix too (from an empty
                                      self-attention cache), so decoder_model.onnx need not be loaded
+      decoder_alignment_heads.onnx   (ours) input_ids [1, S], encoder_hidden_states [1, T, d],
+                                     encoder_attention_bias [T] -> alignment_scores [heads, S, T]: the
+                                     cross-attention scores of the alignment heads, for word timings
+                                     (core/word_timing.py); FP32, loaded only with decoding.word_timestamps
       tokenizer.json
       hailo_whisper_model.json       ModelInfo below
       ggml-model-f16.bin             (export --ggml) the same weights as a whisper.cpp model
@@ -46,6 +50,7 @@ ENCODER_10S_HAILO = "encoder_10s_hailo.onnx"
 DECODER = "decoder_model.onnx"
 DECODER_WITH_PAST = "decoder_with_past_model.onnx"
 DECODER_CROSS_KV = "decoder_cross_kv.onnx"
+DECODER_ALIGNMENT = "decoder_alignment_heads.onnx"
 TOKENIZER = "tokenizer.json"
 MODEL_INFO = "hailo_whisper_model.json"
 INT8_SUBDIR = "default_int8"
@@ -62,6 +67,7 @@ INPUT_IDS = "input_ids"
 ENCODER_HIDDEN_STATES = "encoder_hidden_states"
 LOGITS = "logits"
 ENCODER_ATTENTION_BIAS = "encoder_attention_bias"  # ours only: see export/graphs.build_decoder
+ALIGNMENT_SCORES = "alignment_scores"  # ours only: the alignment heads' cross-attention scores, see above
 TOKEN_COLUMNS = "token_columns"  # ours only: the INT8 step decoder's looked-up token embedding, see above
 # Metadata key of a step decoder whose every token row is computed on its own (export/writer.py): a pass over
 # several tokens gives exactly the logits of one-token steps, so drafts can be verified (decoding.greedy_decode).
@@ -106,6 +112,9 @@ class ModelInfo:
     languages: dict[str, int] = field(default_factory=dict)  # language code -> token id; empty for .en models
     suppress_tokens: tuple[int, ...] = ()  # Whisper's generation_config suppress list (symbols, not speech)
     begin_suppress_tokens: tuple[int, ...] = ()  # suppressed at the first generated position (blank, EOT)
+    # (decoder layer, head) of the cross-attention heads whose weights follow the words in time (word timings);
+    # empty in the files of older exports, which lack decoder_alignment_heads.onnx too.
+    alignment_heads: tuple[tuple[int, int], ...] = ()
 
     def save(self, directory: Path) -> Path:
         path = Path(directory) / MODEL_INFO
@@ -117,6 +126,7 @@ class ModelInfo:
         data = json.loads(Path(path).read_text())
         data["suppress_tokens"] = tuple(data.get("suppress_tokens", ()))
         data["begin_suppress_tokens"] = tuple(data.get("begin_suppress_tokens", ()))
+        data["alignment_heads"] = tuple((int(layer), int(head)) for layer, head in data.get("alignment_heads", ()))
         return cls(**data)
 
     def forced_prefix(self, language: str | None = None, task: str = "transcribe") -> list[int]:

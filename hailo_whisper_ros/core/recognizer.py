@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -36,6 +36,7 @@ from hailo_whisper_ros.core.features import LogMelExtractor, frames_for
 from hailo_whisper_ros.core.model_dir import MODEL_INFO, TOKENIZER, ModelInfo, find_beside
 from hailo_whisper_ros.core.resources import release_freed_memory
 from hailo_whisper_ros.core.tokenizer import WhisperTokenizer
+from hailo_whisper_ros.core.word_timing import Word, WordAligner, limit_long_words
 
 # Whisper's decoder saw windows whose speech ends before the window does. Measured on the 61 dev clips (tiny.en, INT8
 # decoder, encoder output zero-padded to 1500 positions): speech running to the end of a 10 s window makes the
@@ -68,6 +69,7 @@ class Segment:
     last_token_prob: float  # p of its last text token (0 when it has none)
     guards: tuple[str, ...] = ()  # the loop guards that fired, in order (the first decode's and its recovery's)
     recovered: bool = False  # a guard fired and the re-decode with the longest window ended at EOT: its text is kept
+    words: tuple[Word, ...] = ()  # with decoding.word_timestamps: its words, in seconds of the audio transcribed
 
     @property
     def looped(self) -> bool:
@@ -86,6 +88,7 @@ class Timings:
     total_ms: float
     language_detection_ms: float = 0.0  # of decoder_ms: the detection pass of decoding.language auto
     draft_accepted: int = 0  # generated tokens verified by a draft's pass (decoding.greedy_decode's draft)
+    word_timing_ms: float = 0.0  # of decoder_ms: the alignment passes of decoding.word_timestamps (0 when off)
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,11 @@ class TranscriptionResult:
     @property
     def tokens(self) -> tuple[int, ...]:
         return tuple(t for segment in self.segments if not segment.no_speech for t in segment.tokens)
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        """With decoding.word_timestamps: every word of ``text``, in seconds of the audio transcribed."""
+        return tuple(word for segment in self.segments if not segment.no_speech for word in segment.words)
 
     @property
     def avg_logprob(self) -> float:
@@ -151,11 +159,17 @@ def speech_onset(audio: np.ndarray, trim_db: float) -> int:
     return max(0, first - int(LEAD_KEEP_S * SAMPLE_RATE))
 
 
-def _kept_decode(decodes: list[tuple[int, DecodedTokens]]) -> tuple[int, DecodedTokens]:
-    """The (window, decode) whose text a segment keeps: the recovery's if it ended at EOT, else the first one, which
-    the guard already cut to its non-repeated part."""
-    window, decoded = decodes[-1]
-    return (window, decoded) if decoded.stop == STOP_EOT else decodes[0]
+@dataclass(frozen=True)
+class WindowDecode:
+    window: int  # mel frames the encoder ran on
+    decoded: DecodedTokens
+    states: np.ndarray | None  # the encoder's output, kept for the alignment pass (decoding.word_timestamps)
+
+
+def _kept_decode(decodes: list[WindowDecode]) -> WindowDecode:
+    """The decode whose text a segment keeps: the recovery's if it ended at EOT, else the first one, which the guard
+    already cut to its non-repeated part."""
+    return decodes[-1] if decodes[-1].decoded.stop == STOP_EOT else decodes[0]
 
 
 def next_context(context: Sequence[int], segment: Segment, max_tokens: int) -> tuple[int, ...]:
@@ -213,6 +227,7 @@ class Recognizer:
         ]
         self.fallback_reason = "; ".join(reasons) if reasons else None
         self._prompt_cache: tuple[str, tuple[int, ...]] = ("", ())  # the latest initial_prompt and its tokens
+        self._aligner: WordAligner | None = None  # loaded when decoding.word_timestamps is first on
         if config.warmup:
             self.warm_up()
         release_freed_memory()  # what loading parsed and copied is garbage now
@@ -238,9 +253,19 @@ class Recognizer:
 
     def check_options(self, options: DecodingOptions) -> None:
         """HailoWhisperError when this model cannot decode with ``options`` (a language an English-only model lacks,
-        an initial prompt too long for its decoder)."""
+        an initial prompt too long for its decoder, word timestamps from an export without the alignment pass)."""
         options.check_model(self.info)
         self.initial_prompt_tokens(options)
+        if options.word_timestamps:
+            self.word_aligner()
+
+    def word_aligner(self) -> WordAligner:
+        """The alignment heads' pass of decoding.word_timestamps, loaded on first use; HailoWhisperError when the
+        model directory lacks it (an export older than word timings)."""
+        if self._aligner is None:
+            self._aligner = WordAligner.beside(self.config.resolved_decoder_dir, self.info, self.tokenizer,
+                                               self.config.threads)
+        return self._aligner
 
     def prefix(self, options: DecodingOptions, context: Sequence[int] = (), detected: str | None = None) -> list[int]:
         """The decoder's prompt for one segment: <|startofprev|>, initial prompt, context, forced prefix (with
@@ -263,6 +288,8 @@ class Recognizer:
         started = time.perf_counter()
         audio = checked_audio(audio)
         options.check_model(self.info)  # e.g. auto on an English-only model
+        if options.word_timestamps:
+            self.word_aligner()  # before any decode: an export without it fails at once
         task = TranscriptionTask(self, options, context)
         spans = self._parts(audio, options)
         draft = draft if len(spans) == 1 and self.decoder.rows_independent else ()
@@ -309,6 +336,7 @@ class TranscriptionTask:
         self.filters = build_logit_filters(options, recognizer.info)
         self.detected: DetectedLanguage | None = None  # language auto: detected on the first part
         self.spent = TimeSpent()
+        self.speech_end_s = 0.0  # word timestamps: where the last word so far ended, in seconds of the audio
 
     def decode_part(self, audio: np.ndarray, begin: int, end: int, draft: Sequence[int]) -> Segment:
         """audio[begin:end], its encoder window starting at the speech onset (window_lead_trim_db)."""
@@ -316,12 +344,30 @@ class TranscriptionTask:
         speech = self.recognizer.encoder.input_gain(audio[onset:end])
         decodes = self._decodes(speech, draft)
         segment = self._segment(begin, end, onset, decodes)
+        if self.options.word_timestamps and not segment.no_speech:
+            segment = self._with_words(segment, _kept_decode(decodes), len(speech))
         if self.options.condition_on_previous:
             self.context = next_context(self.context, segment, self.options.context_max_tokens)
         return segment
 
-    def _decodes(self, speech: np.ndarray, draft: Sequence[int]) -> list[tuple[int, DecodedTokens]]:
-        """(window, decode) of one part: the first decode, then, when a loop guard fired, one re-decode with the
+    def _with_words(self, segment: Segment, kept: WindowDecode, samples: int) -> Segment:
+        """``segment`` with its words (decoding.word_timestamps): the alignment pass over the kept decode's encoder
+        states and the ``samples`` of audio it heard, in seconds of the audio transcribed."""
+        detected, options = self.detected, self.options
+        language = detected.language if detected else options.language or "en"
+        words, ms = self.recognizer.word_aligner().align(
+            kept.states, options.forced_prefix(self.recognizer.info, language), kept.decoded.tokens,
+            kept.decoded.token_probs, min(frames_for(samples), kept.window), options.pad_encoder_output_to, language)
+        limit_long_words(words, self.speech_end_s - segment.window_start_s)
+        found = tuple(Word(w.text.strip(), w.start + segment.window_start_s, w.end + segment.window_start_s,
+                           w.probability) for w in words if w.text)
+        self.spent.decoder_ms += ms
+        self.spent.word_timing_ms += ms
+        self.speech_end_s = found[-1].end_s if found else self.speech_end_s
+        return replace(segment, words=found)
+
+    def _decodes(self, speech: np.ndarray, draft: Sequence[int]) -> list[WindowDecode]:
+        """The decodes of one part: the first decode, then, when a loop guard fired, one re-decode with the
         encoder's longest window, which recovered every loop the guards stopped on the dev set under leading
         silence (decoding.loop_recovery)."""
         # Language detection needs the encoder's longest window: on the 20 TTS clips of test/data/languages (base,
@@ -331,14 +377,15 @@ class TranscriptionTask:
         longest = self.recognizer.encoder.max_frames
         detecting = self.options.detects_language and self.detected is None
         window = longest if detecting else window_frames(self.recognizer.encoder, len(speech))
-        decodes = [(window, self._decode_window(speech, window, draft))]
-        if decodes[0][1].stop in GUARDS and self.options.loop_recovery and window != longest:
+        decodes = [self._decode_window(speech, window, draft)]
+        if decodes[0].decoded.stop in GUARDS and self.options.loop_recovery and window != longest:
             # A recovery's longer window is not what the draft was.
-            decodes.append((longest, self._decode_window(speech, longest, ())))
+            decodes.append(self._decode_window(speech, longest, ()))
         return decodes
 
-    def _decode_window(self, speech: np.ndarray, window: int, draft: Sequence[int]) -> DecodedTokens:
-        """Features of ``window`` mel frames -> encoder -> (language detection) -> greedy decode."""
+    def _decode_window(self, speech: np.ndarray, window: int, draft: Sequence[int]) -> WindowDecode:
+        """Features of ``window`` mel frames -> encoder -> (language detection) -> greedy decode; the encoder states
+        kept with decoding.word_timestamps."""
         recognizer, options = self.recognizer, self.options
         started = time.perf_counter()
         mel = recognizer.features.log_mel(speech, n_frames=window)
@@ -355,10 +402,11 @@ class TranscriptionTask:
             draft=draft,
         )
         self.spent.add(featured - started, encoded - featured, time.perf_counter() - encoded, decoded)
-        return decoded
+        return WindowDecode(window, decoded, states if options.word_timestamps else None)
 
-    def _segment(self, begin: int, end: int, onset: int, decodes: list[tuple[int, DecodedTokens]]) -> Segment:
-        frames, decoded = _kept_decode(decodes)
+    def _segment(self, begin: int, end: int, onset: int, decodes: list[WindowDecode]) -> Segment:
+        kept = _kept_decode(decodes)
+        frames, decoded = kept.window, kept.decoded
         no_speech = self.options.is_no_speech(decoded.no_speech_prob, decoded.avg_logprob)
         return Segment(
             start_s=begin / SAMPLE_RATE,
@@ -373,7 +421,7 @@ class TranscriptionTask:
             stop=decoded.stop,
             end_prob=decoded.end_prob,
             last_token_prob=decoded.last_token_prob,
-            guards=tuple(d.stop for _, d in decodes if d.stop in GUARDS),
+            guards=tuple(d.decoded.stop for d in decodes if d.decoded.stop in GUARDS),
             recovered=len(decodes) > 1 and decoded.stop == STOP_EOT,
         )
 
@@ -405,6 +453,7 @@ class TimeSpent:
     steps_ms: float = 0.0
     steps: int = 0
     draft_accepted: int = 0
+    word_timing_ms: float = 0.0  # of decoder_ms
 
     def add(self, features_s: float, encoder_s: float, decoder_s: float, decoded: DecodedTokens) -> None:
         self.features_ms += features_s * 1e3
@@ -424,6 +473,7 @@ class TimeSpent:
             per_token_ms=self.steps_ms / self.steps if self.steps else 0.0,
             decoder_steps=self.steps,
             draft_accepted=self.draft_accepted,
+            word_timing_ms=self.word_timing_ms,
             total_ms=total_ms,
             language_detection_ms=language_detection_ms,
         )

@@ -14,6 +14,7 @@ from hailo_whisper_ros.core.options import Options, option
 
 if TYPE_CHECKING:
     from hailo_whisper_ros.core.recognizer import TranscriptionResult
+    from hailo_whisper_ros.core.word_timing import Word
 
 PARTIAL = "partial"
 FINAL = "final"
@@ -76,6 +77,13 @@ class TranscriptEvent:
     @property
     def speech_start_s(self) -> float:
         return self.speech_start_sample / SAMPLE_RATE
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        """With decoding.word_timestamps: the words of ``text``, their times in seconds of the stream (as
+        start_sample / SAMPLE_RATE); empty otherwise."""
+        offset_s = self.start_sample / SAMPLE_RATE
+        return tuple(word.shifted(offset_s) for word in self.result.words)
 
     @property
     def speech_end_s(self) -> float:

@@ -131,14 +131,15 @@ def split_heads(g: GraphBuilder, x: str, parts: int, heads: int, head_dim: int) 
 
 
 def attend(g: GraphBuilder, q: str, k: str, v: str, mask: str | None, width: int, heads_one_by_one: int = 0,
-           causal: bool = False) -> str:
+           causal: bool = False, scores: list[str] | None = None) -> str:
     """softmax(q k^T + mask) v for pre-scaled q, then heads merged back to [1, S, width].
 
     ``heads_one_by_one`` (the head count; the encoder): each head's scores, softmax and context in turn, so that
     ONNX Runtime, running the nodes in this order without an arena, holds one head's [S, S] scores at a time instead
     of all of them (the encoder over 28 s: 8 instead of 47 MB per score tensor).
 
-    With g.row_by_row and a mask (the decoder's attentions): attend_row_by_row."""
+    With g.row_by_row and a mask (the decoder's attentions): attend_row_by_row. ``scores``: gets the scores
+    q k^T [1, heads, S, keys] before the mask (the alignment heads' pass, build_alignment)."""
     if g.row_by_row and mask is not None:
         return attend_row_by_row(g, q, k, v, mask, width, causal)
     if heads_one_by_one:
@@ -146,7 +147,7 @@ def attend(g: GraphBuilder, q: str, k: str, v: str, mask: str | None, width: int
         contexts = [attend_one(g, *head, mask) for head in zip(*splits)]
         context = g.op("Concat", contexts, axis=1)
     else:
-        context = attend_one(g, q, k, v, mask)
+        context = attend_one(g, q, k, v, mask, scores)
     merged = g.op("Transpose", [context], perm=[0, 2, 1, 3])
     return g.op("Reshape", [merged, g.const([1, -1, width])])
 
@@ -187,8 +188,10 @@ def attend_row_by_row(g: GraphBuilder, q: str, k: str, v: str, mask: str, width:
     return g.op("Reshape", [contexts, g.const([1, -1, width])])
 
 
-def attend_one(g: GraphBuilder, q: str, k: str, v: str, mask: str | None) -> str:
+def attend_one(g: GraphBuilder, q: str, k: str, v: str, mask: str | None, kept: list[str] | None = None) -> str:
     scores = g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 1, 3, 2])])
+    if kept is not None:
+        kept.append(scores)
     if mask is not None:
         scores = g.op("Add", [scores, mask])
     return g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])
@@ -224,13 +227,15 @@ def cross_attention_cache(g: GraphBuilder, encoder_states: str, prefix: str) -> 
     return Cache(k, v)
 
 
-def cross_attention(g: GraphBuilder, x: str, prefix: str, cache: Cache, bias: str) -> str:
-    """``bias`` is added to the attention scores of each encoder position (encoder_attention_bias)."""
+def cross_attention(g: GraphBuilder, x: str, prefix: str, cache: Cache, bias: str,
+                    scores: list[str] | None = None) -> str:
+    """``bias`` is added to the attention scores of each encoder position (encoder_attention_bias); ``scores``
+    gets the scores before it (attend)."""
     width = g.tensors[f"{prefix}/linear_0/weight"].shape[0]
     heads = g.heads_of(prefix)
     normed = layer_norm(g, x, f"{prefix}/layer_norm")
     (q,) = split_heads(g, linear(g, normed, f"{prefix}/linear_0", scale_rows=width), 1, heads, width // heads)
-    context = attend(g, q, cache.key, cache.value, bias, width)
+    context = attend(g, q, cache.key, cache.value, bias, width, scores=scores)
     return g.op("Add", [x, linear(g, context, f"{prefix}/linear_2")])
 
 
@@ -329,9 +334,11 @@ def build_decoder(weights: WhisperWeights, with_past: bool, row_by_row: bool = F
     return g.graph("whisper_decoder_with_past" if with_past else "whisper_decoder", inputs, outputs)
 
 
-def _decoder_inputs(g: GraphBuilder, with_past: bool) -> tuple[list, list[Cache | None], list[Cache], str]:
+def _decoder_inputs(g: GraphBuilder, with_past: bool, layers: int | None = None
+                    ) -> tuple[list, list[Cache | None], list[Cache], str]:
     """The decoder's inputs; each layer's self-attention cache coming in (None without past) and cross-attention
-    cache; and the position of the first new token (P, shape [1])."""
+    cache (of the first ``layers`` without past, all by default); and the position of the first new token (P,
+    shape [1])."""
     info = g.info
     heads, head_dim = info.n_text_head, info.n_text_state // info.n_text_head
     float_type = TensorProto.FLOAT
@@ -356,7 +363,7 @@ def _decoder_inputs(g: GraphBuilder, with_past: bool) -> tuple[list, list[Cache 
         past = [None] * info.n_text_layer
         cross = [
             cross_attention_cache(g, mf.ENCODER_HIDDEN_STATES, f"decoder/layer_{i}/attention")
-            for i in range(info.n_text_layer)
+            for i in range(info.n_text_layer if layers is None else layers)
         ]
         start = g.const([0])
     inputs.append(_tensor(mf.ENCODER_ATTENTION_BIAS, float_type, ["encoder_sequence_length"]))
@@ -411,3 +418,34 @@ def build_cross_kv(weights: WhisperWeights) -> onnx.ModelProto:
             outputs.append(_tensor(name, TensorProto.FLOAT, [1, heads, "encoder_sequence_length", head_dim]))
     states = _tensor(mf.ENCODER_HIDDEN_STATES, TensorProto.FLOAT, [1, "encoder_sequence_length", info.n_audio_state])
     return g.graph("whisper_decoder_cross_kv", [states], outputs)
+
+
+def build_alignment(weights: WhisperWeights) -> onnx.ModelProto:
+    """The alignment heads' pass (core/word_timing.py): input_ids [1, S] (forced prefix, text tokens, EOT) and
+    encoder_hidden_states [1, T, d] with encoder_attention_bias [T] as build_decoder takes them -> alignment_scores
+    [heads, S, T], the cross-attention scores q k^T of ModelInfo.alignment_heads, in that order, before the bias
+    and the softmax (openai/whisper's timing.py softmaxes them over the audio's frames only). The decoder without
+    past, cut after the last layer that holds an alignment head: no logits, no layer after it."""
+    info = weights.info
+    heads = info.alignment_heads
+    last = max(layer for layer, _ in heads)
+    g = GraphBuilder(weights)
+    inputs, _, cross, start = _decoder_inputs(g, with_past=False, layers=last + 1)
+    _, x, end = _embed_tokens(g, start)
+    mask = _causal_mask(g, start, end)
+    kept = []
+    for layer in range(last + 1):
+        prefix = f"decoder/layer_{layer}"
+        x, _ = self_attention(g, x, f"{prefix}/self_attention", None, mask)
+        layer_scores: list[str] = []
+        x = cross_attention(g, x, f"{prefix}/attention", cross[layer], mf.ENCODER_ATTENTION_BIAS, layer_scores)
+        chosen = [head for head_layer, head in heads if head_layer == layer]
+        if chosen:
+            kept.append(g.op("Gather", [layer_scores[0], g.const(chosen)], axis=1))
+        if layer < last:
+            x = mlp(g, x, f"{prefix}/ffn")
+    scores = g.op("Squeeze", [g.op("Concat", kept, axis=1), g.const([0])])
+    g.rename(scores, mf.ALIGNMENT_SCORES)
+    output = _tensor(mf.ALIGNMENT_SCORES, TensorProto.FLOAT, [len(heads), "decoder_sequence_length",
+                                                            "encoder_sequence_length"])
+    return g.graph("whisper_decoder_alignment_heads", inputs, [output])

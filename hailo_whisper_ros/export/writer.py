@@ -21,6 +21,7 @@ from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.export.graphs import (
     EMBEDDING_T,
     HAILO_FRAMES,
+    build_alignment,
     build_cross_kv,
     build_decoder,
     build_encoder,
@@ -30,7 +31,7 @@ from hailo_whisper_ros.export.weights import WhisperWeights
 
 # Bump whenever the graphs or the files written change, so that existing exports are rebuilt. Written into every
 # ONNX file as its producer version, and into the stamp.
-EXPORTER_VERSION = 12
+EXPORTER_VERSION = 13
 STAMP = "export_stamp.json"
 
 
@@ -383,7 +384,7 @@ def hailo_encoder_difference(directory: Path, n_mels: int, threads: int = Recogn
 
 def expected_files(hailo: bool, ggml: bool = False) -> list[str]:
     files = [mf.ENCODER_30S, mf.ENCODER_10S, mf.ENCODER_DYNAMIC, mf.ENCODER_DYNAMIC_INT8, mf.DECODER,
-             mf.DECODER_WITH_PAST, mf.DECODER_CROSS_KV, mf.TOKENIZER, mf.MODEL_INFO]
+             mf.DECODER_WITH_PAST, mf.DECODER_CROSS_KV, mf.DECODER_ALIGNMENT, mf.TOKENIZER, mf.MODEL_INFO]
     files += [f"{mf.INT8_SUBDIR}/{name}"
               for name in (mf.DECODER, mf.DECODER_WITH_PAST, mf.TOKEN_TABLE_INT8, mf.TOKENIZER, mf.MODEL_INFO)]
     return files + ([mf.ENCODER_10S_HAILO] if hailo else []) + ([mf.GGML_MODEL] if ggml else [])
@@ -447,7 +448,8 @@ def export_model_dir(
 
 
 def _write_graphs(weights: WhisperWeights, directory: Path, hailo: bool, log) -> None:
-    """The FP32 graphs of graphs.py: the encoders, the decoders and the cross-attention K/V projection."""
+    """The FP32 graphs of graphs.py: the encoders, the decoders, the cross-attention K/V projection and the
+    alignment heads' pass."""
     n_frames = 2 * weights.info.n_audio_ctx
     graphs = [
         (mf.ENCODER_30S, lambda: build_encoder(weights, n_frames)),
@@ -456,6 +458,7 @@ def _write_graphs(weights: WhisperWeights, directory: Path, hailo: bool, log) ->
         (mf.DECODER, lambda: build_decoder(weights, with_past=False)),
         (mf.DECODER_WITH_PAST, lambda: build_decoder(weights, with_past=True)),
         (mf.DECODER_CROSS_KV, lambda: build_cross_kv(weights)),  # FP32, shared by the INT8 decoders
+        (mf.DECODER_ALIGNMENT, lambda: build_alignment(weights)),  # FP32 too: word timings, run once per segment
     ]
     if hailo:
         graphs.append((mf.ENCODER_10S_HAILO, lambda: build_encoder(weights, HAILO_FRAMES, hailo=True)))

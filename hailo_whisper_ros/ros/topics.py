@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from hailo_whisper_msgs.msg import Speech, Transcript
+from hailo_whisper_msgs.msg import Speech, Transcript, Word
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
@@ -146,6 +146,8 @@ def transcript_message(event: TranscriptEvent, stamp: Time) -> Transcript:
         confidence=math.exp(result.avg_logprob),
         avg_logprob=result.avg_logprob,
         no_speech_prob=result.no_speech_prob,
+        words=[Word(text=word.text, start_s=word.start_s, end_s=word.end_s, probability=word.probability)
+               for word in event.words],
         language=result.language,
         language_prob=result.language_prob,  # NaN when given, as the message says
         guards=list(result.guards),

@@ -68,6 +68,18 @@ def create_ort_session(model: Path | bytes, threads: int):
         raise HailoWhisperError(f"cannot load ONNX model {name}: {first_line}") from error
 
 
+def padded_encoder_inputs(states: np.ndarray, padded_positions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Encoder states [1, T, d] and their encoder_attention_bias for a decoder graph of ours, as if zero-padded to
+    ``padded_positions``: one zero position whose score is raised by log(count) stands for all the zeros
+    (export/graphs.build_decoder)."""
+    positions = states.shape[1]
+    bias = np.zeros(positions, dtype=np.float32)
+    if padded_positions > positions:
+        states = zero_pad(states, positions + 1)
+        bias = np.append(bias, np.float32(np.log(padded_positions - positions)))
+    return states, bias
+
+
 class OnnxEncoder:
     """An encoder ONNX file on the CPU: the 30 s or 10 s export, the dynamic one, or the static NCHW
     [1, n_mels, 1, frames] graph made for the Hailo compiler (so its CPU output can be checked)."""
@@ -214,12 +226,8 @@ class OnnxKvDecoder:
 
     def start(self, encoder_states: np.ndarray, prefix: Sequence[int], padded_positions: int) -> np.ndarray:
         ids = np.asarray([prefix], dtype=np.int64)
-        positions = encoder_states.shape[1]
         if self.pads_by_bias:
-            bias = np.zeros(positions, dtype=np.float32)
-            if padded_positions > positions:
-                encoder_states = zero_pad(encoder_states, positions + 1)
-                bias = np.append(bias, np.float32(np.log(padded_positions - positions)))
+            encoder_states, bias = padded_encoder_inputs(encoder_states, padded_positions)
             self._feeds[ENCODER_ATTENTION_BIAS] = bias
         else:
             encoder_states = zero_pad(encoder_states, padded_positions)
