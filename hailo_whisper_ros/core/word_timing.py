@@ -240,10 +240,11 @@ class WordAligner:
 
     def __init__(self, path: Path, info: ModelInfo, tokenizer: WhisperTokenizer, threads: int):
         if not Path(path).is_file() or not info.alignment_heads:
+            missing = (f"{path} is missing" if not Path(path).is_file()
+                       else f"the model info of {Path(path).parent} names no alignment heads")
             raise HailoWhisperError(
                 f"decoding.word_timestamps needs {DECODER_ALIGNMENT} and the model's alignment heads, which exports "
-                f"before exporter version 13 lack: export the model again (hailo-whisper export --force), missing "
-                f"{path}" if not Path(path).is_file() else f"{path.parent} has no alignment heads in its model info")
+                f"before exporter version 13 lack: export the model again (hailo-whisper export --force); {missing}")
         self.session = create_ort_session(path, threads)
         self.info = info
         self.tokenizer = tokenizer
