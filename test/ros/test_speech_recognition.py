@@ -123,6 +123,32 @@ def test_runtime_parameters_valid_invalid_and_read_only(listener, clips, set_par
         assert not ok and "read-only" in reason, (name, reason)
 
 
+def test_word_timestamps_set_at_run_time_put_every_word_in_the_transcript(listener, clips, set_parameter):
+    """`ros2 param set /recognizer decoding.word_timestamps true`: the next final's Transcript carries its words
+    over DDS, in order, inside the utterance, each with a probability; off again, none."""
+    one_clip = [str(clips[SHORT_CLIP].audio_path)]
+    assert set_parameter(listener, "recognizer", "decoding.word_timestamps", True) == (True, "")
+    try:
+        before = len(listener.events)
+        stream_and_collect(listener, one_clip, 1)
+        with listener.lock:
+            finals = [event for event in listener.events[before:] if event.final and event.text]
+    finally:
+        assert set_parameter(listener, "recognizer", "decoding.word_timestamps", False) == (True, "")
+    assert finals
+    for final in finals:
+        words = final.words
+        assert normalise(" ".join(word.text for word in words)) == normalise(final.text), (final.text, words)
+        for before_word, word in zip([None, *words], words):
+            assert final.start_s - 1e-6 <= word.start_s <= word.end_s <= final.end_s + 1e-6, (word, final)
+            assert 0.0 < word.probability <= 1.0, word
+            assert before_word is None or before_word.start_s <= word.start_s, (before_word, word)
+    before = len(listener.events)
+    stream_and_collect(listener, one_clip, 1)
+    with listener.lock:
+        assert all(not event.words for event in listener.events[before:])
+
+
 def test_initial_prompt_set_at_run_time_spells_the_robots_vocabulary(listener, set_parameter):
     words = load_vocabulary_set()
     command = [str(next(clip for clip in words.clips if clip.id == "robot11").audio_path)]  # Ravensworth, Gunnhild
