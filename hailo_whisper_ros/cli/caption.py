@@ -22,7 +22,7 @@ from hailo_whisper_ros.core.decoding import DecodingOptions
 if TYPE_CHECKING:  # the subcommands import their machinery when run, so that --help stays quick
     from hailo_whisper_ros.evaluation.captioning import CaptionFigures
 
-DECODING_FLAGS = ("language", "initial_prompt", "condition_on_previous", "context_max_tokens")
+DECODING_FLAGS = ("language", "initial_prompt", "condition_on_previous", "context_max_tokens", "word_timestamps")
 HELP = "caption a sound file as a live stream (partial and final lines), then print the captioning figures"
 
 
@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     print(format_figures(captions.figures))
     if args.json:
         from hailo_whisper_ros.evaluation.languages import language_figures
+        from hailo_whisper_ros.evaluation.word_timings import words_as_json
 
         report = {
             "finals": [
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
                     "end_s": round(event.speech_end_s, 3),
                     "latency_ms": round(event.latency_ms, 1),
                     **language_figures(event.result),
+                    **({"words": words_as_json(event.words)} if decoding.word_timestamps else {}),
                 }
                 for event in captions.finals
             ],

@@ -13,7 +13,7 @@ from hailo_whisper_ros.core.decoding import DecodingOptions
 from hailo_whisper_ros.core.options import declared
 
 # The decoding controls that pipeline and compare offer (the others keep their declared defaults there).
-DECODING_FLAGS = ("pad_encoder_output_to", "repetition_penalty", "eos_boost_threshold", "language")
+DECODING_FLAGS = ("pad_encoder_output_to", "repetition_penalty", "eos_boost_threshold", "language", "word_timestamps")
 _TYPES = {"int": int, "float": float, "str": str, "path": Path}
 
 

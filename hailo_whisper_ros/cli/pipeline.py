@@ -81,6 +81,10 @@ class LoopCounter:
         result = self.recognizer.transcribe(audio, options)
         self.last_figures = {"guards": list(result.guards), "loops_recovered": result.recoveries,
                              "loops_unrecovered": result.loops, **language_figures(result)}
+        if options.word_timestamps:
+            from hailo_whisper_ros.evaluation.word_timings import words_as_json
+
+            self.last_figures["words"] = words_as_json(result.words)
         self.loop_guards.add(result)
         return result
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -61,6 +61,12 @@ class CostFigures:
     decoder_ms_on: float
     word_timing_ms: float  # median per clip of the alignment passes (of decoder_ms_on)
     alignment_runs_off: int  # alignment passes while word_timestamps was off: must be 0
+
+
+def words_as_json(words: Sequence[Word]) -> list[dict]:
+    """Words as `pipeline --json`, `caption --json` and this command write them: times in seconds to the ms."""
+    return [{"text": word.text, "start_s": round(word.start_s, 3), "end_s": round(word.end_s, 3),
+             "probability": round(word.probability, 4)} for word in words]
 
 
 def faster_whisper_words(model, audio: np.ndarray) -> list[Word]:
@@ -158,8 +164,8 @@ def measure_timings(
                 runs_off += aligner.runs - runs_before
         theirs = faster_whisper_words(reference_model, audio[index])
         pairs.append((ours, theirs))
-        clip_words.append({"id": clips[index].id, "ours": [asdict(w) for w in ours],
-                           "faster_whisper": [asdict(w) for w in theirs]})
+        clip_words.append({"id": clips[index].id, "ours": words_as_json(ours),
+                           "faster_whisper": words_as_json(theirs)})
     cost = CostFigures(len(clips), float(np.median(decoder_off)), float(np.median(decoder_on)),
                        float(np.median(word_ms)), runs_off)
     return timing_figures(pairs), cost, clip_words
