@@ -114,6 +114,13 @@ def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return _backtrace(trace)
 
 
+def token_start_positions(matrix: np.ndarray) -> np.ndarray:
+    """Where the DTW path through ``matrix`` reaches each of its rows: the encoder position each token starts at."""
+    text_indices, time_indices = dtw(-matrix)
+    jumps = np.pad(np.diff(text_indices), (1, 0), constant_values=1).astype(bool)
+    return time_indices[jumps]
+
+
 def _backtrace(trace: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The path that ``trace`` (0 diagonal, 1 row, 2 column move into each cell) leads back from its last cell."""
     trace[0, :] = 2
@@ -193,13 +200,11 @@ def word_timings(
 ) -> list[WordTiming]:
     """openai/whisper's find_alignment from the alignment matrix [len(text_tokens) + 1, frames]: each word's
     start and end (where the DTW path reaches its first token and the next word's), and its probability."""
-    text_indices, time_indices = dtw(-matrix)
     words, word_tokens = split_to_word_tokens(tokenizer, [*text_tokens, tokenizer.eot], language)
     if len(word_tokens) <= 1:
         return []
     boundaries = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
-    jumps = np.pad(np.diff(text_indices), (1, 0), constant_values=1).astype(bool)
-    jump_times = time_indices[jumps] * POSITION_S
+    jump_times = token_start_positions(matrix) * POSITION_S
     return [
         WordTiming(word, tokens, float(jump_times[first]), float(jump_times[after]),
                    float(np.mean(token_probs[first:after])))
@@ -259,22 +264,27 @@ class WordAligner:
             path = Path(decoder_dir).parent / DECODER_ALIGNMENT
         return cls(path, info, tokenizer, threads)
 
-    def align(
-        self, states: np.ndarray, forced: Sequence[int], tokens: Sequence[int], token_probs: Sequence[float],
-        frames: int, padded_positions: int, language: str,
-    ) -> tuple[list[WordTiming], float]:
-        """The words of ``tokens`` decoded after the forced prefix (no prompt, as openai/whisper aligns) against
-        encoder ``states`` [1, T, d], ``frames`` mel frames of which are the audio; times from the window's start.
-        Also the milliseconds it took."""
-        started = time.perf_counter()
-        if not tokens:
-            return [], 0.0
+    def matrix(self, states: np.ndarray, forced: Sequence[int], tokens: Sequence[int], frames: int,
+               padded_positions: int) -> np.ndarray:
+        """The alignment pass over ``tokens`` decoded after the forced prefix (no prompt, as openai/whisper aligns)
+        against encoder ``states`` [1, T, d] seen as zero-padded to ``padded_positions``, ``frames`` mel frames of
+        which are the audio: the matrix [len(tokens) + 1, frames / 2] that DTW walks (alignment_matrix)."""
         ids = np.asarray([[*forced, *tokens, self.info.eot]], dtype=np.int64)
         padded, bias = padded_encoder_inputs(states, padded_positions)
         (scores,) = self.session.run(
             [ALIGNMENT_SCORES], {INPUT_IDS: ids, ENCODER_HIDDEN_STATES: padded, ENCODER_ATTENTION_BIAS: bias})
         self.runs += 1
-        positions = max(1, min(frames // 2, states.shape[1]))
-        matrix = alignment_matrix(scores, positions, len(forced) - 1)
+        return alignment_matrix(scores, max(1, min(frames // 2, states.shape[1])), len(forced) - 1)
+
+    def align(
+        self, states: np.ndarray, forced: Sequence[int], tokens: Sequence[int], token_probs: Sequence[float],
+        frames: int, padded_positions: int, language: str,
+    ) -> tuple[list[WordTiming], float]:
+        """The words of ``tokens`` (see matrix) with their probabilities, times from the window's start; and the
+        milliseconds it took."""
+        started = time.perf_counter()
+        if not tokens:
+            return [], 0.0
+        matrix = self.matrix(states, forced, tokens, frames, padded_positions)
         words = word_timings(self.tokenizer, tokens, token_probs, matrix, language)
         return words, (time.perf_counter() - started) * 1e3

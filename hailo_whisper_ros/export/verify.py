@@ -5,6 +5,8 @@ transcripts of the clips the caller gives: faster-whisper float32 against the ru
 (core.backends.onnx.OnnxKvDecoder stepped by core.decoding.greedy_decode) with the FP32 and the INT8 decoders on the
 30 s encoder's states, and with the INT8 decoder on the partially INT8 dynamic encoder's (over the same 30 s window),
 the default set-up. The quantized encoder's difference is reported, not bounded: its transcripts are the check.
+The alignment heads' pass (word timings) is checked against CTranslate2's Whisper.align, what faster-whisper's
+word_timestamps runs: on the same 30 s window and faster-whisper's tokens, where the DTW path starts each token.
 Log-mel features come from faster-whisper's FeatureExtractor so that both sides see identical inputs.
 """
 
@@ -33,6 +35,7 @@ from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.model_dir import ModelInfo
 from hailo_whisper_ros.core.text import normalise
 from hailo_whisper_ros.core.tokenizer import WhisperTokenizer
+from hailo_whisper_ros.core.word_timing import POSITION_S, WordAligner, token_start_positions
 
 MAX_CLIP_SECONDS = CHUNK_LENGTH  # one encoder window; longer clips would need seeking, which this check does not model
 # What faster-whisper is asked for below: greedy, without timestamps, no no-speech rule, up to the text context;
@@ -41,6 +44,8 @@ MIRRORED_OPTIONS = DecodingOptions(
     language="en", pad_encoder_output_to=ENCODER_POSITIONS, max_new_tokens=MAX_TEXT_POSITIONS,
     no_speech_threshold=None,
 )
+# Token starts of the alignment pass within one encoder position (20 ms) of CTranslate2's, at least this share.
+ALIGNMENT_AGREEMENT = 0.95
 
 
 def encoder_differences(
@@ -116,7 +121,58 @@ def verify(
         )
         for clip, expected, got in comparison.mismatches:
             log(f"    {clip}\n      faster-whisper: {expected.strip()}\n      ours:           {got.strip()}")
-    return {"encoder_max_abs_diff": differences, "transcripts": comparisons}
+    alignment = compare_alignments(model_dir, info, reference_model, feature_extractor, audio_paths, threads)
+    log(f"  {mf.DECODER_ALIGNMENT} vs CTranslate2 align: {alignment.within_one_position}/{alignment.tokens} token "
+        f"starts within one position (20 ms), {alignment.identical} identical, largest difference "
+        f"{alignment.max_difference_ms:.0f} ms")
+    if alignment.within_one_position < ALIGNMENT_AGREEMENT * alignment.tokens:
+        raise HailoWhisperError(f"{mf.DECODER_ALIGNMENT} disagrees with CTranslate2's alignment: only "
+                                f"{alignment.within_one_position} of {alignment.tokens} token starts within 20 ms")
+    return {"encoder_max_abs_diff": differences, "transcripts": comparisons, "alignment": alignment}
+
+
+@dataclass
+class AlignmentComparison:
+    tokens: int = 0  # token starts compared (each clip's text tokens and its EOT)
+    identical: int = 0
+    within_one_position: int = 0
+    max_difference_ms: float = 0.0
+
+    def add(self, ours: np.ndarray, theirs: np.ndarray) -> None:
+        difference = np.abs(ours.astype(int) - theirs.astype(int))
+        self.tokens += len(difference)
+        self.identical += int((difference == 0).sum())
+        self.within_one_position += int((difference <= 1).sum())
+        self.max_difference_ms = max(self.max_difference_ms, float(difference.max(initial=0)) * POSITION_S * 1e3)
+
+
+def compare_alignments(
+    model_dir: Path, info: ModelInfo, reference_model, feature_extractor, audio_paths: Sequence[Path], threads: int,
+) -> AlignmentComparison:
+    """The alignment pass (decoder_alignment_heads.onnx on the 30 s encoder's states) against CTranslate2's
+    Whisper.align on the same window and faster-whisper's tokens of each clip: where each token starts."""
+    import ctranslate2
+    from faster_whisper.audio import pad_or_trim
+
+    tokenizer = WhisperTokenizer(model_dir / mf.TOKENIZER, info.eot)
+    aligner = WordAligner(model_dir / mf.DECODER_ALIGNMENT, info, tokenizer, threads)
+    encoder = OnnxEncoder(model_dir / mf.ENCODER_30S, threads)
+    forced = MIRRORED_OPTIONS.forced_prefix(info)
+    comparison = AlignmentComparison()
+    for path in map(Path, audio_paths):
+        audio, features = _clip_features(path, feature_extractor)
+        tokens = [token for token in _reference_transcript(reference_model, audio)[0] if token < info.eot]
+        if not tokens:
+            continue
+        window = np.ascontiguousarray(pad_or_trim(features, N_FRAMES), dtype=np.float32)
+        frames = min(features.shape[-1], N_FRAMES)
+        ours = token_start_positions(aligner.matrix(encoder.encode(window), forced, tokens, frames, ENCODER_POSITIONS))
+        (result,) = reference_model.model.align(
+            ctranslate2.StorageView.from_array(window[None]), forced[:-1], [tokens], frames, median_filter_width=7)
+        text_indices, time_indices = (np.asarray(column) for column in zip(*result.alignments))
+        jumps = np.pad(np.diff(text_indices), (1, 0), constant_values=1).astype(bool)
+        comparison.add(ours, time_indices[jumps])
+    return comparison
 
 
 def compare_transcripts(

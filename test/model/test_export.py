@@ -51,7 +51,7 @@ def _session(path: Path):
 def test_every_file_of_the_layout_is_written_and_valid(exported):
     expected = {mf.ENCODER_30S, mf.ENCODER_10S, mf.ENCODER_DYNAMIC, mf.ENCODER_DYNAMIC_INT8, mf.ENCODER_10S_HAILO,
                 mf.DECODER,
-                mf.DECODER_WITH_PAST, mf.DECODER_CROSS_KV, mf.TOKENIZER, mf.MODEL_INFO}
+                mf.DECODER_WITH_PAST, mf.DECODER_CROSS_KV, mf.DECODER_ALIGNMENT, mf.TOKENIZER, mf.MODEL_INFO}
     expected |= {f"{mf.INT8_SUBDIR}/{name}"
                  for name in (mf.DECODER, mf.DECODER_WITH_PAST, mf.TOKEN_TABLE_INT8, mf.TOKENIZER, mf.MODEL_INFO)}
     assert set(_model_files(exported)) == expected
@@ -194,6 +194,9 @@ def test_greedy_transcripts_match_faster_whisper(exported, tiny_source):
     assert result["transcripts"]["fp32"].identical_tokens == len(clips)
     assert result["transcripts"]["int8"].agreement >= 0.8
     assert result["transcripts"]["int8-encoder+int8"].agreement >= 0.8
+    # The alignment heads' pass starts every token where CTranslate2's align does (measured: all of them).
+    alignment = result["alignment"]
+    assert alignment.tokens > 100 and alignment.within_one_position >= 0.95 * alignment.tokens
 
 
 def test_first_use_of_the_default_model_dir_exports_it_and_says_so(tmp_path, monkeypatch):
