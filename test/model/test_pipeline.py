@@ -176,7 +176,8 @@ def test_pipeline_folder_scores_a_known_wrong_word_and_a_silent_clip(tmp_path, s
 @pytest.mark.usefixtures("model_dir")  # transcribes with the default model
 def test_pipeline_audio_file_prints_timing_statistics_and_memory(tmp_path, samples, capsys):
     report_path = tmp_path / "file.json"
-    out = run_pipeline(capsys, "--audio_file", str(samples.wait), "--num_iterations", "3", "--json", str(report_path))
+    out = run_pipeline(capsys, "--audio_file", str(samples.wait), "--num_iterations", "3", "--json", str(report_path),
+                       "--word_timestamps")
 
     transcript = out.split("TRANSCRIPTION:\n", 1)[1].splitlines()[0]
     assert normalise(transcript) == normalise(WAIT_TEXT)
@@ -195,6 +196,9 @@ def test_pipeline_audio_file_prints_timing_statistics_and_memory(tmp_path, sampl
     (clip,) = report["clips"]
     assert CLIP_FIELDS <= set(clip) and len(clip["iterations"]) == 3
     assert (clip["language"], clip["language_prob"]) == ("en", None)  # tiny.en: given, not detected
+    assert normalise(" ".join(word["text"] for word in clip["words"])) == normalise(clip["hypothesis"])
+    assert all(0 <= w["start_s"] <= w["end_s"] <= clip["duration_s"] and 0 < w["probability"] <= 1
+               for w in clip["words"])
     assert report["summary"]["total_ms"]["count"] == 3
 
 

@@ -451,15 +451,20 @@ def test_caption_command_prints_lines_and_writes_the_figures(model_dir, recordin
     at_44k = resample(excerpt, SAMPLE_RATE, 44100)
     sound_file, report_file = tmp_path / "two_clips.wav", tmp_path / "captions.json"
     soundfile.write(sound_file, np.stack([at_44k, 0.5 * at_44k], axis=1), 44100)
-    arguments = ["--model-dir", str(model_dir), "--partial-interval-ms", "500", "--json", str(report_file)]
+    arguments = ["--model-dir", str(model_dir), "--partial-interval-ms", "500", "--json", str(report_file),
+                 "--word-timestamps"]
     assert cli_main(["caption", str(sound_file), *arguments]) == 0
     output = capsys.readouterr().out
     lines = output.splitlines()
     assert sum(line.startswith("final ") for line in lines) == 2 and any(line.startswith("partial ") for line in lines)
     assert "RTFx" in output
     report = json.loads(report_file.read_text())
-    final_fields = {"id", "text", "start_s", "end_s", "latency_ms", "language", "language_prob"}
+    final_fields = {"id", "text", "start_s", "end_s", "latency_ms", "language", "language_prob", "words"}
     assert [set(final) for final in report["finals"]] == [final_fields] * 2
+    for final in report["finals"]:  # the words in seconds of the file, around the final's speech
+        assert normalise(" ".join(word["text"] for word in final["words"])) == normalise(final["text"])
+        first, last = final["words"][0], final["words"][-1]
+        assert final["start_s"] - 1.0 <= first["start_s"] <= last["end_s"] <= final["end_s"] + 1.0
     assert [(final["language"], final["language_prob"]) for final in report["finals"]] == [("en", None)] * 2
     assert "vexed" in normalise(report["finals"][0]["text"])
     assert report["finals"][1]["start_s"] == pytest.approx(recording.clips[1].speech_start_s, abs=BOUNDARY_TOLERANCE_S)
