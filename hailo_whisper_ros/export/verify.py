@@ -111,8 +111,8 @@ def verify(
     differences = encoder_differences(model_dir, reference_model.model, speech, threads)
     for name, difference in differences.items():
         log(f"  encoder {name}: max abs diff vs CTranslate2 {difference:.2e} ({Path(audio_paths[0]).name})")
-    comparisons, seconds = compare_transcripts(model_dir, info, reference_model, feature_extractor, audio_paths,
-                                               int8, threads)
+    comparisons, seconds, reference_tokens = compare_transcripts(
+        model_dir, info, reference_model, feature_extractor, audio_paths, int8, threads)
     for kind, comparison in comparisons.items():
         log(
             f"  transcripts {kind} vs faster-whisper float32: {comparison.identical_text}/{comparison.clips} "
@@ -121,7 +121,8 @@ def verify(
         )
         for clip, expected, got in comparison.mismatches:
             log(f"    {clip}\n      faster-whisper: {expected.strip()}\n      ours:           {got.strip()}")
-    alignment = compare_alignments(model_dir, info, reference_model, feature_extractor, audio_paths, threads)
+    alignment = compare_alignments(model_dir, info, reference_model, feature_extractor, audio_paths, reference_tokens,
+                                   threads)
     log(f"  {mf.DECODER_ALIGNMENT} vs CTranslate2 align: {alignment.within_one_position}/{alignment.tokens} token "
         f"starts within one position (20 ms), {alignment.identical} identical, largest difference "
         f"{alignment.max_difference_ms:.0f} ms")
@@ -147,10 +148,12 @@ class AlignmentComparison:
 
 
 def compare_alignments(
-    model_dir: Path, info: ModelInfo, reference_model, feature_extractor, audio_paths: Sequence[Path], threads: int,
+    model_dir: Path, info: ModelInfo, reference_model, feature_extractor, audio_paths: Sequence[Path],
+    reference_tokens: Sequence[list[int]], threads: int,
 ) -> AlignmentComparison:
     """The alignment pass (decoder_alignment_heads.onnx on the 30 s encoder's states) against CTranslate2's
-    Whisper.align on the same window and faster-whisper's tokens of each clip: where each token starts."""
+    Whisper.align on the same window and faster-whisper's tokens of each clip (``reference_tokens``, as
+    compare_transcripts found them): where each token starts."""
     import ctranslate2
     from faster_whisper.audio import pad_or_trim
 
@@ -159,9 +162,9 @@ def compare_alignments(
     encoder = OnnxEncoder(model_dir / mf.ENCODER_30S, threads)
     forced = MIRRORED_OPTIONS.forced_prefix(info)
     comparison = AlignmentComparison()
-    for path in map(Path, audio_paths):
-        audio, features = _clip_features(path, feature_extractor)
-        tokens = [token for token in _reference_transcript(reference_model, audio)[0] if token < info.eot]
+    for path, clip_tokens in zip(map(Path, audio_paths), reference_tokens):
+        _, features = _clip_features(path, feature_extractor)
+        tokens = [token for token in clip_tokens if token < info.eot]
         if not tokens:
             continue
         window = np.ascontiguousarray(pad_or_trim(features, N_FRAMES), dtype=np.float32)
@@ -178,9 +181,9 @@ def compare_alignments(
 def compare_transcripts(
     model_dir: Path, info: ModelInfo, reference_model, feature_extractor, audio_paths: Sequence[Path], int8: bool,
     threads: int,
-) -> tuple[dict[str, TranscriptComparison], dict[str, float]]:
-    """Each set-up's greedy transcripts against faster-whisper's (``reference_model``), and the seconds each took
-    over all the clips, faster-whisper's under "faster-whisper"."""
+) -> tuple[dict[str, TranscriptComparison], dict[str, float], list[list[int]]]:
+    """Each set-up's greedy transcripts against faster-whisper's (``reference_model``), the seconds each took over
+    all the clips (faster-whisper's under "faster-whisper"), and faster-whisper's tokens of each clip."""
     from faster_whisper.audio import pad_or_trim
 
     tokenizer = WhisperTokenizer(model_dir / mf.TOKENIZER, info.eot)
@@ -189,9 +192,11 @@ def compare_transcripts(
     filters = build_logit_filters(MIRRORED_OPTIONS, info)
     comparisons = {kind: TranscriptComparison(0, 0, 0, []) for kind in setups}
     seconds = {"faster-whisper": 0.0, **{kind: 0.0 for kind in setups}}
+    reference_tokens: list[list[int]] = []
     for path in map(Path, audio_paths):
         audio, features = _clip_features(path, feature_extractor)
         expected_tokens, expected_text, seconds_taken = _reference_transcript(reference_model, audio)
+        reference_tokens.append(expected_tokens)
         seconds["faster-whisper"] += seconds_taken
         window = np.asarray(pad_or_trim(features, N_FRAMES), dtype=np.float32)
         states, encode_seconds = {}, {}
@@ -205,7 +210,7 @@ def compare_transcripts(
             seconds[kind] += time.perf_counter() - start + encode_seconds[encoder_name]
             comparisons[kind].add(f"{path.parent.name}/{path.name}", expected_tokens, expected_text, tokens,
                                   tokenizer.decode(tokens))
-    return comparisons, seconds
+    return comparisons, seconds, reference_tokens
 
 
 def _setups(
