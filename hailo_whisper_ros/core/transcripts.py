@@ -33,7 +33,7 @@ class StreamingOptions(Options):
         "the settled text (core/partials.py), so that a partial's cost does not grow with the utterance; the final "
         "still decodes the whole utterance.", unit="s", range=(2.0, 30.0), off=0.0)
     partial_budget: float = option(
-        0.1, "Share of real time (of the stream's audio) the partials' decodes may take: past it the next partial "
+        0.05, "Share of real time (of the stream's audio) the partials' decodes may take: past it the next partial "
         "waits until the account is paid back, so partials come less often than partial_interval_ms.",
         range=(0.01, 1.0), off=0.0)
     context_reset_silence_s: float = option(
