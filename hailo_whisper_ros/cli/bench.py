@@ -18,6 +18,10 @@ printed next to its target.
    ggml-model-f16.bin from `export --ggml`; greedy, same weights, same threads), all run interleaved clip by clip
    in this process, and the WER difference from faster-whisper. whisper.cpp's threads spin-wait: run bench
    un-niced.
+7. Continuous speech (evaluation/continuous.py): the dev set's clips joined by 0.1-0.3 s gaps (seeded), captioned
+   as fast as processed with partials every 1.0 s of the whole utterance (as before issue 29), with bounded partials
+   under the budget (the declared defaults) and with none, in --rounds interleaved rounds: RTFx, audio transcribed
+   per audio received, WER, partial freshness p95, final latency.
 6. Peak resident memory of the composed ROS process (speech_recognition) while a wav_source plays that recording
    to it over DDS on this machine only.
 
@@ -33,13 +37,19 @@ import time
 from pathlib import Path
 
 from hailo_whisper_ros.cli.flags import add_model_dir_flag, add_option_flags
+from hailo_whisper_ros.cli.long_form import DEFAULT_SPEECH_DEV
 from hailo_whisper_ros.cli.targets import (
     CAPTIONING_RTFX_NO_PARTIALS,
     CAPTIONING_RTFX_WITH_PARTIALS,
+    CONTINUOUS_FINAL_LATENCY,
+    CONTINUOUS_RTFX,
+    CONTINUOUS_TRANSCRIBED,
+    CONTINUOUS_WER,
     DECODER_MS_PER_TOKEN,
     FINAL_LATENCY,
     LATENCY_VS_FASTER_WHISPER,
     LATENCY_VS_WHISPER_CPP,
+    PARTIAL_FRESHNESS,
     ROS_FINAL_LATENCY_P50,
     ROS_FINAL_LATENCY_P95,
     ROS_PEAK_MEMORY,
@@ -76,6 +86,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ros_speed", "--ros-speed", type=float, default=4.0, metavar="S",
                         help="target 6: play the recording at S times real time (default: 4)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to this JSON file")
+    parser.add_argument("--speech_dev", "--speech-dev", type=Path, default=DEFAULT_SPEECH_DEV, metavar="DIR",
+                        help=f"target 7: the development set (default: {DEFAULT_SPEECH_DEV})")
+    parser.add_argument("--rounds", type=int, default=1, metavar="N",
+                        help="target 7: interleaved rounds of the partial schemes (default: 1)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
             figures += _streaming(args, model_dir, recording, details)
         if "6" in targets:
             figures.append(_ros_memory(args, model_dir, recording, details))
+    if "7" in targets:
+        figures += _continuous(args, model_dir, details)
     figures = [figure for figure in figures if figure.target.number in targets]
 
     print(f"\ntargets (load average {os.getloadavg()[0]:.2f} at the end):")
@@ -361,3 +377,59 @@ def _ros_memory(args, model_dir: Path, recording, details) -> Figure:
             listener.close()
     details["ros_memory_mb"] = {"peak": peak_mb, "end": end_mb}
     return Figure(ROS_PEAK_MEMORY, peak_mb, f"{end_mb:.0f} MB at the end")
+
+
+def _continuous(args, model_dir: Path, details) -> list[Figure]:
+    """Target 7: continuous speech captioned with each partial scheme, in interleaved rounds, printed side by side;
+    the bounded scheme's figures against the targets, and against the whole-utterance partials of the same run."""
+    from hailo_whisper_ros.evaluation import continuous
+    from hailo_whisper_ros.evaluation.memory import load_recognizer
+
+    if args.rounds < 1:
+        raise HailoWhisperError("--rounds must be >= 1")
+    recording = continuous.continuous_recording(args.speech_dev, limit=args.limit)
+    recognizer, memory = load_recognizer(RecognizerConfig(model_dir, threads=args.threads))
+    runs: dict[str, list] = {scheme: [] for scheme in continuous.SCHEMES}
+    for round_number in range(args.rounds):
+        for scheme in continuous.SCHEMES:
+            print(f"target 7: continuous speech, {recording.duration_s:.0f} s ({len(recording.clips)} clips), "
+                  f"{scheme}, round {round_number + 1}", flush=True)
+            runs[scheme].append(continuous.caption_continuous(recognizer, memory, recording, scheme))
+    rows = {scheme: continuous.median_figures(scheme_runs) for scheme, scheme_runs in runs.items()}
+    details["continuous"] = {scheme: row.as_json() for scheme, row in rows.items()}
+    _print_continuous(rows, recording.duration_s)
+    before, ours = (rows[scheme] for scheme in list(continuous.SCHEMES)[:2])
+    return [
+        Figure(CONTINUOUS_RTFX, ours.rtfx, f"whole-utterance partials {before.rtfx:.2f}"),
+        Figure(CONTINUOUS_TRANSCRIBED, ours.transcribed_per_received,
+               f"whole-utterance partials {before.transcribed_per_received:.2f}"),
+        Figure(CONTINUOUS_WER, 100 * (ours.wer - before.wer), f"{100 * ours.wer:.2f}% vs {100 * before.wer:.2f}%"),
+        Figure(PARTIAL_FRESHNESS, ours.partial_freshness_p95_ms,
+               f"whole-utterance partials {before.partial_freshness_p95_ms:.0f} ms"),
+        Figure(CONTINUOUS_FINAL_LATENCY, ours.final_latency_p95_ms / before.final_latency_p95_ms,
+               f"{ours.final_latency_p95_ms:.0f} vs {before.final_latency_p95_ms:.0f} ms"),
+    ]
+
+
+def _print_continuous(rows: dict, duration_s: float) -> None:
+    print(f"\ncontinuous speech, {duration_s:.0f} s, partials every 1.0 s (load average {os.getloadavg()[0]:.2f}):")
+    print(f"  {'':<36}" + "".join(f"{scheme:>38}" for scheme in rows))
+    for label, name, form in (
+        ("RTFx", "rtfx", "{:.2f}"),
+        ("audio transcribed / received", "transcribed_per_received", "{:.2f}"),
+        ("WER (%)", "wer", "{:.2%}"),
+        ("partials (deferred, skipped)", None, ""),
+        ("partial compute share", "partial_share", "{:.3f}"),
+        ("partial freshness p95 (ms)", "partial_freshness_p95_ms", "{:.0f}"),
+        ("final latency p50 (ms)", "final_latency_p50_ms", "{:.0f}"),
+        ("final latency p95 (ms)", "final_latency_p95_ms", "{:.0f}"),
+        ("encoder frames", "frames_transcribed", "{}"),
+    ):
+        cells = []
+        for row in rows.values():
+            if name is None:
+                cells.append(f"{row.partials} ({row.partials_deferred}, {row.partials_skipped})")
+            else:
+                value = getattr(row, name)
+                cells.append("n/a" if value is None else form.format(value))
+        print(f"  {label:<36}" + "".join(f"{cell:>38}" for cell in cells))

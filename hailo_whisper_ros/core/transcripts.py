@@ -35,7 +35,7 @@ class StreamingOptions(Options):
     partial_budget: float = option(
         0.05, "Share of real time (of the stream's audio) the partials' decodes may take: past it the next partial "
         "waits until the account is paid back, so partials come less often than partial_interval_ms.",
-        range=(0.01, 1.0), off=0.0)
+        unit="s/s", range=(0.01, 1.0), off=0.0)
     context_reset_silence_s: float = option(
         10.0, "With decoding.condition_on_previous: an utterance that starts after this much silence since the end "
         "of the previous one (on the audio's own sample clock) starts without context, as a new conversation.",
