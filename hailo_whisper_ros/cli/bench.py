@@ -7,7 +7,9 @@ printed next to its target.
    /diagnostics; 1), end of utterance -> final p50 and p95 over utterances up to 5 s (Transcript.latency_ms; 2a,
    2b), what a person waits (the clip's last speech sample published -> its final received on `transcript`,
    measured here; 2c), WER and peak resident memory per process, side by side. 2d: the same end of utterance ->
-   final in-process, on the captioning run of 3a.
+   final in-process, on the captioning run of 3a. Before them, the composed process with partials of the whole
+   utterance and no budget (as before issue 29: WHOLE_UTTERANCE_PARTIALS), printed in a column of its own, with
+   the partials' freshness and the audio transcribed per audio received of each.
 3. Live captioning of a long recording (the clips with their speech trimmed, joined by pauses): RTFx with partial
    results every 1.0 s and with none.
 4. Decoder time per token: (a) of that captioning with partials, first passes and draft passes included, per
@@ -34,6 +36,7 @@ import argparse
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from hailo_whisper_ros.cli.flags import add_model_dir_flag, add_option_flags
@@ -71,6 +74,8 @@ ROS_SETTLE_S = 3.0  # the composed process counts as done once its queues are em
 ROS_TIMEOUT_S = 600.0
 ROS_GAP_S = 1.0  # silence after the recording: the VAD's pause that ends its last utterance
 # Target 4's runs: (label, partial interval, target).
+# The ROS parameters of partials as they were before issue 29: the whole utterance, no budget.
+WHOLE_UTTERANCE_PARTIALS = ("streaming.partial_window_s:=0.0", "streaming.partial_budget:=0.0")
 CAPTIONING_RUNS = (("partials every 1.0 s", 1000, CAPTIONING_RTFX_WITH_PARTIALS),
                    ("no partials", 0, CAPTIONING_RTFX_NO_PARTIALS))
 
@@ -305,7 +310,10 @@ def _ros_layouts(args, model_dir: Path, recording, details) -> list[Figure]:
 
     if missing := missing_executables():
         return [Figure(ROS_REAL_TIME_FACTOR, None, f"not installed here: {', '.join(missing)}")]
-    layouts = measure_layouts(recording, model_dir, args.threads)
+    # The composed process with partials of the whole utterance and no budget (before issue 29) first, then both
+    # layouts with the defaults.
+    before = measure_layouts(recording, model_dir, args.threads, ("composed",), parameters=WHOLE_UTTERANCE_PARTIALS)
+    layouts = [replace(before[0], layout="composed, before"), *measure_layouts(recording, model_dir, args.threads)]
     details["ros_layouts"] = [layout.as_json() for layout in layouts]
     rows = (
         ("recognizer real-time factor", lambda f: f.real_time_factor, "{:.3f}", ROS_REAL_TIME_FACTOR),
@@ -313,6 +321,8 @@ def _ros_layouts(args, model_dir: Path, recording, details) -> list[Figure]:
         ("end of utterance -> final p95 (ms)", lambda f: f.node_latency_p95_ms, "{:.0f}", ROS_FINAL_LATENCY_P95),
         ("recognizer's speech end -> final p50 (ms)", lambda f: f.recognizer_latency_p50_ms, "{:.0f}", None),
         ("recognizer's speech end -> final p95 (ms)", lambda f: f.recognizer_latency_p95_ms, "{:.0f}", None),
+        ("partial freshness p95 (ms)", lambda f: f.partial_freshness_p95_ms, "{:.0f}", None),
+        ("audio transcribed / received", lambda f: f.audio_transcribed_s / recording.duration_s, "{:.2f}", None),
         ("last speech published -> final p50 (ms)", lambda f: f.waits_p50_ms, "{:.0f}", ROS_WAITS_P50),
         ("last speech published -> final p95 (ms)", lambda f: f.waits_p95_ms, "{:.0f}", None),
         ("WER (%)", lambda f: 100 * f.wer, "{:.2f}", None),
