@@ -422,24 +422,18 @@ def _continuous(args, model_dir: Path, details) -> list[Figure]:
 
 
 def _print_continuous(rows: dict, duration_s: float) -> None:
+    """One line per scheme: RTFx, audio transcribed / received, WER, partials (deferred by the budget, skipped
+    late), the partials' compute share, partial freshness p95, final latency p50 / p95, encoder frames."""
     print(f"\ncontinuous speech, {duration_s:.0f} s, partials every 1.0 s (load average {os.getloadavg()[0]:.2f}):")
-    print(f"  {'':<36}" + "".join(f"{scheme:>38}" for scheme in rows))
-    for label, name, form in (
-        ("RTFx", "rtfx", "{:.2f}"),
-        ("audio transcribed / received", "transcribed_per_received", "{:.2f}"),
-        ("WER (%)", "wer", "{:.2%}"),
-        ("partials (deferred, skipped)", None, ""),
-        ("partial compute share", "partial_share", "{:.3f}"),
-        ("partial freshness p95 (ms)", "partial_freshness_p95_ms", "{:.0f}"),
-        ("final latency p50 (ms)", "final_latency_p50_ms", "{:.0f}"),
-        ("final latency p95 (ms)", "final_latency_p95_ms", "{:.0f}"),
-        ("encoder frames", "frames_transcribed", "{}"),
-    ):
-        cells = []
-        for row in rows.values():
-            if name is None:
-                cells.append(f"{row.partials} ({row.partials_deferred}, {row.partials_skipped})")
-            else:
-                value = getattr(row, name)
-                cells.append("n/a" if value is None else form.format(value))
-        print(f"  {label:<36}" + "".join(f"{cell:>38}" for cell in cells))
+    print(f"  {'':<36}{'RTFx':>6}{'trans/recv':>11}{'WER %':>7}{'partials (def, skip)':>22}{'share':>7}"
+          f"{'fresh p95':>10}{'final p50/p95 ms':>18}{'frames':>8}")
+
+    def ms(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.0f}"
+
+    for scheme, row in rows.items():
+        partials = f"{row.partials} ({row.partials_deferred}, {row.partials_skipped})"
+        finals = f"{ms(row.final_latency_p50_ms)} / {ms(row.final_latency_p95_ms)}"
+        print(f"  {scheme:<36}{row.rtfx:>6.2f}{row.transcribed_per_received:>11.2f}{100 * row.wer:>7.2f}"
+              f"{partials:>22}{row.partial_share:>7.3f}{ms(row.partial_freshness_p95_ms):>10}{finals:>18}"
+              f"{row.frames_transcribed:>8}")

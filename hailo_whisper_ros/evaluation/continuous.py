@@ -24,11 +24,13 @@ GAPS_S = (0.1, 0.3)  # between clips, drawn uniformly
 SEED = 29
 PARTIAL_INTERVAL_MS = 1000
 # The schemes compared: partials as before this module (the whole utterance every second, no budget), the declared
-# defaults (bounded tails under the budget), and none.
+# defaults (bounded tails under the budget), the budget alone (what the tails add), and none.
 SCHEMES = {
     "partials, whole utterance (before)": StreamingOptions(
         partial_interval_ms=PARTIAL_INTERVAL_MS, partial_window_s=0.0, partial_budget=0.0),
     "partials, bounded (defaults)": StreamingOptions(partial_interval_ms=PARTIAL_INTERVAL_MS),
+    "partials, whole utterance, budget": StreamingOptions(partial_interval_ms=PARTIAL_INTERVAL_MS,
+                                                          partial_window_s=0.0),
     "no partials": StreamingOptions(partial_interval_ms=0),
 }
 
