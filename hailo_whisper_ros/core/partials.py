@@ -104,6 +104,8 @@ class PartialBudget:
         if self.position is not None and position > self.position:
             gained = share * (position - self.position) / SAMPLE_RATE
             self.credit_s = min(self.credit_s + gained, share * BUDGET_BURST_S)
+        if not share:
+            self.credit_s = 0.0  # no budget: no debt is carried into a budget set later
         self.position = position if self.position is None else max(self.position, position)
 
     @property

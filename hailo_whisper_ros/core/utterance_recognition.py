@@ -180,8 +180,7 @@ class UtteranceRecognition:
         utterance = self.utterance
         if utterance is None or utterance.failed or utterance.decoded_length == utterance.length:
             return None
-        if utterance.budget_share:
-            self.budget.earn(utterance.end, utterance.budget_share)
+        self.budget.earn(utterance.end, utterance.budget_share)  # the clock of the measured share, budget or not
         started = time.perf_counter()
         if in_pause:  # the whole utterance, as its final would decode it
             result = self._transcribe(utterance)
