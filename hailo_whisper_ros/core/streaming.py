@@ -168,7 +168,7 @@ class StreamingTranscriber:
             elif isinstance(event, SpeechAudio):
                 self._recognition.utterance.append(event.audio)
             elif isinstance(event, SpeechEnded):
-                _append(self._recognition.finish(decided_at, cut=event.forced), events)
+                _append(self._recognition.finish(decided_at), events)
 
 
 @dataclass(frozen=True)
@@ -301,7 +301,7 @@ class UtteranceTranscriber:
             if is_open and event.end == utterance.end and self._queue.queued == 0:
                 _append(recognition.decode_if_due(0, in_pause=True), events)
         elif is_open:
-            _append(recognition.finish(submitted.submitted_at, event.speech_end, event.forced), events)
+            _append(recognition.finish(submitted.submitted_at, event.speech_end), events)
 
 
 def load_utterance_transcriber(

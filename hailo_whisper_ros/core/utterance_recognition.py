@@ -7,7 +7,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -115,8 +115,6 @@ class UtteranceRecognition:
         # decoding.condition_on_previous: the previous finals' tokens, and the stream sample where the last ended.
         self.context: tuple[int, ...] = ()
         self.context_end = 0
-        # After a cut at vad.max_speech_s: the cut part's tokens, the prompt of the part that continues its sentence.
-        self.cut_context: tuple[int, ...] = ()
         self._logged_error_kinds: set[str] = set()
 
     def start(self, utterance_id: int, start: int, decoding: DecodingOptions, streaming: StreamingOptions) -> None:
@@ -124,24 +122,19 @@ class UtteranceRecognition:
         silence_limit = int(round(streaming.context_reset_silence_s * SAMPLE_RATE))
         if not decoding.condition_on_previous or (silence_limit and start - self.context_end > silence_limit):
             self.context = ()
-        context, cut_context, self.cut_context = self.context, self.cut_context, ()
-        if cut_context and start == self.context_end and not decoding.condition_on_previous:
-            # The speech went on across a cut: this part continues the sentence the cut part began.
-            decoding, context = replace(decoding, condition_on_previous=True), cut_context
         self.utterance = OpenUtterance(
-            utterance_id, start, decoding, interval, next_partial_at=interval, context=context,
+            utterance_id, start, decoding, interval, next_partial_at=interval, context=self.context,
             partial_window=int(round(streaming.partial_window_s * SAMPLE_RATE)), budget_share=streaming.partial_budget,
         )
 
     def reset(self) -> None:
         """The transcriber's reset: the open utterance (it gets no final) and the context go."""
         self.utterance = None
-        self.context = self.cut_context = ()
+        self.context = ()
 
-    def finish(self, decided_at: float, speech_end: int | None = None, cut: bool = False) -> TranscriptEvent | None:
+    def finish(self, decided_at: float, speech_end: int | None = None) -> TranscriptEvent | None:
         """Close the open utterance: its final (empty text: no speech), or None after an inference error.
-        ``speech_end``: where speech was last heard, when the VAD is elsewhere (SpeechEnded.speech_end); ``cut``:
-        it was cut at vad.max_speech_s (SpeechEnded.forced), the speech going on as the next utterance."""
+        ``speech_end``: where speech was last heard, when the VAD is elsewhere (SpeechEnded.speech_end)."""
         utterance, self.utterance = self.utterance, None
         self.context, self.context_end = (), utterance.end  # kept below only after a clean final
         if utterance.failed or utterance.length == 0:
@@ -153,12 +146,8 @@ class UtteranceRecognition:
             result = self._transcribe(utterance)
             if result is None:
                 return None
-        if not utterance.guard_fired:
-            max_tokens = utterance.decoding.context_max_tokens
-            if utterance.decoding.condition_on_previous:
-                self.context = result.context_after(utterance.context, max_tokens)
-            if cut:
-                self.cut_context = result.context_after(utterance.context, max_tokens)
+        if utterance.decoding.condition_on_previous and not utterance.guard_fired:
+            self.context = result.context_after(utterance.context, utterance.decoding.context_max_tokens)
         finished_at = time.perf_counter()
         latency_ms = (finished_at - decided_at) * 1e3
         self.final_latencies_ms.append(latency_ms)

@@ -1,6 +1,5 @@
 """Partials of bounded cost (core/partials.py) through the real model: a partial's encoder frames and decoder tokens
-stay flat as an utterance grows, the budget defers partials instead of queueing them, finals are unchanged, and the
-part after a cut at vad.max_speech_s is prompted with the part before."""
+stay flat as an utterance grows, the budget defers partials instead of queueing them, and finals are unchanged."""
 
 import numpy as np
 import pytest
@@ -100,16 +99,3 @@ def test_finals_are_those_of_partials_off_on_a_shipped_clip(recognizer, sample_a
     assert finals == [(event.text, event.end_sample) for _, event in off if event.kind == FINAL]
     partials = [event for _, event in bounded if event.kind == PARTIAL]
     assert len(partials) >= 8 and len(partials[-1].text.split()) >= len(finals[0][0].split()) - 3
-
-
-def test_the_part_after_a_cut_is_prompted_with_the_part_before(recognizer, talk):
-    transcriber = StreamingTranscriber(recognizer, vad=VadOptions(max_speech_s=8.0),
-                                       streaming=StreamingOptions(partial_interval_ms=0))
-    for start in range(0, len(talk), CHUNK):
-        transcriber.feed(talk[start : start + CHUNK])
-    finals = [event for event in transcriber.process_pending() + transcriber.flush() if event.kind == FINAL]
-    assert len(finals) >= 3
-    for before, after in zip(finals, finals[1:]):
-        assert after.start_sample == before.end_sample  # cut: the speech went on
-        assert after.result.context_tokens == before.result.context_after(before.result.context_tokens, 64)
-    assert finals[0].result.context_tokens == ()
