@@ -116,13 +116,16 @@ class PartialBudget:
         self.credit_s -= seconds
         self.spent_s += seconds
         self.recent.append((position, seconds))
+        while self.recent[0][0] < position - SHARE_HORIZON_S * SAMPLE_RATE:
+            self.recent.popleft()
 
     def recent_share(self) -> float:
-        """Partial decode time per second of the latest SHARE_HORIZON_S of stream audio."""
-        if self.position is None:
+        """Partial decode time per second of the latest SHARE_HORIZON_S of stream audio. Any thread: it reads a
+        snapshot, the worker alone changes the account."""
+        position, recent = self.position, tuple(self.recent)
+        if position is None:
             return 0.0
         horizon = int(SHARE_HORIZON_S * SAMPLE_RATE)
-        while self.recent and self.recent[0][0] < self.position - horizon:
-            self.recent.popleft()
-        span_s = min(self.position, horizon) / SAMPLE_RATE
-        return sum(seconds for _, seconds in self.recent) / span_s if span_s else 0.0
+        span_s = min(position, horizon) / SAMPLE_RATE
+        spent = sum(seconds for at, seconds in recent if at >= position - horizon)
+        return spent / span_s if span_s else 0.0
