@@ -4,9 +4,10 @@ A partial decodes the tail of the open utterance, not all of it: the audio since
 with the settled text's tokens (Whisper's prompt, as condition_on_previous prompts an utterance with the previous
 finals). When the tail outgrows ``streaming.partial_window_s``, its audio up to the quietest point SETTLE_KEEP_S
 before its end is decoded once on its own and that text settles; the tail starts again there. So a partial costs at
-most two decodes of one window (the encoder's shortest, 6 s, for the default 5 s), however long the utterance, and
-it still reads as the whole utterance so far: the settled text, then the tail's. The final is a full decode of the
-utterance as before; the settled and tail tokens are its draft, which greedy decoding verifies exactly.
+most two decodes of one window (7.5 s for the default 6.5 s, the encoder's 1 s margin included), however long the
+utterance, and it still reads as the whole utterance so far: the settled text, then the tail's. The final is a full
+decode of the utterance as before; the settled and tail tokens are its draft, which greedy decoding verifies
+exactly.
 
 The budget: each second of stream audio (silence included) earns ``streaming.partial_budget`` seconds of decode
 time for partials; a partial is decoded only when the account is not in debt, and its decode time is charged to it.

@@ -29,7 +29,7 @@ class StreamingOptions(Options):
         1000, "Audio an open utterance must gain before its next partial transcript.", unit="ms",
         range=(200, 10000), off=0)
     partial_window_s: float = option(
-        5.0, "Audio a partial decodes at most: the open utterance's tail since its last settled point, prompted with "
+        6.5, "Audio a partial decodes at most: the open utterance's tail since its last settled point, prompted with "
         "the settled text (core/partials.py), so that a partial's cost does not grow with the utterance; the final "
         "still decodes the whole utterance.", unit="s", range=(2.0, 30.0), off=0.0)
     partial_budget: float = option(

@@ -6,7 +6,7 @@ import pytest
 
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.decoding import DecodingOptions
-from hailo_whisper_ros.core.recognizer import MIN_DYNAMIC_WINDOW_FRAMES
+from hailo_whisper_ros.core.recognizer import MIN_DYNAMIC_WINDOW_FRAMES, window_frames
 from hailo_whisper_ros.core.streaming import StreamingTranscriber
 from hailo_whisper_ros.core.transcripts import FINAL, PARTIAL, StreamingOptions
 from hailo_whisper_ros.core.utterance_recognition import UtteranceRecognition
@@ -50,13 +50,14 @@ def test_a_partials_cost_stays_flat_as_the_utterance_grows(recognizer, talk):
     bounded = partial_costs(recognizer, talk, StreamingOptions(**UNBUDGETED))
     whole = partial_costs(recognizer, talk, StreamingOptions(**UNBUDGETED, partial_window_s=0.0))
     assert len(bounded) == len(whole) >= 15
-    # At most two decodes of the shortest window (a settling and the tail), however long the utterance.
-    assert max(frames for _, frames, _ in bounded) <= 2 * MIN_DYNAMIC_WINDOW_FRAMES
+    # At most two decodes of the window (a settling and the tail), however long the utterance.
+    window = window_frames(recognizer.encoder, int(StreamingOptions().partial_window_s * SAMPLE_RATE))
+    assert max(frames for _, frames, _ in bounded) <= 2 * window < 3 * MIN_DYNAMIC_WINDOW_FRAMES
     late = [cost for cost in bounded if cost[0] > 10.0]
     early = [cost for cost in bounded if cost[0] <= 5.0]
     assert np.mean([tokens for *_, tokens in late]) <= 2 * np.mean([tokens for *_, tokens in early]) + 5
-    # Decoding the whole utterance grows: its late partials run on windows past twice the shortest.
-    assert max(frames for length, frames, _ in whole if length > 10.0) > 2 * MIN_DYNAMIC_WINDOW_FRAMES
+    # Decoding the whole utterance grows: its late partials run on windows past two of the tail's.
+    assert max(frames for length, frames, _ in whole if length > 15.0) > 2 * window
     assert sum(f for _, f, _ in bounded) < sum(f for _, f, _ in whole)
 
 
