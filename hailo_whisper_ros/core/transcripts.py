@@ -70,6 +70,8 @@ class TranscriptEvent:
     latency_ms: float
     """Final: from the segmenter's end-of-utterance decision to the result. Partial: the inference time."""
     result: TranscriptionResult
+    """The decode behind it; a partial's is of the utterance's tail only (streaming.partial_window_s), its segment
+    times counted from the tail's start."""
 
     @property
     def language(self) -> str:
