@@ -223,6 +223,10 @@ class UtteranceRecognition:
             utterance.audio(), tail, utterance.partial_window, utterance.decoding, utterance.context, infer
         )
         utterance.draft = tail.draft
+        if partial is not None and tail.start == 0 and not partial[1].guards:
+            # The tail was the whole utterance and no guard fired (so loop_recovery made no difference): the prompt
+            # and the window were the final's, and a final in the pause after it reuses the decode.
+            utterance.decoded, utterance.decoded_length = partial[1], utterance.length
         return partial
 
     def stats(self, queue_seconds: tuple[float, float, float, float, float]) -> StreamingStats:
