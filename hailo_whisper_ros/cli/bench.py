@@ -7,7 +7,9 @@ printed next to its target.
    /diagnostics; 1), end of utterance -> final p50 and p95 over utterances up to 5 s (Transcript.latency_ms; 2a,
    2b), what a person waits (the clip's last speech sample published -> its final received on `transcript`,
    measured here; 2c), WER and peak resident memory per process, side by side. 2d: the same end of utterance ->
-   final in-process, on the captioning run of 3a.
+   final in-process, on the captioning run of 3a. Before them, the composed process with partials of the whole
+   utterance and no budget (as before issue 29: WHOLE_UTTERANCE_PARTIALS), printed in a column of its own, with
+   the partials' freshness and the audio transcribed per audio received of each.
 3. Live captioning of a long recording (the clips with their speech trimmed, joined by pauses): RTFx with partial
    results every 1.0 s and with none.
 4. Decoder time per token: (a) of that captioning with partials, first passes and draft passes included, per
@@ -18,6 +20,10 @@ printed next to its target.
    ggml-model-f16.bin from `export --ggml`; greedy, same weights, same threads), all run interleaved clip by clip
    in this process, and the WER difference from faster-whisper. whisper.cpp's threads spin-wait: run bench
    un-niced.
+7. Continuous speech (evaluation/continuous.py): the dev set's clips joined by 0.1-0.3 s gaps (seeded), captioned
+   as fast as processed with partials every 1.0 s of the whole utterance (as before issue 29), with bounded partials
+   under the budget (the declared defaults) and with none, in --rounds interleaved rounds: RTFx, audio transcribed
+   per audio received, WER, partial freshness p95, final latency.
 6. Peak resident memory of the composed ROS process (speech_recognition) while a wav_source plays that recording
    to it over DDS on this machine only.
 
@@ -30,16 +36,23 @@ import argparse
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from hailo_whisper_ros.cli.flags import add_model_dir_flag, add_option_flags
+from hailo_whisper_ros.cli.long_form import DEFAULT_SPEECH_DEV
 from hailo_whisper_ros.cli.targets import (
     CAPTIONING_RTFX_NO_PARTIALS,
     CAPTIONING_RTFX_WITH_PARTIALS,
+    CONTINUOUS_FINAL_LATENCY,
+    CONTINUOUS_RTFX,
+    CONTINUOUS_TRANSCRIBED,
+    CONTINUOUS_WER,
     DECODER_MS_PER_TOKEN,
     FINAL_LATENCY,
     LATENCY_VS_FASTER_WHISPER,
     LATENCY_VS_WHISPER_CPP,
+    PARTIAL_FRESHNESS,
     ROS_FINAL_LATENCY_P50,
     ROS_FINAL_LATENCY_P95,
     ROS_PEAK_MEMORY,
@@ -61,6 +74,8 @@ ROS_SETTLE_S = 3.0  # the composed process counts as done once its queues are em
 ROS_TIMEOUT_S = 600.0
 ROS_GAP_S = 1.0  # silence after the recording: the VAD's pause that ends its last utterance
 # Target 4's runs: (label, partial interval, target).
+# The ROS parameters of partials as they were before issue 29: the whole utterance, no budget.
+WHOLE_UTTERANCE_PARTIALS = ("streaming.partial_window_s:=0.0", "streaming.partial_budget:=0.0")
 CAPTIONING_RUNS = (("partials every 1.0 s", 1000, CAPTIONING_RTFX_WITH_PARTIALS),
                    ("no partials", 0, CAPTIONING_RTFX_NO_PARTIALS))
 
@@ -76,6 +91,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ros_speed", "--ros-speed", type=float, default=4.0, metavar="S",
                         help="target 6: play the recording at S times real time (default: 4)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to this JSON file")
+    parser.add_argument("--speech_dev", "--speech-dev", type=Path, default=DEFAULT_SPEECH_DEV, metavar="DIR",
+                        help=f"target 7: the development set (default: {DEFAULT_SPEECH_DEV})")
+    parser.add_argument("--rounds", type=int, default=1, metavar="N",
+                        help="target 7: interleaved rounds of the partial schemes (default: 1)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
             figures += _streaming(args, model_dir, recording, details)
         if "6" in targets:
             figures.append(_ros_memory(args, model_dir, recording, details))
+    if "7" in targets:
+        figures += _continuous(args, model_dir, details)
     figures = [figure for figure in figures if figure.target.number in targets]
 
     print(f"\ntargets (load average {os.getloadavg()[0]:.2f} at the end):")
@@ -289,7 +310,10 @@ def _ros_layouts(args, model_dir: Path, recording, details) -> list[Figure]:
 
     if missing := missing_executables():
         return [Figure(ROS_REAL_TIME_FACTOR, None, f"not installed here: {', '.join(missing)}")]
-    layouts = measure_layouts(recording, model_dir, args.threads)
+    # The composed process with partials of the whole utterance and no budget (before issue 29) first, then both
+    # layouts with the defaults.
+    before = measure_layouts(recording, model_dir, args.threads, ("composed",), parameters=WHOLE_UTTERANCE_PARTIALS)
+    layouts = [replace(before[0], layout="composed, before"), *measure_layouts(recording, model_dir, args.threads)]
     details["ros_layouts"] = [layout.as_json() for layout in layouts]
     rows = (
         ("recognizer real-time factor", lambda f: f.real_time_factor, "{:.3f}", ROS_REAL_TIME_FACTOR),
@@ -297,6 +321,8 @@ def _ros_layouts(args, model_dir: Path, recording, details) -> list[Figure]:
         ("end of utterance -> final p95 (ms)", lambda f: f.node_latency_p95_ms, "{:.0f}", ROS_FINAL_LATENCY_P95),
         ("recognizer's speech end -> final p50 (ms)", lambda f: f.recognizer_latency_p50_ms, "{:.0f}", None),
         ("recognizer's speech end -> final p95 (ms)", lambda f: f.recognizer_latency_p95_ms, "{:.0f}", None),
+        ("partial freshness p95 (ms)", lambda f: f.partial_freshness_p95_ms, "{:.0f}", None),
+        ("audio transcribed / received", lambda f: f.audio_transcribed_s / recording.duration_s, "{:.2f}", None),
         ("last speech published -> final p50 (ms)", lambda f: f.waits_p50_ms, "{:.0f}", ROS_WAITS_P50),
         ("last speech published -> final p95 (ms)", lambda f: f.waits_p95_ms, "{:.0f}", None),
         ("WER (%)", lambda f: 100 * f.wer, "{:.2f}", None),
@@ -361,3 +387,53 @@ def _ros_memory(args, model_dir: Path, recording, details) -> Figure:
             listener.close()
     details["ros_memory_mb"] = {"peak": peak_mb, "end": end_mb}
     return Figure(ROS_PEAK_MEMORY, peak_mb, f"{end_mb:.0f} MB at the end")
+
+
+def _continuous(args, model_dir: Path, details) -> list[Figure]:
+    """Target 7: continuous speech captioned with each partial scheme, in interleaved rounds, printed side by side;
+    the bounded scheme's figures against the targets, and against the whole-utterance partials of the same run."""
+    from hailo_whisper_ros.evaluation import continuous
+    from hailo_whisper_ros.evaluation.memory import load_recognizer
+
+    if args.rounds < 1:
+        raise HailoWhisperError("--rounds must be >= 1")
+    recording = continuous.continuous_recording(args.speech_dev, limit=args.limit)
+    recognizer, memory = load_recognizer(RecognizerConfig(model_dir, threads=args.threads))
+    runs: dict[str, list] = {scheme: [] for scheme in continuous.SCHEMES}
+    for round_number in range(args.rounds):
+        for scheme in continuous.SCHEMES:
+            print(f"target 7: continuous speech, {recording.duration_s:.0f} s ({len(recording.clips)} clips), "
+                  f"{scheme}, round {round_number + 1}", flush=True)
+            runs[scheme].append(continuous.caption_continuous(recognizer, memory, recording, scheme))
+    rows = {scheme: continuous.median_figures(scheme_runs) for scheme, scheme_runs in runs.items()}
+    details["continuous"] = {scheme: row.as_json() for scheme, row in rows.items()}
+    _print_continuous(rows, recording.duration_s)
+    before, ours = (rows[scheme] for scheme in list(continuous.SCHEMES)[:2])
+    return [
+        Figure(CONTINUOUS_RTFX, ours.rtfx, f"whole-utterance partials {before.rtfx:.2f}"),
+        Figure(CONTINUOUS_TRANSCRIBED, ours.transcribed_per_received,
+               f"whole-utterance partials {before.transcribed_per_received:.2f}"),
+        Figure(CONTINUOUS_WER, 100 * (ours.wer - before.wer), f"{100 * ours.wer:.2f}% vs {100 * before.wer:.2f}%"),
+        Figure(PARTIAL_FRESHNESS, ours.partial_freshness_p95_ms,
+               f"whole-utterance partials {before.partial_freshness_p95_ms:.0f} ms"),
+        Figure(CONTINUOUS_FINAL_LATENCY, ours.final_latency_p95_ms / before.final_latency_p95_ms,
+               f"{ours.final_latency_p95_ms:.0f} vs {before.final_latency_p95_ms:.0f} ms"),
+    ]
+
+
+def _print_continuous(rows: dict, duration_s: float) -> None:
+    """One line per scheme: RTFx, audio transcribed / received, WER, partials (deferred by the budget, skipped
+    late), the partials' compute share, partial freshness p95, final latency p50 / p95, encoder frames."""
+    print(f"\ncontinuous speech, {duration_s:.0f} s, partials every 1.0 s (load average {os.getloadavg()[0]:.2f}):")
+    print(f"  {'':<36}{'RTFx':>6}{'trans/recv':>11}{'WER %':>7}{'partials (def, skip)':>22}{'share':>7}"
+          f"{'fresh p95':>10}{'final p50/p95 ms':>18}{'frames':>8}")
+
+    def ms(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.0f}"
+
+    for scheme, row in rows.items():
+        partials = f"{row.partials} ({row.partials_deferred}, {row.partials_skipped})"
+        finals = f"{ms(row.final_latency_p50_ms)} / {ms(row.final_latency_p95_ms)}"
+        print(f"  {scheme:<36}{row.rtfx:>6.2f}{row.transcribed_per_received:>11.2f}{100 * row.wer:>7.2f}"
+              f"{partials:>22}{row.partial_share:>7.3f}{ms(row.partial_freshness_p95_ms):>10}{finals:>18}"
+              f"{row.frames_transcribed:>8}")

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the subcommands import their machinery when run, so that --
     from hailo_whisper_ros.evaluation.captioning import CaptionFigures
 
 DECODING_FLAGS = ("language", "initial_prompt", "condition_on_previous", "context_max_tokens", "word_timestamps")
+CAPTION_STREAMING_FLAGS = ("partial_interval_ms", "partial_window_s", "partial_budget", "context_reset_silence_s")
 HELP = "caption a sound file as a live stream (partial and final lines), then print the captioning figures"
 
 
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--realtime", action="store_true", help="feed the audio at real-time pace (default: as fast as it is processed)"
     )
-    add_streaming_flags(parser, ("partial_interval_ms", "context_reset_silence_s"))
+    add_streaming_flags(parser, CAPTION_STREAMING_FLAGS)
     add_option_flags(parser, DecodingOptions, DECODING_FLAGS, unset_is_none=True)
     parser.add_argument("--chunk-ms", type=int, default=100, metavar="N", help="audio per feed, in ms (default: 100)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the finals and figures to this JSON file")
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from hailo_whisper_ros.evaluation.memory import load_recognizer
     from hailo_whisper_ros.export.store import resolve_model_dir
 
-    streaming = streaming_options(args, ("partial_interval_ms", "context_reset_silence_s"))
+    streaming = streaming_options(args, CAPTION_STREAMING_FLAGS)
     decoding = options_from_flags(args, DecodingOptions, DECODING_FLAGS)
     audio = load_audio(args.file)
     model_dir = resolve_model_dir(args.model_dir)

@@ -46,6 +46,13 @@ LATENCY_VS_FASTER_WHISPER = Target("5", "median latency per clip, faster-whisper
 LATENCY_VS_WHISPER_CPP = Target("5", "median latency per clip, whisper.cpp f16 / ours", 15.0, True, "x")
 WER_VS_FASTER_WHISPER = Target("5", "WER ours - faster-whisper int8", 0.5, False, "points")
 ROS_PEAK_MEMORY = Target("6", "peak RSS of the composed ROS process (speech_recognition)", 200.0, False, "MB")
+# Issue 29's: continuous speech (the dev set with 0.1-0.3 s gaps) captioned with partials every 1.0 s.
+CONTINUOUS_RTFX = Target("7a", "continuous speech captioning RTFx, partials 1.0 s", 12.0, True, "x")
+CONTINUOUS_TRANSCRIBED = Target("7b", "continuous: audio transcribed per audio received", 1.5, False, "x")
+CONTINUOUS_WER = Target("7c", "continuous: WER ours - whole-utterance partials", 0.0, False, "points")
+PARTIAL_FRESHNESS = Target("7d", "continuous: partial freshness p95 (last sample -> partial)", 1000.0, False, "ms")
+CONTINUOUS_FINAL_LATENCY = Target("7e", "continuous: final latency p95, ours / whole-utterance partials", 1.0, False,
+                                  "x")
 
 TARGETS = (
     ROS_REAL_TIME_FACTOR,
@@ -61,6 +68,11 @@ TARGETS = (
     LATENCY_VS_WHISPER_CPP,
     WER_VS_FASTER_WHISPER,
     ROS_PEAK_MEMORY,
+    CONTINUOUS_RTFX,
+    CONTINUOUS_TRANSCRIBED,
+    CONTINUOUS_WER,
+    PARTIAL_FRESHNESS,
+    CONTINUOUS_FINAL_LATENCY,
 )
 TARGET_NUMBERS = tuple(dict.fromkeys(target.number for target in TARGETS))
 

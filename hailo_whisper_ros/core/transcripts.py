@@ -29,6 +29,14 @@ class StreamingOptions(Options):
     partial_interval_ms: int = option(
         1000, "Audio an open utterance must gain before its next partial transcript.", unit="ms",
         range=(200, 10000), off=0)
+    partial_window_s: float = option(
+        6.5, "Audio a partial decodes at most: the open utterance's tail since its last settled point, prompted with "
+        "the settled text (core/partials.py), so that a partial's cost does not grow with the utterance; the final "
+        "still decodes the whole utterance.", unit="s", range=(2.0, 30.0), off=0.0)
+    partial_budget: float = option(
+        0.05, "Share of real time (of the stream's audio) the partials' decodes may take: past it the next partial "
+        "waits until the account is paid back, so partials come less often than partial_interval_ms.",
+        unit="s/s", range=(0.01, 1.0), off=0.0)
     context_reset_silence_s: float = option(
         10.0, "With decoding.condition_on_previous: an utterance that starts after this much silence since the end "
         "of the previous one (on the audio's own sample clock) starts without context, as a new conversation.",
@@ -63,6 +71,8 @@ class TranscriptEvent:
     latency_ms: float
     """Final: from the segmenter's end-of-utterance decision to the result. Partial: the inference time."""
     result: TranscriptionResult
+    """The decode behind it; a partial's is of the utterance's tail only (streaming.partial_window_s), its segment
+    times counted from the tail's start."""
 
     @property
     def language(self) -> str:
@@ -134,6 +144,11 @@ class StreamingStats:
     decoder_s: float = 0.0  # of inference_s: the decoder's time (first passes and steps)
     decoder_steps: int = 0  # one-token decoder passes over the successful calls
     draft_tokens_accepted: int = 0  # tokens verified from the previous decode's draft instead (no pass of their own)
+    partial_inference_s: float = 0.0  # of inference_s: the partials' decodes (not the pause's, which a final reuses)
+    partial_share: float = 0.0  # partial_inference_s per second of the latest stream audio (partials.SHARE_HORIZON_S)
+    partials_deferred: int = 0  # partials due that waited for streaming.partial_budget
+    # From the arrival of a partial's last sample to the partial, of the last FINAL_LATENCY_HISTORY partials.
+    partial_freshness_ms: tuple[float, ...] = ()
 
     @property
     def real_time_factor(self) -> float:
@@ -147,6 +162,10 @@ class StreamingStats:
     @property
     def final_latency_p95_ms(self) -> float | None:
         return _percentile(self.final_latencies_ms, 95)
+
+    @property
+    def partial_freshness_p95_ms(self) -> float | None:
+        return _percentile(self.partial_freshness_ms, 95)
 
     @property
     def speech_end_latency_p50_ms(self) -> float | None:

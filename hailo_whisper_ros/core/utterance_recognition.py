@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -15,6 +15,7 @@ import numpy as np
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.decoding import DecodingOptions
 from hailo_whisper_ros.core.errors import HailoWhisperError
+from hailo_whisper_ros.core.partials import PartialBudget, PartialTail, tail_partial
 from hailo_whisper_ros.core.transcripts import (
     FINAL,
     PARTIAL,
@@ -51,6 +52,11 @@ class OpenUtterance:
     failed: bool = False  # an inference error: no more partials, no final
     context: tuple[int, ...] = ()  # tokens of the previous finals, the prompt of its decodes (condition_on_previous)
     guard_fired: bool = False  # a loop guard fired on a decode of it: its text must not become context
+    partial_window: int = 0  # samples a partial decodes at most (streaming.partial_window_s); 0: all of it
+    budget_share: float = 0.0  # streaming.partial_budget; 0: no budget
+    tail: PartialTail = field(default_factory=PartialTail)  # what partials decode (partial_window)
+    draft: tuple[int, ...] = ()  # what a decode of all of it probably gives: the latest decode's tokens
+    deferred: bool = False  # the partial due waits for the budget (counted once)
 
     @property
     def end(self) -> int:
@@ -103,6 +109,9 @@ class UtteranceRecognition:
         self.speech_end_latencies_ms: deque[float] = deque(maxlen=FINAL_LATENCY_HISTORY)
         self.recent_decode_s = 0.0  # moving average of the inference time
         self.loop_guards = LoopGuardTally()  # partials' and finals' decodes alike
+        self.budget = PartialBudget()
+        self.partials_deferred = 0
+        self.partial_freshness_ms: deque[float] = deque(maxlen=FINAL_LATENCY_HISTORY)
         # decoding.condition_on_previous: the previous finals' tokens, and the stream sample where the last ended.
         self.context: tuple[int, ...] = ()
         self.context_end = 0
@@ -114,7 +123,8 @@ class UtteranceRecognition:
         if not decoding.condition_on_previous or (silence_limit and start - self.context_end > silence_limit):
             self.context = ()
         self.utterance = OpenUtterance(
-            utterance_id, start, decoding, interval, next_partial_at=interval, context=self.context
+            utterance_id, start, decoding, interval, next_partial_at=interval, context=self.context,
+            partial_window=int(round(streaming.partial_window_s * SAMPLE_RATE)), budget_share=streaming.partial_budget,
         )
 
     def reset(self) -> None:
@@ -150,7 +160,7 @@ class UtteranceRecognition:
             self.utterances += 1
         else:
             self.no_speech_rejections += 1
-        return self._event(FINAL, utterance, result.text, latency_ms, result, span)
+        return self._event(FINAL, utterance, result.text, result.text, latency_ms, result, span)
 
     def decode_if_due(self, backlog: int, in_pause: bool, final_queued: bool = False) -> TranscriptEvent | None:
         """Decode the open utterance if a partial is due or, ``in_pause``, as its possible final; the partial event
@@ -159,23 +169,65 @@ class UtteranceRecognition:
         utterance = self.utterance
         if utterance is None or utterance.failed or utterance.decoded_length == utterance.length:
             return None
-        if not in_pause:
-            if not utterance.partial_interval or utterance.length < utterance.next_partial_at:
-                return None
-            utterance.next_partial_at = utterance.length + utterance.partial_interval
-            if backlog > utterance.partial_interval or final_queued:
-                self.partials_skipped += 1  # behind the input, or its final waiting: leave the time to the finals
-                return None
+        self.budget.earn(utterance.end, utterance.budget_share)  # the clock of the measured share, budget or not
         started = time.perf_counter()
-        result = self._transcribe(utterance)
-        if result is None or not utterance.partial_interval:
+        if in_pause:  # the whole utterance, as its final would decode it
+            result = self._transcribe(utterance)
+            partial = None if result is None else (result.text, result)
+        elif self._partial_due(utterance, backlog, final_queued):
+            partial = self._partial(utterance)
+            self.budget.spend(time.perf_counter() - started, utterance.end)
+        else:
             return None
+        if partial is None or not utterance.partial_interval:
+            return None
+        text, result = partial
         utterance.next_partial_at = utterance.length + utterance.partial_interval
-        stable = stable_prefix(utterance.previous_partial, result.text)
-        utterance.previous_partial = result.text
+        stable = stable_prefix(utterance.previous_partial, text)
+        utterance.previous_partial = text
         self.partials += 1
-        latency_ms = (time.perf_counter() - started) * 1e3
-        return self._event(PARTIAL, utterance, stable, latency_ms, result, self._span(utterance))
+        published = time.perf_counter()
+        arrival = self.arrival_of(utterance.end)
+        if arrival is not None:
+            self.partial_freshness_ms.append((published - arrival) * 1e3)
+        latency_ms = (published - started) * 1e3
+        return self._event(PARTIAL, utterance, text, stable, latency_ms, result, self._span(utterance))
+
+    def _partial_due(self, utterance: OpenUtterance, backlog: int, final_queued: bool) -> bool:
+        """A partial is due by partial_interval_ms, not late, and within the budget; a late one is skipped, one over
+        the budget waits (each counted once)."""
+        if not utterance.partial_interval or utterance.length < utterance.next_partial_at:
+            return False
+        if backlog > utterance.partial_interval or final_queued:
+            utterance.next_partial_at = utterance.length + utterance.partial_interval
+            self.partials_skipped += 1  # behind the input, or its final waiting: leave the time to the finals
+            return False
+        if utterance.budget_share and not self.budget.affords:
+            self.partials_deferred += not utterance.deferred
+            utterance.deferred = True
+            return False
+        utterance.deferred = False
+        return True
+
+    def _partial(self, utterance: OpenUtterance) -> tuple[str, TranscriptionResult] | None:
+        """The partial's text and decode: of the utterance's tail (partial_window) or of all of it."""
+        if not utterance.partial_window:
+            result = self._transcribe(utterance)
+            return None if result is None else (result.text, result)
+
+        def infer(audio, decoding, context, draft):
+            return self._infer(utterance, audio, decoding, context, draft)
+
+        tail = utterance.tail
+        partial = tail_partial(
+            utterance.audio(), tail, utterance.partial_window, utterance.decoding, utterance.context, infer
+        )
+        utterance.draft = tail.draft
+        if partial is not None and tail.start == 0 and not partial[1].guards:
+            # The tail was the whole utterance and no guard fired (so loop_recovery made no difference): the prompt
+            # and the window were the final's, and a final in the pause after it reuses the decode.
+            utterance.decoded, utterance.decoded_length = partial[1], utterance.length
+        return partial
 
     def stats(self, queue_seconds: tuple[float, float, float, float, float]) -> StreamingStats:
         """The counters, with the input queue's (fed, dropped, queued, max queued, processed) seconds."""
@@ -189,6 +241,10 @@ class UtteranceRecognition:
             utterances=self.utterances,
             partials=self.partials,
             partials_skipped=self.partials_skipped,
+            partial_inference_s=self.budget.spent_s,
+            partial_share=self.budget.recent_share(),
+            partials_deferred=self.partials_deferred,
+            partial_freshness_ms=tuple(self.partial_freshness_ms),
             no_speech_rejections=self.no_speech_rejections,
             inference_calls=self.inference_calls,
             inference_s=self.inference_s,
@@ -215,14 +271,14 @@ class UtteranceRecognition:
         return utterance.start, utterance.end
 
     def _event(
-        self, kind: str, utterance: OpenUtterance, stable_text: str, latency_ms: float,
+        self, kind: str, utterance: OpenUtterance, text: str, stable_text: str, latency_ms: float,
         result: TranscriptionResult, span: tuple[int, int],
     ) -> TranscriptEvent:
         speech_start, speech_end = span
         return TranscriptEvent(
             kind=kind,
             utterance_id=utterance.utterance_id,
-            text=result.text,
+            text=text,
             stable_text=stable_text,
             start_sample=utterance.start,
             end_sample=utterance.end,
@@ -233,16 +289,25 @@ class UtteranceRecognition:
         )
 
     def _transcribe(self, utterance: OpenUtterance) -> TranscriptionResult | None:
-        """The utterance's audio so far, transcribed; None after an inference error (counted, logged once per kind,
-        the utterance marked failed)."""
+        """The utterance's audio so far, transcribed whole; None after an inference error."""
         audio = utterance.audio()
-        previous = utterance.decoded
-        # The previous decode's tokens are a draft that greedy decoding verifies exactly: it costs less when the
+        # The latest decode's tokens are a draft that greedy decoding verifies exactly: it costs less when the
         # utterance's words so far have not changed, and the text is the same.
-        draft = previous.segments[0].tokens if previous is not None and len(previous.segments) == 1 else ()
+        result = self._infer(utterance, audio, utterance.decoding, utterance.context, utterance.draft)
+        if result is not None:
+            utterance.decoded, utterance.decoded_length = result, len(audio)
+            utterance.draft = result.segments[0].tokens if len(result.segments) == 1 else ()
+        return result
+
+    def _infer(
+        self, utterance: OpenUtterance, audio: np.ndarray, decoding: DecodingOptions, context: Sequence[int],
+        draft: Sequence[int],
+    ) -> TranscriptionResult | None:
+        """``audio`` of the utterance transcribed, and counted; None after an inference error (counted, logged once
+        per kind, the utterance marked failed)."""
         started = time.perf_counter()
         try:
-            result = self.recognizer.transcribe(audio, utterance.decoding, utterance.context, draft)
+            result = self.recognizer.transcribe(audio, decoding, context, draft)
         except Exception as error:  # any backend failure must cost one utterance, not the stream
             self.errors += 1
             utterance.failed = True
@@ -266,5 +331,4 @@ class UtteranceRecognition:
         self.decoder_steps += result.timings.decoder_steps
         self.draft_tokens_accepted += result.timings.draft_accepted
         utterance.guard_fired = utterance.guard_fired or bool(result.guards)
-        utterance.decoded, utterance.decoded_length = result, len(audio)
         return result

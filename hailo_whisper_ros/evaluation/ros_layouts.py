@@ -54,6 +54,7 @@ class LayoutFigures:
     node_latency_p95_ms: float | None
     recognizer_latency_p50_ms: float  # the recognizer's /diagnostics: speech end on the audio's clock -> final
     recognizer_latency_p95_ms: float
+    partial_freshness_p95_ms: float | None  # the recognizer's /diagnostics: a partial's last sample arrived -> it
     waits_p50_ms: float | None  # last speech sample published -> final received on `transcript`, every clip
     waits_p95_ms: float | None
     clips_waited_for: int  # clips whose final was found
@@ -109,14 +110,14 @@ class _Arrivals:
 
 
 def measure_layout(layout: str, recording: LongRecording, wav: Path, context, model_dir: Path, threads: int,
-                   echo: bool = False, profile=None) -> LayoutFigures:
-    """Starts ``layout``'s processes with the default parameters, plays ``wav`` (``recording`` as written by
-    write_driver_wav) to them at 1x once the recognizer is ready, and measures until everything is transcribed.
-    ``profile(process)``, if given, is called with the recognizer's process once audio flows; it returns a
-    callable that ends the profile."""
+                   echo: bool = False, profile=None, parameters: tuple[str, ...] = ()) -> LayoutFigures:
+    """Starts ``layout``'s processes with the default parameters (but for ``parameters``, "name:=value" of the
+    recognizer), plays ``wav`` (``recording`` as written by write_driver_wav) to them at 1x once the recognizer is
+    ready, and measures until everything is transcribed. ``profile(process)``, if given, is called with the
+    recognizer's process once audio flows; it returns a callable that ends the profile."""
     listener = Listener(context, node_name="hailo_whisper_layouts")
     arrivals = _Arrivals(listener, 2 * DRIVER_CHANNELS)
-    processes = _start_processes(layout, model_dir, threads, echo)
+    processes = _start_processes(layout, model_dir, threads, echo, parameters)
     try:
         peak_rss_mb, values = _play(layout, recording, wav, listener, processes, echo, profile)
     finally:
@@ -128,9 +129,11 @@ def measure_layout(layout: str, recording: LongRecording, wav: Path, context, mo
     return _figures(layout, recording, events, arrivals, values, peak_rss_mb)
 
 
-def _start_processes(layout: str, model_dir: Path, threads: int, echo: bool) -> list[NodeProcess]:
-    """The layout's processes; the one holding the recognizer is given the model and its threads."""
+def _start_processes(layout: str, model_dir: Path, threads: int, echo: bool, parameters: tuple[str, ...],
+                     ) -> list[NodeProcess]:
+    """The layout's processes; the one holding the recognizer is given the model, its threads and ``parameters``."""
     model_args = ("-p", f"model.dir:={model_dir}", "-p", f"model.threads:={threads}")
+    model_args += tuple(arg for parameter in parameters for arg in ("-p", parameter))
     return [
         NodeProcess(name, "--log-level", "warn",
                     *(model_args if name in ("recognizer", "speech_recognition") else ()), echo=echo)
@@ -201,6 +204,8 @@ def _figures(layout: str, recording: LongRecording, events, arrivals: _Arrivals,
         node_latency_p95_ms=_percentile(short, 95),
         recognizer_latency_p50_ms=float(values[diagnostics.LATENCY_P50_MS]),
         recognizer_latency_p95_ms=float(values[diagnostics.LATENCY_P95_MS]),
+        # -1 on /diagnostics: no partial yet
+        partial_freshness_p95_ms=max(float(values[diagnostics.PARTIAL_FRESHNESS_P95_MS]), 0.0) or None,
         waits_p50_ms=_percentile(waits, 50),
         waits_p95_ms=_percentile(waits, 95),
         clips_waited_for=len(waits),
@@ -249,8 +254,9 @@ def write_driver_wav(recording: LongRecording, path: Path) -> Path:
 
 
 def measure_layouts(recording: LongRecording, model_dir: Path, threads: int, layouts=tuple(LAYOUTS),
-                    echo: bool = False, profile=None) -> list[LayoutFigures]:
-    """Each of ``layouts`` in turn on the same recording, in this process's ROS domain on this machine only."""
+                    echo: bool = False, profile=None, parameters: tuple[str, ...] = ()) -> list[LayoutFigures]:
+    """Each of ``layouts`` in turn on the same recording, in this process's ROS domain on this machine only;
+    ``parameters`` as measure_layout's."""
     from hailo_whisper_ros.evaluation.ros_session import local_context
 
     with tempfile.TemporaryDirectory() as scratch, local_context() as context:
@@ -259,5 +265,6 @@ def measure_layouts(recording: LongRecording, model_dir: Path, threads: int, lay
         for layout in layouts:
             print(f"live ROS path, {layout}: {recording.duration_s:.0f} s at 1x (ROS_DOMAIN_ID="
                   f"{os.environ['ROS_DOMAIN_ID']}, load average {os.getloadavg()[0]:.2f})", flush=True)
-            results.append(measure_layout(layout, recording, wav, context, model_dir, threads, echo, profile))
+            results.append(measure_layout(layout, recording, wav, context, model_dir, threads, echo, profile,
+                                          parameters))
         return results

@@ -68,6 +68,9 @@ LAST_LANGUAGE = "last language"  # of the last final: "de (p 0.97)" when detecte
 UTTERANCES = "utterances"  # the transcript_publisher counts its finals under the same name
 PARTIALS = "partials"
 PARTIALS_SKIPPED = "partials skipped"
+PARTIALS_DEFERRED = "partials deferred by budget"  # due, but waited for streaming.partial_budget
+PARTIAL_SHARE = "partial compute share"  # partials' decode time per second of the latest 30 s of audio
+PARTIAL_FRESHNESS_P95_MS = "partial freshness p95 (ms)"  # arrival of a partial's last sample -> the partial
 NO_SPEECH_REJECTIONS = "no-speech rejections"
 INFERENCE_ERRORS = "inference errors"
 REAL_TIME_FACTOR = "real-time factor"
@@ -142,6 +145,9 @@ def transcriber_values(stats: StreamingStats) -> dict:
         UTTERANCES: stats.utterances,
         PARTIALS: stats.partials,
         PARTIALS_SKIPPED: stats.partials_skipped,
+        PARTIALS_DEFERRED: stats.partials_deferred,
+        PARTIAL_SHARE: stats.partial_share,
+        PARTIAL_FRESHNESS_P95_MS: -1.0 if stats.partial_freshness_p95_ms is None else stats.partial_freshness_p95_ms,
         NO_SPEECH_REJECTIONS: stats.no_speech_rejections,
         INFERENCE_ERRORS: stats.errors,
         REAL_TIME_FACTOR: stats.real_time_factor,

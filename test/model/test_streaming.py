@@ -40,6 +40,7 @@ CLIPS = [
 ]
 BOUNDARY_TOLERANCE_S = 0.3
 NO_PARTIALS = StreamingOptions(partial_interval_ms=0)
+EVERY_SECOND = StreamingOptions(partial_interval_ms=1000, partial_budget=0.0)
 
 
 def seconds(s: float) -> int:
@@ -87,8 +88,9 @@ def recording(utterances):
 
 @pytest.fixture(scope="module")
 def streamed(recognizer, recording):
-    """The recording fed in 100 ms chunks, each processed at once, with partials every second."""
-    return stream(recognizer, recording.audio, seconds(0.1), streaming=StreamingOptions(partial_interval_ms=1000))
+    """The recording fed in 100 ms chunks, each processed at once, with partials every second (no budget to stretch
+    their cadence: test_bounded_partials.py tests it)."""
+    return stream(recognizer, recording.audio, seconds(0.1), streaming=EVERY_SECOND)
 
 
 def finals_by_clip(run: Run, recording):
@@ -176,7 +178,7 @@ def test_chunk_size_does_not_change_the_finals(recognizer, recording, streamed):
 
 
 def test_a_worker_that_falls_behind_skips_partials_but_no_final(recognizer, recording, streamed):
-    everything_queued = StreamingOptions(partial_interval_ms=1000, max_queue_s=60.0)
+    everything_queued = dataclasses.replace(EVERY_SECOND, max_queue_s=60.0)
     behind = stream(recognizer, recording.audio, seconds(0.5), process_each_chunk=False, streaming=everything_queued)
     assert behind.stats.audio_dropped_s == 0
     assert behind.stats.partials_skipped > 0

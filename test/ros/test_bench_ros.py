@@ -28,15 +28,18 @@ def test_bench_measures_the_live_ros_path_in_both_layouts_side_by_side(model_dir
     out = capsys.readouterr().out
     assert status == 0, out
     report = json.loads(report_path.read_text())
-    composed, separate = report["ros_layouts"]
-    assert (composed["layout"], separate["layout"]) == ("composed", "three processes")
-    assert list(composed["peak_rss_mb"]) == ["speech_recognition"]
+    before, composed, separate = report["ros_layouts"]
+    # The composed process with whole-utterance partials and no budget (as before issue 29) beside the defaults.
+    assert (before["layout"], composed["layout"], separate["layout"]) == (
+        "composed, before", "composed", "three processes")
+    assert list(composed["peak_rss_mb"]) == list(before["peak_rss_mb"]) == ["speech_recognition"]
     assert list(separate["peak_rss_mb"]) == ["audio_subscriber", "recognizer", "transcript_publisher"]
-    for layout in (composed, separate):
+    for layout in (before, composed, separate):
         # The clip was transcribed, partials came, and its final was timed from outside from the publication of
         # its last speech sample: after most of the VAD's 600 ms of silence.
         assert layout["wer"] < 0.5 and layout["partials"] >= 1 and layout["clips_waited_for"] == 1, layout
         assert layout["waits_p50_ms"] > 300 and 0 < layout["real_time_factor"] < 5, layout
+        assert 0 < layout["partial_freshness_p95_ms"] < 5000, layout
         assert layout["peak_rss_mb"]["speech_recognition" if len(layout["peak_rss_mb"]) == 1 else "recognizer"] > 70
     # Each layout's figures are printed against the targets, and the side-by-side table names both.
     assert {figure["target"] for figure in report["figures"]} == {"1", "2a", "2b", "2c", "2d"}
