@@ -73,6 +73,8 @@ class TranscriptEvent:
     result: TranscriptionResult
     """The decode behind it; a partial's is of the utterance's tail only (streaming.partial_window_s), its segment
     times counted from the tail's start."""
+    result_offset: int = 0
+    """Samples from start_sample to the audio ``result`` decoded: a partial's settled audio before its tail."""
 
     @property
     def language(self) -> str:
@@ -90,9 +92,10 @@ class TranscriptEvent:
 
     @property
     def words(self) -> tuple[Word, ...]:
-        """With decoding.word_timestamps: the words of ``text``, their times in seconds of the stream (as
-        start_sample / SAMPLE_RATE); empty otherwise."""
-        offset_s = self.start_sample / SAMPLE_RATE
+        """With decoding.word_timestamps: the words of ``result`` (a final's: all of ``text``; a partial's: those of
+        its tail, after the settled text), their times in seconds of the stream (as start_sample / SAMPLE_RATE);
+        empty otherwise."""
+        offset_s = (self.start_sample + self.result_offset) / SAMPLE_RATE
         return tuple(word.shifted(offset_s) for word in self.result.words)
 
     @property

@@ -191,7 +191,8 @@ class UtteranceRecognition:
         if arrival is not None:
             self.partial_freshness_ms.append((published - arrival) * 1e3)
         latency_ms = (published - started) * 1e3
-        return self._event(PARTIAL, utterance, text, stable, latency_ms, result, self._span(utterance))
+        return self._event(PARTIAL, utterance, text, stable, latency_ms, result, self._span(utterance),
+                           result_offset=utterance.tail.start if utterance.partial_window else 0)
 
     def _partial_due(self, utterance: OpenUtterance, backlog: int, final_queued: bool) -> bool:
         """A partial is due by partial_interval_ms, not late, and within the budget; a late one is skipped, one over
@@ -272,7 +273,7 @@ class UtteranceRecognition:
 
     def _event(
         self, kind: str, utterance: OpenUtterance, text: str, stable_text: str, latency_ms: float,
-        result: TranscriptionResult, span: tuple[int, int],
+        result: TranscriptionResult, span: tuple[int, int], result_offset: int = 0,
     ) -> TranscriptEvent:
         speech_start, speech_end = span
         return TranscriptEvent(
@@ -286,6 +287,7 @@ class UtteranceRecognition:
             speech_end_sample=speech_end,
             latency_ms=latency_ms,
             result=result,
+            result_offset=result_offset,
         )
 
     def _transcribe(self, utterance: OpenUtterance) -> TranscriptionResult | None:

@@ -13,7 +13,7 @@ from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.model_dir import DECODER_ALIGNMENT
 from hailo_whisper_ros.core.streaming import StreamingTranscriber
 from hailo_whisper_ros.core.text import normalise
-from hailo_whisper_ros.core.transcripts import FINAL, StreamingOptions
+from hailo_whisper_ros.core.transcripts import FINAL, PARTIAL, StreamingOptions
 from hailo_whisper_ros.core.word_timing import WordAligner
 
 ON = DecodingOptions(word_timestamps=True)
@@ -57,6 +57,22 @@ def test_streamed_finals_have_their_words_in_seconds_of_the_stream(recognizer, s
     for final in finals:
         check_word_contract(final.words, final.text, final.start_sample / SAMPLE_RATE, final.end_sample / SAMPLE_RATE)
     assert finals[0].words[0].start_s >= 2.5  # after the leading silence, not from the utterance's own start
+
+
+def test_a_tail_partials_words_are_those_after_its_settled_text(recognizer, sample_audio):
+    """streaming.partial_window_s: a partial decodes the tail after its settled audio; its words are the tail's, in
+    seconds of the stream (after the settled point, not from the utterance's start)."""
+    clip = sample_audio("lhotse_fixtures/2412-153948-0000.flac")  # 11.7 s: partials settle at a 4 s window
+    silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    streaming = StreamingOptions(partial_interval_ms=1000, partial_window_s=4.0, partial_budget=0.0)
+    transcriber = StreamingTranscriber(recognizer, decoding=ON, streaming=streaming)
+    transcriber.feed(np.concatenate([silence, clip, silence]))
+    tails = [event for event in transcriber.flush() if event.kind == PARTIAL and event.result_offset and event.words]
+    assert tails
+    for partial in tails:
+        tail_start_s = (partial.start_sample + partial.result_offset) / SAMPLE_RATE
+        check_word_contract(partial.words, partial.result.text, tail_start_s, partial.end_sample / SAMPLE_RATE)
+        assert normalise(partial.text).endswith(normalise(partial.result.text))
 
 
 def test_word_timestamps_off_runs_no_alignment_pass(recognizer, sample_audio):
