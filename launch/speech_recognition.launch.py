@@ -22,10 +22,14 @@ device's name or its index), or from a sound file played in a loop (`audio_sourc
 `role:=robot` starts the audio subscriber (and the audio source) only, `role:=server` the recognizer and the
 transcript publisher only, once in each of `robots` (ROS namespaces; else in `namespace`): a robot and a base
 station over a network (README, "A robot and a base station"). Both load config/two_hosts_fastdds.xml (quick
-resends over a lossy link) through FASTDDS_DEFAULT_PROFILES_FILE unless `dds_profile` names another ('none': none).
+resends over a lossy link; two_hosts_fastdds2.xml with Fast DDS 2: Humble, Jazzy) through FASTDDS_DEFAULT_PROFILES_FILE
+unless `dds_profile` names another ('none': none).
 
 `ros2 launch ... --show-args` lists the arguments. test/ros/test_launch_file.py launches this file for real.
 """
+
+import importlib.metadata
+import os
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -49,7 +53,19 @@ RECOGNIZER_EXECUTABLES = ("speech_recognition", "recognizer")
 AUDIO_SOURCES = ("topic", "microphone", "file")
 # The nodes of each role of a robot + base station set-up; `all` is the layout's nodes on one host.
 ROLES = {"robot": ("audio_subscriber",), "server": ("recognizer", "transcript_publisher")}
-LOSSY_LINK_PROFILE = "two_hosts_fastdds.xml"
+# The profile's XML names differ between Fast DDS 2 (Humble, Jazzy) and 3 (Kilted on), and each refuses the other's.
+LOSSY_LINK_PROFILES = {2: "two_hosts_fastdds2.xml", 3: "two_hosts_fastdds.xml"}
+
+
+def fast_dds_major() -> int:
+    """The Fast DDS the nodes load: by the PyPI wheel installed (a venv), else by the sourced distribution."""
+    for distribution, major in (("ros-fastdds", 3), ("ros-fastrtps", 2)):
+        try:
+            importlib.metadata.version(distribution)
+            return major
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return 2 if os.environ.get("ROS_DISTRO") in ("humble", "jazzy") else 3
 
 
 def dds_environment(context) -> dict:
@@ -58,7 +74,7 @@ def dds_environment(context) -> dict:
     if role == "all" or profile == "none":
         return {}
     if not profile:
-        profile = PathJoinSubstitution([CONFIG, LOSSY_LINK_PROFILE]).perform(context)
+        profile = PathJoinSubstitution([CONFIG, LOSSY_LINK_PROFILES[fast_dds_major()]]).perform(context)
     return {"FASTDDS_DEFAULT_PROFILES_FILE": profile}
 
 

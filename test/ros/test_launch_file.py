@@ -184,12 +184,14 @@ def test_a_server_role_serves_each_robot_role_on_its_own_topics_with_the_lossy_l
         assert started_executables(server) == ["recognizer", "recognizer", "transcript_publisher",
                                                "transcript_publisher"], server.log
         assert started_executables(robot) == ["audio_subscriber", "wav_source"], robot.log
+        # Each node loads the profile of its Fast DDS (2 or 3) from the package's config/, and Fast DDS parses it.
+        profiles = [bytes(Path(get_package_share_directory("hailo_whisper_ros"), "config", name))
+                    for name in ("two_hosts_fastdds.xml", "two_hosts_fastdds2.xml")]
         for process in (server, robot):
+            assert "XMLPARSER" not in process.log, process.log
             for _, pid in shutdowns.LAUNCH_STARTED.findall(process.log):
                 environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-                assert b"FASTDDS_DEFAULT_PROFILES_FILE=" + bytes(
-                    Path(get_package_share_directory("hailo_whisper_ros"), "config", "two_hosts_fastdds.xml")
-                ) in environment, process.log
+                assert {b"FASTDDS_DEFAULT_PROFILES_FILE=" + profile for profile in profiles} & set(environment)
     finally:
         for listener in listeners.values():
             listener.close()
