@@ -63,7 +63,10 @@ AUDIO_PUBLISHER_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIA
 AUDIO_INFO_QOS = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
-SPEECH_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+# 5000 messages of speech.max_message_samples (300) are 94 s of speech, the margin 1000 whole releases gave: a reliable
+# KEEP_LAST writer overwrites what a reader has not acknowledged beyond it (a link down that long), and the recognizer
+# then counts the gap.
+SPEECH_QOS = QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE)
 # Results are few and each matters: reliable, with room for a burst of finals.
 RESULTS_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 # A state whose every change matters; volatile so that it matches volatile and latching publishers alike.
