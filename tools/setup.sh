@@ -38,9 +38,12 @@ stamp() { local name=$1; shift; inputs_hash "$@" > "$stamps/$name"; }
 # OS packages of the tests: PulseAudio and paplay (the microphone tests' audio server), PortAudio (the microphone
 # node's sounddevice; a robot needs it too) and the ALSA plugins that take PortAudio's default device to PulseAudio.
 # Not for the runtime venv, which holds a robot's install and is made by the tests.
+# nftables and iproute2: the two-host test's network namespaces, veth link, random UDP loss and rate limit.
 source "$repo/tools/os_packages.sh"
-[ "$target" = runtime ] \
-  || ensure_os_packages "the microphone tests" pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins
+if [ "$target" != runtime ]; then
+  ensure_os_packages "the microphone tests" pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins
+  ensure_os_packages "the two-host tests" nftables iproute2
+fi
 
 python311=$(command -v python3.11 || true)
 [ -n "$python311" ] || { echo "setup: python3.11 is required (the ROS 2 wheels are built for CPython 3.11)" >&2; exit 1; }

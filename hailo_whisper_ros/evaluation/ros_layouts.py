@@ -71,7 +71,7 @@ class LayoutFigures:
         return {**asdict(self), "peak_rss_total_mb": self.peak_rss_total_mb}
 
 
-class _Arrivals:
+class Arrivals:
     """When each audio message and each final on `transcript` reached this process."""
 
     def __init__(self, listener: Listener, bytes_per_sample: int):
@@ -116,7 +116,7 @@ def measure_layout(layout: str, recording: LongRecording, wav: Path, context, mo
     ready, and measures until everything is transcribed. ``profile(process)``, if given, is called with the
     recognizer's process once audio flows; it returns a callable that ends the profile."""
     listener = Listener(context, node_name="hailo_whisper_layouts")
-    arrivals = _Arrivals(listener, 2 * DRIVER_CHANNELS)
+    arrivals = Arrivals(listener, 2 * DRIVER_CHANNELS)
     processes = _start_processes(layout, model_dir, threads, echo, parameters)
     try:
         peak_rss_mb, values = _play(layout, recording, wav, listener, processes, echo, profile)
@@ -126,7 +126,7 @@ def measure_layout(layout: str, recording: LongRecording, wav: Path, context, mo
         listener.close()
     with listener.lock:
         events = list(listener.events)
-    return _figures(layout, recording, events, arrivals, values, peak_rss_mb)
+    return layout_figures(layout, recording, events, arrivals, values, peak_rss_mb)
 
 
 def _start_processes(layout: str, model_dir: Path, threads: int, echo: bool, parameters: tuple[str, ...],
@@ -147,7 +147,7 @@ def _play(layout: str, recording: LongRecording, wav: Path, listener: Listener, 
     memory and the recognizer's status values sent after the last final."""
     from hailo_whisper_ros.core.resources import peak_resident_mb
 
-    _wait_until_ready(layout, listener)
+    wait_until_ready(layout, listener)
     stop_profile = None
     if profile is not None:
         stop_profile = profile(processes[1] if len(processes) > 1 else processes[0])
@@ -171,7 +171,7 @@ def _play(layout: str, recording: LongRecording, wav: Path, listener: Listener, 
     return peak, listener.latest(recognizer_status).values
 
 
-def _wait_until_ready(layout: str, listener: Listener) -> None:
+def wait_until_ready(layout: str, listener: Listener) -> None:
     """Until the recognizer reports its encoder backend (its model is loaded) and the other two nodes report."""
     import hailo_whisper_ros.ros.diagnostics as diagnostics
 
@@ -187,7 +187,7 @@ def _wait_until_ready(layout: str, listener: Listener) -> None:
         raise HailoWhisperError(f"{layout}: the nodes did not report ready within {READY_TIMEOUT_S:g} s")
 
 
-def _figures(layout: str, recording: LongRecording, events, arrivals: _Arrivals, values: dict[str, str],
+def layout_figures(layout: str, recording: LongRecording, events, arrivals: Arrivals, values: dict[str, str],
              peak_rss_mb: dict[str, float]) -> LayoutFigures:
     import hailo_whisper_ros.ros.diagnostics as diagnostics
 
@@ -216,7 +216,7 @@ def _figures(layout: str, recording: LongRecording, events, arrivals: _Arrivals,
     )
 
 
-def _waits(recording: LongRecording, finals, arrivals: _Arrivals) -> list[float]:
+def _waits(recording: LongRecording, finals, arrivals: Arrivals) -> list[float]:
     """Per clip, ms from the publication of its last speech sample to the arrival on `transcript` of the final of
     the utterance that ended nearest it (the VAD may cut a clip in two: the one with its end is what a person
     waits for)."""

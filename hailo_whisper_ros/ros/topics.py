@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import array
 import math
+from dataclasses import replace
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -62,7 +63,10 @@ AUDIO_PUBLISHER_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIA
 AUDIO_INFO_QOS = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
-SPEECH_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+# 5000 messages of speech.max_message_samples (300) are 94 s of speech, the margin 1000 whole releases gave: a reliable
+# KEEP_LAST writer overwrites what a reader has not acknowledged beyond it (a link down that long), and the recognizer
+# then counts the gap.
+SPEECH_QOS = QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE)
 # Results are few and each matters: reliable, with room for a burst of finals.
 RESULTS_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 # A state whose every change matters; volatile so that it matches volatile and latching publishers alike.
@@ -87,6 +91,17 @@ def to_message(speech: SpeechEvent) -> Speech:
         message.event, message.forced = Speech.END, event.forced
         message.speech_end = event.end if event.speech_end is None else event.speech_end
     return message
+
+
+def split_audio(speech: SpeechEvent, max_samples: int) -> list[SpeechEvent]:
+    """An audio event as consecutive pieces of at most ``max_samples`` (0: whole), each at its own stream position,
+    so that the recognizer joins them again by position; other events as they are."""
+    event = speech.event
+    if not isinstance(event, SpeechAudio) or max_samples <= 0 or len(event.audio) <= max_samples:
+        return [speech]
+    return [replace(speech, event=SpeechAudio(event.start + offset, event.audio[offset : offset + max_samples]),
+                    time_ns=speech.time_ns and speech.time_ns + offset * 10**9 // SAMPLE_RATE)  # 0: no clock yet
+            for offset in range(0, len(event.audio), max_samples)]
 
 
 def from_message(message: Speech, utterance_starts: dict[int, int]) -> SpeechEvent:

@@ -165,3 +165,33 @@ def test_launched_composed_with_its_default_hailo_configuration_without_a_device
         assert started_executables(process) == ["speech_recognition"], process.log
     finally:
         listener.close()
+
+
+def test_a_server_role_serves_each_robot_role_on_its_own_topics_with_the_lossy_link_profile(
+        launched, ros_context, model_link):
+    server = launched(params_file=str(REPO / "config" / "speech_recognition.yaml"), role="server",
+                      robots="robot_a,robot_b", model_dir=str(model_link), encoder="10s")
+    robot = launched(params_file=str(REPO / "config" / "speech_recognition.yaml"), role="robot", namespace="robot_a",
+                     audio_source="file", wav_file=str(SPEECH_SAMPLES / "jfk" / "jfk.flac"))
+    listeners = {name: Listener(ros_context, name) for name in ("robot_a", "robot_b")}
+    try:
+        assert listeners["robot_a"].wait_for(
+            lambda: any(JFK_WORDS in normalise(text) for text in listeners["robot_a"].finals),
+            FIRST_RESULT_TIMEOUT_S), f"{listeners['robot_a'].finals}\n{server.log}\n{robot.log}"
+        robot_b = listeners["robot_b"]
+        assert robot_b.wait_for(lambda: robot_b.latest(robot_b.status_name("recognizer")) is not None, 30)
+        assert robot_b.finals == [] and robot_b.events == []  # robot_a's speech stays on robot_a's topics
+        assert started_executables(server) == ["recognizer", "recognizer", "transcript_publisher",
+                                               "transcript_publisher"], server.log
+        assert started_executables(robot) == ["audio_subscriber", "wav_source"], robot.log
+        # Each node loads the profile of its Fast DDS (2 or 3) from the package's config/, and Fast DDS parses it.
+        profiles = [bytes(Path(get_package_share_directory("hailo_whisper_ros"), "config", name))
+                    for name in ("two_hosts_fastdds.xml", "two_hosts_fastdds2.xml")]
+        for process in (server, robot):
+            assert "XMLPARSER" not in process.log, process.log
+            for _, pid in shutdowns.LAUNCH_STARTED.findall(process.log):
+                environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                assert {b"FASTDDS_DEFAULT_PROFILES_FILE=" + profile for profile in profiles} & set(environment)
+    finally:
+        for listener in listeners.values():
+            listener.close()

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 from hailo_whisper_msgs.msg import Speech
+from rclpy.serialization import serialize_message
 
 from hailo_whisper_ros.core.decoding import GUARDS, STOP_EOT
 from hailo_whisper_ros.core.intake import SpeechEvent, SpeechPaused
@@ -16,6 +17,7 @@ from hailo_whisper_ros.ros.topics import (
     SpeechReader,
     from_message,
     nanoseconds_of,
+    split_audio,
     stamp_of,
     to_message,
     transcript_message,
@@ -32,6 +34,41 @@ def test_every_kind_of_speech_message_round_trips_with_its_stamp():
     np.testing.assert_array_equal(decoded[1].event.audio, audio)
     assert all(d.time_ns == 1_700_000_000_123_456_789 for d in decoded)
     assert starts == {}  # the end took its start back
+
+
+def test_audio_is_split_into_pieces_that_tile_it_at_their_own_positions_and_stamps():
+    audio = np.arange(1000, dtype=np.float32)
+    pieces = split_audio(SpeechEvent(3, SpeechAudio(1600, audio), 1_000_000_000), 300)
+    assert [(p.event.start, len(p.event.audio)) for p in pieces] == [(1600, 300), (1900, 300), (2200, 300), (2500, 100)]
+    assert [p.time_ns for p in pieces] == [1_000_000_000 + offset * 62_500 for offset in (0, 300, 600, 900)]
+    np.testing.assert_array_equal(np.concatenate([p.event.audio for p in pieces]), audio)
+    assert {p.utterance_id for p in pieces} == {3}
+    whole = SpeechEvent(3, SpeechAudio(1600, audio), 0)
+    assert split_audio(whole, 0) == [whole] and split_audio(whole, 1000) == [whole]
+    assert split_audio(SpeechEvent(3, SpeechStarted(1600), 0), 300)[0].event == SpeechStarted(1600)
+    # Each piece is one datagram of a lossy link (config/two_hosts_fastdds.xml: at most 1400 bytes).
+    serialized = len(serialize_message(to_message(pieces[0])))
+    assert serialized < 1400 - 100, f"{serialized} bytes of CDR leave no room for the RTPS headers"
+
+
+def test_a_speech_message_that_never_came_ends_its_utterance_at_the_gap_and_counts_the_rest(recognizer, sample_audio):
+    """The recognizer joins audio by sample position: a lost piece is never glued over, its utterance's final ends
+    where the gap begins and the audio after it is dropped and counted."""
+    from hailo_whisper_ros.core.streaming import UtteranceTranscriber
+    from hailo_whisper_ros.core.transcripts import StreamingOptions
+
+    audio = sample_audio("jfk/jfk.flac")[: 4 * 16000]
+    messages = [to_message(piece) for piece in split_audio(SpeechEvent(1, SpeechAudio(0, audio), 1), 300)]
+    lost = messages.pop(len(messages) // 2)  # never arrives
+    reader = SpeechReader()
+    transcriber = UtteranceTranscriber(recognizer, streaming=StreamingOptions(partial_interval_ms=0))
+    for message in [to_message(SpeechEvent(1, SpeechStarted(0), 1)), *messages,
+                    to_message(SpeechEvent(1, SpeechEnded(0, len(audio), False, len(audio)), 1))]:
+        transcriber.submit(1, reader.read(message).event)
+    (final,) = [event for event in transcriber.process_pending() if event.kind == FINAL]
+    assert final.end_sample == lost.sample and final.text.lower().startswith("and so")
+    after_gap = len(audio) - lost.sample - len(lost.audio)
+    assert round(transcriber.stats().audio_dropped_s * 16000) == after_gap
 
 
 def test_the_reader_stamps_each_result_with_its_utterance_start_and_forgets_it_after_the_final():

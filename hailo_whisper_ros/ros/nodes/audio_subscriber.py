@@ -41,9 +41,21 @@ class AudioSubscriptionOptions(Options):
         choices=("best_effort", "reliable"), read_only=True)
 
 
+@dataclass(frozen=True)
+class SpeechPublicationOptions(Options):
+    PARAMETER_GROUP = "speech"
+
+    # 300 float32 samples and the message's headers make a 1.3 kB UDP datagram: one IP packet, lost and resent
+    # alone, where a whole release (up to a second and more: 13+ IP fragments) is lost with any of its fragments.
+    max_message_samples: int = option(
+        300, "Most 16 kHz samples in one `speech` audio message; longer audio goes out as several messages "
+        "(0: one message per segmenter release). Small messages fit one datagram of a lossy link (README, "
+        "\"A robot and a base station\").", unit="samples", range=(0, 160000))
+
+
 # The node's parameters: every declared option of these (ROS names from core/options.py), by binder key.
 PARAMETER_GROUPS = {"audio_format": AudioFormat, "subscription": AudioSubscriptionOptions, "intake": IntakeOptions,
-                    "vad": VadOptions}
+                    "vad": VadOptions, "speech": SpeechPublicationOptions}
 
 
 class AudioSubscriberNode(Node):
@@ -53,7 +65,7 @@ class AudioSubscriberNode(Node):
         self.worker = NodeWorker("audio_subscriber", self._work, idle_wait_s=0.5,
                                  has_work=lambda: self.intake.has_pending)
         binder = ParameterBinder(self)
-        audio_format, subscription, intake_options, vad = binder.declare(PARAMETER_GROUPS)
+        audio_format, subscription, intake_options, vad, self.publication = binder.declare(PARAMETER_GROUPS)
         binder.on_change(self._on_options)
         self.log = RateLimitedLog(self.get_logger())
         self.intake = AudioIntake(audio_format, vad, intake_options, report=self._report, wake=self.worker.wake)
@@ -101,6 +113,8 @@ class AudioSubscriberNode(Node):
             self.intake.put_default_format(options)
         elif key == "vad":
             self.intake.put_vad_options(options)
+        elif key == "speech":
+            self.publication = options
 
     def _report(self, severity: str, kind: str, text: str) -> None:
         {"info": self.log.info, "warn": self.log.warn, "error": self.log.error}[severity](kind, text)
@@ -114,7 +128,8 @@ class AudioSubscriberNode(Node):
         if isinstance(speech.event, SpeechAudio) and self.speech_pub.get_subscription_count() == 0:
             self.unheard_speech += 1
             self.unheard_speech_s += len(speech.event.audio) / SAMPLE_RATE
-        self.speech_pub.publish(topics.to_message(speech))
+        for piece in topics.split_audio(speech, self.publication.max_message_samples):
+            self.speech_pub.publish(topics.to_message(piece))
 
     def _status(self):
         status = self.intake.status()
