@@ -15,6 +15,7 @@ from hailo_whisper_ros.core.decoding import (
     RepetitionPenalty,
     SuppressBlank,
     SuppressTokens,
+    _log_softmax_at,
     build_logit_filters,
     choose_token,
     greedy_decode,
@@ -389,3 +390,25 @@ def test_repetition_penalty_and_eos_boost_change_ordinary_decodings(recognizer, 
     assert any(b.tokens != a.tokens for a, b in zip(plain, penalised))
     assert all(len(c.tokens) <= len(a.tokens) for a, c in zip(plain, boosted))
     assert any(len(c.tokens) < len(a.tokens) for a, c in zip(plain, boosted))
+
+
+def test_the_log_softmax_in_a_reused_row_is_bit_for_bit_the_fresh_one(recognizer, sample_audio):
+    """_main_loop works the log-softmax of every step in one scratch row instead of fresh arrays: the token
+    probabilities (avg_logprob, p(EOT), the last token's) must stay exactly what they were, on real logits."""
+    audio = sample_audio("ljspeech_coqui/LJ001-0001.flac")
+    (segment,) = recognizer.transcribe(audio).segments
+    window = audio[round(segment.window_start_s * SAMPLE_RATE):]
+    states = recognizer.encoder.encode(recognizer.features.log_mel(window, n_frames=segment.frames))
+    options = DecodingOptions()
+    prefix = options.forced_prefix(recognizer.info)
+    filters = build_logit_filters(options, recognizer.info)
+    rows = [recognizer.decoder.start(states, prefix, options.pad_encoder_output_to)[-1].copy()]
+    rows += [recognizer.decoder.step(token).copy() for token in segment.tokens[:20]]
+    scratch = np.empty_like(rows[0])
+    for generated, logits in enumerate(rows):
+        for logit_filter in filters:
+            logit_filter.apply(logits, segment.tokens[:generated])
+        peak = logits.max()
+        for index in (int(np.argmax(logits)), recognizer.info.eot, 11):
+            fresh = float(logits[index] - peak - np.log(np.exp(logits - peak).sum()))
+            assert _log_softmax_at(logits, index, scratch) == fresh
