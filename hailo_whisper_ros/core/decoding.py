@@ -453,10 +453,12 @@ def _prefix_pass(
     options: DecodingOptions,
 ) -> tuple[np.ndarray, float]:
     """Start the decoder on the prefix: the logits of the first position to generate, and p(no_speech)."""
-    prefix_logits = backend.start(encoder_states, prefix, options.pad_encoder_output_to)
-    # The first start of transcript: prompt tokens are text tokens and <|startofprev|>, never the SOT.
-    no_speech_prob = math.exp(_log_softmax_at(prefix_logits[list(prefix).index(info.sot)], info.no_speech))
-    return prefix_logits[-1], no_speech_prob
+    # The first start of transcript: prompt tokens are text tokens and <|startofprev|>, never the SOT. Only its
+    # logits and the last position's are needed, and the INT8 decoder projects only those.
+    sot_logits, last_logits = backend.start(encoder_states, prefix, options.pad_encoder_output_to,
+                                            rows=[list(prefix).index(info.sot), len(prefix) - 1])
+    no_speech_prob = math.exp(_log_softmax_at(sot_logits, info.no_speech))
+    return last_logits, no_speech_prob
 
 
 @dataclass(frozen=True)

@@ -138,9 +138,9 @@ class ScriptedDecoder:
         logits[self.script[min(self.position, len(self.script) - 1)]] = 10.0
         return logits
 
-    def start(self, encoder_states, prefix, padded_positions):
+    def start(self, encoder_states, prefix, padded_positions, rows=None):
         self.position = 0
-        return np.stack([self._logits()] * len(prefix))
+        return np.stack([self._logits()] * len(prefix if rows is None else rows))
 
     def step(self, token):
         self.position += 1
@@ -191,9 +191,10 @@ class DraftScript:
         logits[self.script[min(position - self.prefix_length, len(self.script) - 1)]] = 10.0
         return logits
 
-    def start(self, encoder_states, tokens, padded_positions):
+    def start(self, encoder_states, tokens, padded_positions, rows=None):
         self.positions = 0
-        return self._advance(tokens)
+        logits = self._advance(tokens)
+        return logits if rows is None else logits[rows]
 
     def extend(self, tokens):
         self.passes.append(len(tokens))
@@ -265,6 +266,23 @@ def test_a_pass_over_several_tokens_gives_the_logits_of_one_token_steps(recogniz
     assert not differences.any(), (
         f"rows {np.flatnonzero(differences) + len(prefix) + 1} differ, by up to {differences.max()}"
     )
+
+
+def test_the_prefix_pass_projects_only_the_rows_asked_for_bit_for_bit(model_dir, info):
+    """The INT8 step decoder projects only logit_rows (the SOT's and the last in a prefix pass): their logits are
+    exactly those of the projection of every row, whose activation range is still taken over all rows, and the
+    steps after it are those after a pass that projected every row."""
+    states = np.random.default_rng(3).standard_normal((1, 300, info.n_text_state)).astype(np.float32)
+    prefix = [info.sot_prev, *range(440, 460), info.sot, info.no_timestamps]
+    decoder = OnnxKvDecoder(model_dir / "default_int8", info, threads=2)
+    assert decoder._projects_rows
+    every_row = decoder.start(states, prefix, 1500)
+    after_every_row = decoder.step(995).copy()
+    rows = [prefix.index(info.sot), len(prefix) - 1]
+    two_rows = decoder.start(states, prefix, 1500, rows=rows)
+    assert every_row.shape == (len(prefix), info.n_vocab) and two_rows.shape == (2, info.n_vocab)
+    np.testing.assert_array_equal(two_rows, every_row[rows])
+    np.testing.assert_array_equal(decoder.step(995), after_every_row)
 
 
 def test_kv_cache_steps_give_the_logits_of_a_full_sequence_pass(model_dir, info):
