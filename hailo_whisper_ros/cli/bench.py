@@ -14,8 +14,9 @@ printed next to its target.
    results every 1.0 s and with none.
 4. Decoder time per token: (a) of that captioning with partials, first passes and draft passes included, per
    token decoded (drafts verified included); (b) cold, a one-token step after the offline run's first pass
-   (cross-attention over the 1500 padded positions included), next to the encoder's achieved GFLOP/s and a
-   1024x1024 FP32 GEMM measured in the same run: the machine's yardstick.
+   (cross-attention over the 1500 padded positions included), next to the FP32 decoder's on the same clips (the
+   decoder not chosen, interleaved), the CPU's INT8 kernels (core/int8_kernels), the encoder's achieved GFLOP/s
+   and a 1024x1024 FP32 GEMM measured in the same run: the machine's yardstick.
 5. Offline: median latency per clip against faster-whisper int8 and whisper.cpp (pywhispercpp on the model's
    ggml-model-f16.bin from `export --ggml`; greedy, same weights, same threads), all run interleaved clip by clip
    in this process, and the WER difference from faster-whisper. whisper.cpp's threads spin-wait: run bench
@@ -156,7 +157,11 @@ def _offline(args, model_dir: Path, info, clips, audio, targets, details) -> lis
 
     ours = RecognizerEngine("ours", Recognizer(RecognizerConfig(model_dir, threads=args.threads)), DecodingOptions())
     baselines, unavailable = _offline_baselines(args, model_dir, info, targets)
-    engines = [ours, *baselines.values()]
+    fp32 = []  # target 4b beside the decoder not chosen, the FP32 one (core/int8_kernels says why no CPU gets it)
+    if "4" in targets:
+        fp32_config = RecognizerConfig(model_dir, decoder_dir=model_dir, threads=args.threads)
+        fp32.append(RecognizerEngine("ours, FP32 decoder", Recognizer(fp32_config), DecodingOptions()))
+    engines = [ours, *baselines.values(), *fp32]
     print(f"target 5/2: {', '.join(e.label for e in engines)} on {len(clips)} clips, interleaved", flush=True)
     runs = run_interleaved(engines, clips, audio)
     summaries = dict(zip((e.label for e in engines), (summarise(r) for r in runs)))
@@ -165,7 +170,7 @@ def _offline(args, model_dir: Path, info, clips, audio, targets, details) -> lis
     if "5" in targets:
         figures += _against_baselines(summaries, ours.label, baselines, unavailable)
     if "4" in targets:
-        figures.append(_decoder_step_figure(args, ours, audio, info, details))
+        figures.append(_decoder_step_figure(args, ours, fp32[0], audio, info, details))
     return figures
 
 
@@ -212,17 +217,21 @@ def _against_baselines(summaries: dict, ours_label: str, baselines: dict, unavai
     return figures
 
 
-def _decoder_step_figure(args, ours, audio, info, details) -> Figure:
-    """Target 4b: the one-token decoder steps of the offline run, beside the encoder's and a GEMM's GFLOP/s."""
-    per_token = ours.decoder_steps_ms / ours.decoder_steps if ours.decoder_steps else None
+def _decoder_step_figure(args, ours, fp32, audio, info, details) -> Figure:
+    """Target 4b: the one-token decoder steps of the offline run, beside the FP32 decoder's on the same clips (the
+    path not chosen), the CPU's INT8 kernels and the encoder's and a GEMM's GFLOP/s."""
+    per_token, fp32_per_token = (engine.decoder_steps_ms / engine.decoder_steps if engine.decoder_steps else None
+                                 for engine in (ours, fp32))
     encoder_gflops = _encoder_gflops(ours.recognizer, audio, info)
     gemm_gflops = _gemm_gflops(args.threads)
-    details["decoder"] = {"steps": ours.decoder_steps, "per_token_ms": per_token,
+    kernels = ours.recognizer.int8_kernels
+    details["decoder"] = {"steps": ours.decoder_steps, "per_token_ms": per_token, "int8_kernels": kernels,
+                          "fp32_steps": fp32.decoder_steps, "fp32_per_token_ms": fp32_per_token,
                           "encoder_gflops": encoder_gflops, "gemm_1024_gflops": gemm_gflops}
     return Figure(
         DECODER_MS_PER_TOKEN, per_token,
-        f"encoder {encoder_gflops:.1f} GFLOP/s, 1024x1024 FP32 GEMM {gemm_gflops:.1f} GFLOP/s "
-        f"({100 * encoder_gflops / gemm_gflops:.0f}%)",
+        f"FP32 decoder {fp32_per_token:.2f} ms; INT8 MatMuls: {kernels}; encoder {encoder_gflops:.1f} GFLOP/s, "
+        f"1024x1024 FP32 GEMM {gemm_gflops:.1f} GFLOP/s ({100 * encoder_gflops / gemm_gflops:.0f}%)",
     )
 
 

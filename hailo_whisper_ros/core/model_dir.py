@@ -30,7 +30,8 @@ export as well as at ours::
                                      tokenizer.json and hailo_whisper_model.json so the folder stands alone;
                                      its step decoder takes token_columns [d, 1, S] (uint8) beside input_ids:
                                      the rows of token_table_int8.npy [V, d] for the ids, looked up outside
-                                     ONNX Runtime (export/writer.quantize_decoder says why)
+                                     ONNX Runtime (export/writer.quantize_decoder says why), and logit_rows
+                                     [R] (int64): the logits are those of these rows only, [1, R, V]
 
 Key/value tensors are [batch, heads, positions, head_dim]. A decoder directory (``--decoder_onnx_dir``) is any
 folder holding the two decoder files; its tokenizer and model JSON are looked up in it, then in its parent.
@@ -69,6 +70,7 @@ LOGITS = "logits"
 ENCODER_ATTENTION_BIAS = "encoder_attention_bias"  # ours only: see export/graphs.build_decoder
 ALIGNMENT_SCORES = "alignment_scores"  # ours only: the alignment heads' cross-attention scores, see above
 TOKEN_COLUMNS = "token_columns"  # ours only: the INT8 step decoder's looked-up token embedding, see above
+LOGIT_ROWS = "logit_rows"  # ours only: the rows of the INT8 step decoder's call whose logits it projects
 # Metadata key of a step decoder whose every token row is computed on its own (export/writer.py): a pass over
 # several tokens gives exactly the logits of one-token steps, so drafts can be verified (decoding.greedy_decode).
 ROWS_INDEPENDENT = "rows_independent"

@@ -33,6 +33,7 @@ from hailo_whisper_ros.core.decoding import (
 )
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.features import LogMelExtractor, frames_for
+from hailo_whisper_ros.core.int8_kernels import this_cpu_int8_kernels
 from hailo_whisper_ros.core.model_dir import MODEL_INFO, TOKENIZER, ModelInfo, find_beside
 from hailo_whisper_ros.core.resources import release_freed_memory
 from hailo_whisper_ros.core.tokenizer import WhisperTokenizer
@@ -220,6 +221,9 @@ class Recognizer:
         # Encoder states -> logits, a token at a time against a KV cache (or Hailo's fixed-sequence HEF).
         decoder = create_decoder(config, self.info, decoder_dir)
         self.decoder, self.decoder_backend = decoder.backend, decoder.device
+        # The kernels of the INT8 MatMuls on this CPU (its flags): said with the backends, since the time per
+        # token of the same model differs by them.
+        self.int8_kernels = this_cpu_int8_kernels()
         # Why a configured HEF is not in use: reported with every result and in the node's diagnostics.
         reasons = [
             f"{part}: {choice.fallback_reason}" for part, choice in (("encoder", encoder), ("decoder", decoder))

@@ -249,7 +249,7 @@ class WordAligner:
                        else f"the model info of {Path(path).parent} names no alignment heads")
             raise HailoWhisperError(
                 f"decoding.word_timestamps needs {DECODER_ALIGNMENT} and the model's alignment heads, which exports "
-                f"before exporter version 13 lack: export the model again (hailo-whisper export --force); {missing}")
+                f"before exporter version 14 lack: export the model again (hailo-whisper export --force); {missing}")
         self.session = create_ort_session(path, threads)
         self.info = info
         self.tokenizer = tokenizer

@@ -62,6 +62,7 @@ LIFECYCLE_STATE = "lifecycle state"  # unconfigured, inactive, active...
 IGNORED_INACTIVE = "speech ignored while inactive"  # speech messages
 ENCODER_BACKEND = "encoder backend"
 DECODER_BACKEND = "decoder backend"
+INT8_KERNELS = "int8 kernels"  # MLAS's u8 x u8 kernels on this CPU (core/int8_kernels)
 FALLBACK_REASON = "fallback reason"
 MODEL = "model"
 LAST_LANGUAGE = "last language"  # of the last final: "de (p 0.97)" when detected, "en (given)" otherwise
@@ -177,6 +178,7 @@ def recognizer_status(state: str, active: bool, recognizer, stats: StreamingStat
         **node_values,
         ENCODER_BACKEND: recognizer.encoder_backend,
         DECODER_BACKEND: recognizer.decoder_backend,
+        INT8_KERNELS: recognizer.int8_kernels,
         FALLBACK_REASON: recognizer.fallback_reason or "",
         **transcriber_values(stats),
     }

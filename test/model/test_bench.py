@@ -28,6 +28,9 @@ def test_bench_prints_each_offline_and_streaming_target_with_its_figure(model_di
     assert figures[("5", "WER ours - faster-whisper int8")]["value"] < 10.0  # both transcribe the clips
     decoder = report["decoder"]
     assert decoder["steps"] > 10 and decoder["per_token_ms"] > 0
+    # The decoder not chosen, on the same clips: the FP32 one takes as many steps (same greedy transcripts here).
+    assert decoder["fp32_steps"] > 10 and decoder["fp32_per_token_ms"] > 0
+    assert decoder["int8_kernels"].startswith("u8 x u8") and "FP32 decoder" in out
     assert decoder["encoder_gflops"] > 0 and decoder["gemm_1024_gflops"] > 0
     captioning = report["captioning"]
     assert captioning["no partials"]["partial_segments"] <= captioning["partials every 1.0 s"]["partial_segments"]

@@ -15,6 +15,7 @@ from hailo_whisper_ros.core.decoding import (
     RepetitionPenalty,
     SuppressBlank,
     SuppressTokens,
+    _log_softmax_at,
     build_logit_filters,
     choose_token,
     greedy_decode,
@@ -137,9 +138,9 @@ class ScriptedDecoder:
         logits[self.script[min(self.position, len(self.script) - 1)]] = 10.0
         return logits
 
-    def start(self, encoder_states, prefix, padded_positions):
+    def start(self, encoder_states, prefix, padded_positions, rows=None):
         self.position = 0
-        return np.stack([self._logits()] * len(prefix))
+        return np.stack([self._logits()] * len(prefix if rows is None else rows))
 
     def step(self, token):
         self.position += 1
@@ -190,9 +191,10 @@ class DraftScript:
         logits[self.script[min(position - self.prefix_length, len(self.script) - 1)]] = 10.0
         return logits
 
-    def start(self, encoder_states, tokens, padded_positions):
+    def start(self, encoder_states, tokens, padded_positions, rows=None):
         self.positions = 0
-        return self._advance(tokens)
+        logits = self._advance(tokens)
+        return logits if rows is None else logits[rows]
 
     def extend(self, tokens):
         self.passes.append(len(tokens))
@@ -264,6 +266,23 @@ def test_a_pass_over_several_tokens_gives_the_logits_of_one_token_steps(recogniz
     assert not differences.any(), (
         f"rows {np.flatnonzero(differences) + len(prefix) + 1} differ, by up to {differences.max()}"
     )
+
+
+def test_the_prefix_pass_projects_only_the_rows_asked_for_bit_for_bit(model_dir, info):
+    """The INT8 step decoder projects only logit_rows (the SOT's and the last in a prefix pass): their logits are
+    exactly those of the projection of every row, whose activation range is still taken over all rows, and the
+    steps after it are those after a pass that projected every row."""
+    states = np.random.default_rng(3).standard_normal((1, 300, info.n_text_state)).astype(np.float32)
+    prefix = [info.sot_prev, *range(440, 460), info.sot, info.no_timestamps]
+    decoder = OnnxKvDecoder(model_dir / "default_int8", info, threads=2)
+    assert decoder._projects_rows
+    every_row = decoder.start(states, prefix, 1500)
+    after_every_row = decoder.step(995).copy()
+    rows = [prefix.index(info.sot), len(prefix) - 1]
+    two_rows = decoder.start(states, prefix, 1500, rows=rows)
+    assert every_row.shape == (len(prefix), info.n_vocab) and two_rows.shape == (2, info.n_vocab)
+    np.testing.assert_array_equal(two_rows, every_row[rows])
+    np.testing.assert_array_equal(decoder.step(995), after_every_row)
 
 
 def test_kv_cache_steps_give_the_logits_of_a_full_sequence_pass(model_dir, info):
@@ -389,3 +408,25 @@ def test_repetition_penalty_and_eos_boost_change_ordinary_decodings(recognizer, 
     assert any(b.tokens != a.tokens for a, b in zip(plain, penalised))
     assert all(len(c.tokens) <= len(a.tokens) for a, c in zip(plain, boosted))
     assert any(len(c.tokens) < len(a.tokens) for a, c in zip(plain, boosted))
+
+
+def test_the_log_softmax_in_a_reused_row_is_bit_for_bit_the_fresh_one(recognizer, sample_audio):
+    """_main_loop works the log-softmax of every step in one scratch row instead of fresh arrays: the token
+    probabilities (avg_logprob, p(EOT), the last token's) must stay exactly what they were, on real logits."""
+    audio = sample_audio("ljspeech_coqui/LJ001-0001.flac")
+    (segment,) = recognizer.transcribe(audio).segments
+    window = audio[round(segment.window_start_s * SAMPLE_RATE):]
+    states = recognizer.encoder.encode(recognizer.features.log_mel(window, n_frames=segment.frames))
+    options = DecodingOptions()
+    prefix = options.forced_prefix(recognizer.info)
+    filters = build_logit_filters(options, recognizer.info)
+    rows = [recognizer.decoder.start(states, prefix, options.pad_encoder_output_to)[-1].copy()]
+    rows += [recognizer.decoder.step(token).copy() for token in segment.tokens[:20]]
+    scratch = np.empty_like(rows[0])
+    for generated, logits in enumerate(rows):
+        for logit_filter in filters:
+            logit_filter.apply(logits, segment.tokens[:generated])
+        peak = logits.max()
+        for index in (int(np.argmax(logits)), recognizer.info.eot, 11):
+            fresh = float(logits[index] - peak - np.log(np.exp(logits - peak).sum()))
+            assert _log_softmax_at(logits, index, scratch) == fresh

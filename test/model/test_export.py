@@ -67,7 +67,7 @@ def test_every_file_of_the_layout_is_written_and_valid(exported):
     assert EMBEDDING_T not in {tensor.name for tensor in int8.initializer}  # tokens are looked up in the INT8 table
     # The step decoder takes the looked-up INT8 columns, the table itself is a file of rows beside it
     step = onnx.load(exported / mf.INT8_SUBDIR / mf.DECODER_WITH_PAST).graph
-    assert mf.TOKEN_COLUMNS in {value.name for value in step.input}
+    assert {mf.TOKEN_COLUMNS, mf.LOGIT_ROWS} <= {value.name for value in step.input}
     assert not any(node.op_type == "Gather" and node.input[0] == f"{EMBEDDING_T}_quantized"
                    for body in step.node[-1].attribute for node in body.g.node)
     (table,) = [tensor for tensor in step.initializer if tensor.name == f"{EMBEDDING_T}_quantized"]

@@ -14,6 +14,7 @@ import soundfile
 from ros_harness import Listener, wav_source
 
 from hailo_whisper_ros.core.audio import resample
+from hailo_whisper_ros.core.int8_kernels import this_cpu_int8_kernels
 from hailo_whisper_ros.core.text import normalise
 from hailo_whisper_ros.evaluation.scoring import word_errors
 from hailo_whisper_ros.evaluation.vocabulary import load_vocabulary_set
@@ -200,7 +201,7 @@ def test_diagnostics_report_every_key_move_with_audio_and_warn_when_it_stops(lis
             diagnostics.ENCODER_BACKEND, diagnostics.FALLBACK_REASON, diagnostics.MODEL, diagnostics.UTTERANCES,
             diagnostics.PARTIALS, diagnostics.REAL_TIME_FACTOR, diagnostics.LATENCY_P50_MS, diagnostics.LATENCY_P95_MS,
             diagnostics.QUEUE_DEPTH_S, diagnostics.DROPPED_AUDIO_S, diagnostics.NO_SPEECH_REJECTIONS,
-            diagnostics.RESIDENT_MEMORY_MB,
+            diagnostics.RESIDENT_MEMORY_MB, diagnostics.INT8_KERNELS,
         },
         "transcript_publisher": {
             diagnostics.UTTERANCES, diagnostics.PARTIALS, diagnostics.LATENCY_P50_MS, diagnostics.LATENCY_P95_MS,
@@ -211,6 +212,7 @@ def test_diagnostics_report_every_key_move_with_audio_and_warn_when_it_stops(lis
         assert keys <= set(values), f"{node} lacks {keys - set(values)}"
     recognizer = listener.latest_status("recognizer").values
     assert recognizer[diagnostics.ENCODER_BACKEND] == "onnx"
+    assert recognizer[diagnostics.INT8_KERNELS] == this_cpu_int8_kernels()  # the node runs on this machine
     assert int(recognizer[diagnostics.UTTERANCES]) > 0
     assert float(recognizer[diagnostics.LATENCY_P50_MS]) > 0
     assert recognizer[diagnostics.LAST_LANGUAGE] == "en (given)"  # tiny.en decodes English, nothing detected

@@ -43,9 +43,11 @@ class DecoderSteps(Protocol):
     """Whether a pass over several tokens gives exactly the logits that one-token steps would: then drafts are
     verified in one pass (decoding.greedy_decode); otherwise the recognizer decodes without them."""
 
-    def start(self, encoder_states: np.ndarray, prefix: Sequence[int], padded_positions: int) -> np.ndarray:
-        """Begin an utterance: return the logits [len(prefix), n_vocab] of the prefix positions. The decoder attends
-        over the encoder states [1, T, d] zero-padded to ``padded_positions`` (or to its fixed count, if it has one)."""
+    def start(self, encoder_states: np.ndarray, prefix: Sequence[int], padded_positions: int,
+              rows: Sequence[int] | None = None) -> np.ndarray:
+        """Begin an utterance: return the logits [len(rows), n_vocab] of these prefix positions (of all of them
+        without ``rows``). The decoder attends over the encoder states [1, T, d] zero-padded to
+        ``padded_positions`` (or to its fixed count, if it has one)."""
 
     def step(self, token: int) -> np.ndarray:
         """Append one token and return the logits [n_vocab] for the position after it."""

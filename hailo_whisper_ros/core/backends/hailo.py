@@ -129,7 +129,8 @@ class HailoSequenceDecoder:
                 f"decoder HEF {path} token input {tokens_shape} does not end in d={d_model} of {token_embedding}"
             )
 
-    def start(self, encoder_states: np.ndarray, prefix: Sequence[int], padded_positions: int) -> np.ndarray:
+    def start(self, encoder_states: np.ndarray, prefix: Sequence[int], padded_positions: int,
+              rows: Sequence[int] | None = None) -> np.ndarray:
         """The HEF's encoder input is fixed: the states are zero-padded to its size whatever ``padded_positions``."""
         if encoder_states.shape[1] > self.fixed_encoder_positions:
             raise HailoWhisperError(
@@ -142,7 +143,7 @@ class HailoSequenceDecoder:
         self._ids[:] = 0
         self._ids[: len(prefix)] = prefix
         self._position = len(prefix) - 1
-        return self._logits(slice(0, len(prefix)))
+        return self._logits(slice(0, len(prefix)) if rows is None else np.asarray(rows, dtype=np.int64))
 
     def step(self, token: int) -> np.ndarray:
         self._position += 1

@@ -19,6 +19,7 @@ from hailo_whisper_ros.core.model_dir import (
     ENCODER_ATTENTION_BIAS,
     ENCODER_HIDDEN_STATES,
     INPUT_IDS,
+    LOGIT_ROWS,
     LOGITS,
     ROWS_INDEPENDENT,
     TOKEN_COLUMNS,
@@ -186,6 +187,8 @@ class OnnxKvDecoder:
             raise HailoWhisperError(f"{start_path} lacks outputs {sorted(missing)}")
         self.start_file = start_path.name
         self._token_table = TokenTable(decoder_dir / TOKEN_TABLE_INT8) if TOKEN_COLUMNS in step_inputs else None
+        self._projects_rows = LOGIT_ROWS in step_inputs
+        self._all_rows = np.arange(self.max_positions, dtype=np.int64)  # logit_rows of the steps and draft passes
 
         self._token = np.zeros((1, 1), dtype=np.int64)  # reused input_ids buffer of the one-token steps
         self._feeds: dict[str, np.ndarray] = {INPUT_IDS: self._token}
@@ -224,7 +227,8 @@ class OnnxKvDecoder:
                 f"{INPUT_IDS} and {ENCODER_HIDDEN_STATES}, and {ENCODER_ATTENTION_BIAS} in both or neither"
             )
 
-    def start(self, encoder_states: np.ndarray, prefix: Sequence[int], padded_positions: int) -> np.ndarray:
+    def start(self, encoder_states: np.ndarray, prefix: Sequence[int], padded_positions: int,
+              rows: Sequence[int] | None = None) -> np.ndarray:
         ids = np.asarray([prefix], dtype=np.int64)
         if self.pads_by_bias:
             encoder_states, bias = padded_encoder_inputs(encoder_states, padded_positions)
@@ -241,14 +245,14 @@ class OnnxKvDecoder:
             outputs = self._start_session.run(self._start_outputs, first_feeds)
             self._feeds.update(zip(self._start_targets, outputs[1:]))
             self._bind_feeds()
-            return outputs[0][0]
+            return outputs[0][0] if rows is None else outputs[0][0][list(rows)]
         cross = self._start_session.run(self._start_outputs, {ENCODER_HIDDEN_STATES: encoder_states})
         self._feeds.update(zip(self._start_targets, cross))
         self._feeds.update(self._empty_self_cache)
-        outputs = self._with_past.run(self._step_outputs, {**self._feeds, **self._token_feeds(ids)})
+        outputs = self._with_past.run(self._step_outputs, {**self._feeds, **self._token_feeds(ids, rows)})
         self._feeds.update(zip(self._step_targets, outputs[1:]))
         self._bind_feeds()
-        return outputs[0][0]
+        return outputs[0][0] if rows is None or self._projects_rows else outputs[0][0][list(rows)]
 
     def rewind(self, positions: int) -> None:
         for name, value in self._self_cache.items():
@@ -281,11 +285,15 @@ class OnnxKvDecoder:
             self._self_cache[name] = value
         return logits.numpy()[0]
 
-    def _token_feeds(self, ids: np.ndarray) -> dict[str, np.ndarray]:
-        """input_ids [1, S] and, for a step decoder that takes them, their token_columns [d, 1, S]."""
-        if self._token_table is None:
-            return {INPUT_IDS: ids}
-        return {INPUT_IDS: ids, TOKEN_COLUMNS: self._token_table.columns(ids[0])}
+    def _token_feeds(self, ids: np.ndarray, rows: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+        """input_ids [1, S] and, for a step decoder that takes them, their token_columns [d, 1, S] and the rows whose
+        logits it projects (logit_rows: ``rows``, else all S)."""
+        feeds = {INPUT_IDS: ids}
+        if self._token_table is not None:
+            feeds[TOKEN_COLUMNS] = self._token_table.columns(ids[0])
+        if self._projects_rows:
+            feeds[LOGIT_ROWS] = self._all_rows[:ids.shape[1]] if rows is None else np.asarray(rows, dtype=np.int64)
+        return feeds
 
     def _bind_feeds(self) -> None:
         """Bind the utterance's inputs (the caches of the prefix pass) and the step's outputs."""

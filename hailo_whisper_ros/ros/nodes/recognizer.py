@@ -105,7 +105,7 @@ class RecognizerNode(LifecycleNode):
         self.events_pub = self.create_lifecycle_publisher(Transcript, topics.TRANSCRIPT_EVENTS, topics.RESULTS_QOS)
         # Last: whoever waits for this line (a launch file, the tests) may stop the node as soon as it appears.
         self.get_logger().info(f"ready: encoder {recognizer.encoder_backend}, decoder {recognizer.decoder_backend}, "
-                               f"{resident_mb():.0f} MB resident")
+                               f"INT8 MatMuls {recognizer.int8_kernels}, {resident_mb():.0f} MB resident")
         return SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
