@@ -64,6 +64,11 @@ class TranscriptEvent:
     result: TranscriptionResult
 
     @property
+    def background_removed_s(self) -> float:
+        """Audio at the end left out of the decode as background speech (decoding.background_trim_db)."""
+        return self.result.background_removed_s
+
+    @property
     def language(self) -> str:
         """The language decoded in: detected (decoding.language auto) or given."""
         return self.result.language
@@ -126,6 +131,8 @@ class StreamingStats:
     decoder_s: float = 0.0  # of inference_s: the decoder's time (first passes and steps)
     decoder_steps: int = 0  # one-token decoder passes over the successful calls
     draft_tokens_accepted: int = 0  # tokens verified from the previous decode's draft instead (no pass of their own)
+    background_removed_s: float = 0.0  # audio the finals left out as background after the talker (background_trim_db)
+    background_removals: int = 0  # finals that left some out
 
     @property
     def real_time_factor(self) -> float:

@@ -1,0 +1,39 @@
+"""Background speech after the talker: where the person talking to the robot stopped, by the audio's level.
+
+A service robot hears people behind the person it talks to. They are quieter at its microphone (farther away), and
+when they go on after the talker stops, Whisper transcribes them as more words of the utterance (issue 30: "Can you
+hear me clearly? It's just at the end of the world."). The talker's end is where the level of the audio last comes
+within ``decoding.background_trim_db`` of the utterance's loudest speech, measured over windows long enough
+(TRAIL_WINDOW_S) that one loud syllable of a background talker does not reach it; what comes later is left out of the
+encoder window, so the decoder sees the silence it was trained on after the speech instead of quieter voices.
+
+Only the end of what is decoded is cut, never its middle: a quieter talker in the middle of the utterance belongs to
+it as much as the words around it. Word timings (decoding.word_timestamps) are not needed, and not used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hailo_whisper_ros.core.audio import short_time_energy
+from hailo_whisper_ros.core.constants import SAMPLE_RATE
+
+TRAIL_WINDOW_S = 0.4  # the level is measured over windows this long, every 10 ms
+TRAIL_KEEP_S = 0.3  # kept after the last loud window: the last word's decay and the room's reverberation
+MIN_REMOVAL_S = 0.25  # a quieter end shorter than this is left: it holds no words, only their decay
+
+
+def talker_end(audio: np.ndarray, trim_db: float) -> int:
+    """The number of leading samples of ``audio`` that the talker's speech covers: up to TRAIL_KEEP_S after the end
+    of the last TRAIL_WINDOW_S window within ``trim_db`` of the loudest window; all of it when ``trim_db`` is 0
+    (off), when the audio is shorter than a window or silent, or when less than MIN_REMOVAL_S would be left out."""
+    window = int(TRAIL_WINDOW_S * SAMPLE_RATE)
+    if trim_db == 0.0 or len(audio) <= window:
+        return len(audio)
+    starts, energies = short_time_energy(audio, window, SAMPLE_RATE // 100)
+    loudest = energies.max()
+    if loudest <= 0.0:
+        return len(audio)
+    last_loud = int(starts[np.flatnonzero(energies >= loudest * 10.0 ** (-trim_db / 10.0))[-1]])
+    end = last_loud + window + int(TRAIL_KEEP_S * SAMPLE_RATE)
+    return end if len(audio) - end >= int(MIN_REMOVAL_S * SAMPLE_RATE) else len(audio)
