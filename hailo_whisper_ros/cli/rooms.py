@@ -16,12 +16,10 @@ HELP = "WER (sub/del/ins), decode time and background removed in simulated rooms
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from hailo_whisper_ros.evaluation.datasets import SPEECH_SAMPLES
-
-    add_flag(parser, "audio_folder", type=Path, default=SPEECH_SAMPLES, metavar="DIR",
-             help="clips with references to put in rooms (layouts as for `pipeline --audio_folder`; more than three "
-             "speakers; default: the shipped speech samples)")
     add_model_dir_flag(parser)
+    add_flag(parser, "audio_folder", type=Path, metavar="DIR",
+             help="clips with references to put in rooms (layouts as for `pipeline --audio_folder`; more than three "
+             "speakers; default: the shipped speech samples; issue 30's figures: ../shared/data/speech_dev)")
     add_flag(parser, "paths", default="stream,clip", metavar="NAME,NAME",
              help="how ours runs: stream (StreamingTranscriber with the VAD, as a robot) and/or clip (one call)")
     add_flag(parser, "trims", metavar="DB,DB",
@@ -40,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from hailo_whisper_ros.core.config import RecognizerConfig
     from hailo_whisper_ros.core.decoding import DecodingOptions
     from hailo_whisper_ros.core.recognizer import Recognizer
-    from hailo_whisper_ros.evaluation.datasets import list_clips
+    from hailo_whisper_ros.evaluation.datasets import SPEECH_SAMPLES, list_clips
     from hailo_whisper_ros.evaluation.room_simulation import SETS, build_rooms, rooms_cache
     from hailo_whisper_ros.evaluation.rooms import PATHS, format_table, recognizer_engines, run_rooms
     from hailo_whisper_ros.export.store import resolve_model_dir
@@ -53,9 +51,10 @@ def run(args: argparse.Namespace) -> int:
         DecodingOptions(background_trim_db=trim)
     if args.limit is not None and args.limit < 1:
         raise HailoWhisperError(f"--limit must be >= 1, not {args.limit}")
-    clips = list(list_clips(args.audio_folder).clips)
+    audio_folder = args.audio_folder or SPEECH_SAMPLES
+    clips = list(list_clips(audio_folder).clips)
     folder = rooms_cache(clips)
-    print(f"building or reading the rooms of {len(clips)} clips of {args.audio_folder} in {folder}", flush=True)
+    print(f"building or reading the rooms of {len(clips)} clips of {audio_folder} in {folder}", flush=True)
     sets = build_rooms(clips, [load_audio(clip.audio_path) for clip in clips], folder)
     sets = {name: sets[name][: args.limit] for name in set_names}
     audio = {name: [load_audio(clip.audio_path) for clip in set_clips] for name, set_clips in sets.items()}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -94,14 +94,14 @@ def recognizer_engines(recognizer: Recognizer, paths: Sequence[str], trims_db: S
     return engines
 
 
-@dataclass
+@dataclass(frozen=True)
 class RoomRuns:
-    """One engine on one set of rooms."""
+    """One engine on one set of rooms: each clip's reference and our transcript, in the clips' order."""
 
     set_name: str
     engine: str
-    references: list[str] = field(default_factory=list)
-    transcripts: list[RoomTranscript] = field(default_factory=list)
+    references: tuple[str, ...]
+    transcripts: tuple[RoomTranscript, ...]
 
     @property
     def errors(self) -> WordErrors:
@@ -126,16 +126,17 @@ def run_rooms(engines: Sequence, sets: dict[str, list[Clip]], audio: dict[str, l
     first_set = next(iter(sets))
     for engine in engines:
         engine.transcribe(audio[first_set][0])
-    runs = {(name, engine.label): RoomRuns(name, engine.label) for name in sets for engine in engines}
+    transcripts: dict[tuple[str, str], list[RoomTranscript]] = {
+        (name, engine.label): [] for name in sets for engine in engines
+    }
     clips = len(audio[first_set])
     for index in progress(range(clips), clips, "rooms"):
         rotation = index % len(engines)
         for engine in list(engines[rotation:]) + list(engines[:rotation]):
             for name in sets:
-                run = runs[(name, engine.label)]
-                run.references.append(sets[name][index].reference)
-                run.transcripts.append(engine.transcribe(audio[name][index]))
-    return list(runs.values())
+                transcripts[(name, engine.label)].append(engine.transcribe(audio[name][index]))
+    return [RoomRuns(name, label, tuple(clip.reference for clip in sets[name][:clips]), tuple(texts))
+            for (name, label), texts in transcripts.items()]
 
 
 def format_table(runs: Sequence[RoomRuns]) -> list[str]:
