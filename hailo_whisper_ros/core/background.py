@@ -7,10 +7,11 @@ within ``decoding.background_trim_db`` of the utterance's loudest speech, measur
 (TRAIL_WINDOW_S) that one loud syllable of a background talker does not reach it; what comes later is left out of the
 encoder window, so the decoder sees the silence it was trained on after the speech instead of quieter voices.
 
-A steady sound after the talker (a fan: its level varies by less than STEADY_SPREAD_DB from one 100 ms to the next)
-is no voice and is left in: Whisper was trained on noisy speech, and on the simulated rooms of `hailo-whisper rooms`
-cutting a fan's noise after the speech cost 1-2 points of WER, while a voice's level varies syllable by syllable
-(the fan's tails measured 0.4-3.3 dB, median 0.5; three background talkers' 1.9-13 dB, median 3.9).
+A steady sound after the talker (a fan: its level varies by less than STEADY_SPREAD_DB from one 100 ms to the next,
+once the last word's decay is over) is no voice and is left in: Whisper was trained on noisy speech, and on the
+simulated rooms of `hailo-whisper rooms` cutting a fan's noise after the speech cost 1-2 points of WER, while a
+voice's level varies syllable by syllable (from STEADY_SKIP_S into the cut: the fan's tails measured 0.4-1.0 dB,
+median 0.5; three background talkers' 1.6-13 dB, median 3.8).
 
 Only the end of what is decoded is cut, never its middle: a quieter talker in the middle of the utterance belongs to
 it as much as the words around it. Word timings (decoding.word_timestamps) are not needed, and not used.
@@ -28,6 +29,7 @@ TRAIL_KEEP_S = 0.3  # kept after the last loud window: the last word's decay and
 MIN_REMOVAL_S = 0.25  # a quieter end shorter than this is left: it holds no words, only their decay
 STEADY_WINDOW_S = 0.1  # a quieter end's level is measured over windows this long, every 50 ms ...
 STEADY_SPREAD_DB = 1.5  # ... and is a steady noise, left in, when their levels' standard deviation is below this
+STEADY_SKIP_S = 0.4  # from this far into the quieter end: the last word's decay in the room is not steady
 
 
 def talker_end(audio: np.ndarray, trim_db: float) -> int:
@@ -44,7 +46,7 @@ def talker_end(audio: np.ndarray, trim_db: float) -> int:
         return len(audio)
     last_loud = int(starts[np.flatnonzero(energies >= loudest * 10.0 ** (-trim_db / 10.0))[-1]])
     end = last_loud + window + int(TRAIL_KEEP_S * SAMPLE_RATE)
-    if len(audio) - end < int(MIN_REMOVAL_S * SAMPLE_RATE) or is_steady(audio[end:]):
+    if len(audio) - end < int(MIN_REMOVAL_S * SAMPLE_RATE) or is_steady(audio[end + int(STEADY_SKIP_S * SAMPLE_RATE):]):
         return len(audio)
     return end
 

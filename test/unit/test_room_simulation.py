@@ -12,7 +12,7 @@ def test_the_sets_of_one_room_differ_by_what_is_added_at_its_level(speech_sample
     pytest.importorskip("pyroomacoustics", reason="pip install -r requirements-test.txt (pyroomacoustics)")
     from hailo_whisper_ros.core.audio import load_audio
     from hailo_whisper_ros.evaluation.datasets import load_dataset
-    from hailo_whisper_ros.evaluation.room_simulation import RANGES, background_speech, simulate_room, speaker_of
+    from hailo_whisper_ros.evaluation.room_simulation import RANGES, background_speech, simulate_room
 
     clips = load_dataset(speech_samples)
     audio = [load_audio(clip.audio_path) for clip in clips]
