@@ -1,6 +1,6 @@
 """`hailo-whisper`: one command, a subcommand per job (export, hef-info, pipeline, compare, variants, caption, bench,
 soak, bursts, shutdowns, demo, languages, long-form, vocabulary, pause-ends, arm64-check,
-word-timings, two-hosts).
+word-timings, two-hosts, rooms).
 
 Each subcommand lives in ``hailo_whisper_ros/cli/<name>.py`` with ``HELP``, ``add_arguments(parser)`` and
 ``run(args) -> int``; heavy imports happen inside ``run`` so ``--help`` stays fast.
@@ -16,7 +16,7 @@ from hailo_whisper_ros.core.errors import HailoWhisperError
 
 SUBCOMMANDS = (
     "export", "hef-info", "pipeline", "compare", "variants", "caption", "bench", "soak", "bursts", "shutdowns", "demo",
-    "languages", "long-form", "vocabulary", "pause-ends", "arm64-check", "word-timings", "two-hosts",
+    "languages", "long-form", "vocabulary", "pause-ends", "arm64-check", "word-timings", "two-hosts", "rooms",
 )
 
 

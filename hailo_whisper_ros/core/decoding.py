@@ -70,6 +70,12 @@ class DecodingOptions(Options):
         20.0, "Start each encoder window 100 ms before the first 20 ms frame within this many dB of the loudest "
         "frame: leading non-speech makes the decoder loop.", unit="dB",
         range=(1.0, 60.0), off=0.0)
+    background_trim_db: float = option(
+        10.0, "End the encoder window of an utterance's last part 300 ms after the last 400 ms of audio within this "
+        "many dB of its loudest 400 ms: quieter voices after the talker stops (people behind, farther away) are "
+        "left out instead of transcribed as more words; a steady noise (a fan) is kept. The audio left out is "
+        "counted.", unit="dB",
+        range=(1.0, 60.0), off=0.0)
     max_tokens_per_s: float = option(
         8.0, "Loop guard: a segment may generate at most min_token_budget + this many tokens per second of its "
         "audio. Real speech needs at most about 4 tokens/s.",

@@ -16,6 +16,7 @@ import numpy as np
 from hailo_whisper_ros.core.audio import QUIET_FRAME_SAMPLES, QUIET_HOP_SAMPLES, quietest_point, short_time_energy
 from hailo_whisper_ros.core.backends.base import Encoder
 from hailo_whisper_ros.core.backends.select import create_decoder, create_encoder
+from hailo_whisper_ros.core.background import talker_end
 from hailo_whisper_ros.core.config import RecognizerConfig
 from hailo_whisper_ros.core.constants import HOP_LENGTH, SAMPLE_RATE
 from hailo_whisper_ros.core.decoding import (
@@ -71,6 +72,7 @@ class Segment:
     guards: tuple[str, ...] = ()  # the loop guards that fired, in order (the first decode's and its recovery's)
     recovered: bool = False  # a guard fired and the re-decode with the longest window ended at EOT: its text is kept
     words: tuple[Word, ...] = ()  # with decoding.word_timestamps: its words, in seconds of the audio transcribed
+    background_removed_s: float = 0.0  # audio at its end left out of the window as background (background_trim_db)
 
     @property
     def looped(self) -> bool:
@@ -141,6 +143,11 @@ class TranscriptionResult:
     @property
     def recoveries(self) -> int:
         return sum(segment.recovered for segment in self.segments)
+
+    @property
+    def background_removed_s(self) -> float:
+        """Audio left out of the decode as background speech after the talker (decoding.background_trim_db)."""
+        return sum(segment.background_removed_s for segment in self.segments)
 
     def context_after(self, context: Sequence[int], max_tokens: int) -> tuple[int, ...]:
         """The context (decoding.condition_on_previous) for what follows this result: next_context over its
@@ -343,11 +350,13 @@ class TranscriptionTask:
         self.speech_end_s = 0.0  # word timestamps: where the last word so far ended, in seconds of the audio
 
     def decode_part(self, audio: np.ndarray, begin: int, end: int, draft: Sequence[int]) -> Segment:
-        """audio[begin:end], its encoder window starting at the speech onset (window_lead_trim_db)."""
+        """audio[begin:end], its encoder window starting at the speech onset (window_lead_trim_db) and, for the last
+        part, ending where the talker stopped (background_trim_db)."""
         onset = begin + speech_onset(audio[begin:end], self.options.window_lead_trim_db)
-        speech = self.recognizer.encoder.input_gain(audio[onset:end])
+        kept_end = onset + talker_end(audio[onset:end], self.options.background_trim_db) if end == len(audio) else end
+        speech = self.recognizer.encoder.input_gain(audio[onset:kept_end])
         decodes = self._decodes(speech, draft)
-        segment = self._segment(begin, end, onset, decodes)
+        segment = self._segment(begin, end, onset, kept_end, decodes)
         if self.options.word_timestamps and not segment.no_speech:
             segment = self._with_words(segment, _kept_decode(decodes), len(speech))
         if self.options.condition_on_previous:
@@ -408,7 +417,7 @@ class TranscriptionTask:
         self.spent.add(featured - started, encoded - featured, time.perf_counter() - encoded, decoded)
         return WindowDecode(window, decoded, states if options.word_timestamps else None)
 
-    def _segment(self, begin: int, end: int, onset: int, decodes: list[WindowDecode]) -> Segment:
+    def _segment(self, begin: int, end: int, onset: int, kept_end: int, decodes: list[WindowDecode]) -> Segment:
         kept = _kept_decode(decodes)
         frames, decoded = kept.window, kept.decoded
         no_speech = self.options.is_no_speech(decoded.no_speech_prob, decoded.avg_logprob)
@@ -427,6 +436,7 @@ class TranscriptionTask:
             last_token_prob=decoded.last_token_prob,
             guards=tuple(d.decoded.stop for d in decodes if d.decoded.stop in GUARDS),
             recovered=len(decodes) > 1 and decoded.stop == STOP_EOT,
+            background_removed_s=(end - kept_end) / SAMPLE_RATE,
         )
 
     def result(self, segments: list[Segment], started: float) -> TranscriptionResult:

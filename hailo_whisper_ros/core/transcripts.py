@@ -77,6 +77,11 @@ class TranscriptEvent:
     """Samples from start_sample to the audio ``result`` decoded: a partial's settled audio before its tail."""
 
     @property
+    def background_removed_s(self) -> float:
+        """Audio at the end left out of the decode as background speech (decoding.background_trim_db)."""
+        return self.result.background_removed_s
+
+    @property
     def language(self) -> str:
         """The language decoded in: detected (decoding.language auto) or given."""
         return self.result.language
@@ -152,6 +157,8 @@ class StreamingStats:
     partials_deferred: int = 0  # partials due that waited for streaming.partial_budget
     # From the arrival of a partial's last sample to the partial, of the last FINAL_LATENCY_HISTORY partials.
     partial_freshness_ms: tuple[float, ...] = ()
+    background_removed_s: float = 0.0  # audio the finals left out as background after the talker (background_trim_db)
+    background_removals: int = 0  # finals that left some out
 
     @property
     def real_time_factor(self) -> float:

@@ -103,6 +103,7 @@ class UtteranceRecognition:
         self.finals_precomputed = 0
         self.decoder_steps = self.draft_tokens_accepted = 0
         self.decoder_s = 0.0
+        self.background_removed_s, self.background_removals = 0.0, 0  # of the finals (decoding.background_trim_db)
         self.inference_calls = self.frames_transcribed = self.errors = 0
         self.inference_s = self.speech_s_transcribed = 0.0
         self.final_latencies_ms: deque[float] = deque(maxlen=FINAL_LATENCY_HISTORY)
@@ -156,6 +157,8 @@ class UtteranceRecognition:
         speech_end_arrival = self.arrival_of(span[1])
         if speech_end_arrival is not None:
             self.speech_end_latencies_ms.append((finished_at - speech_end_arrival) * 1e3)
+        self.background_removed_s += result.background_removed_s
+        self.background_removals += result.background_removed_s > 0
         if result.text:
             self.utterances += 1
         else:
@@ -261,6 +264,8 @@ class UtteranceRecognition:
             decoder_s=self.decoder_s,
             decoder_steps=self.decoder_steps,
             draft_tokens_accepted=self.draft_tokens_accepted,
+            background_removed_s=self.background_removed_s,
+            background_removals=self.background_removals,
         )
 
     def _span(self, utterance: OpenUtterance, speech_end: int | None = None) -> tuple[int, int]:

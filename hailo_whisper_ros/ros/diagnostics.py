@@ -86,6 +86,8 @@ MALFORMED_SPEECH = "malformed speech messages"
 GUARDS_FIRED = "loop guards fired"  # "<guard>: <count>" per decoding.GUARDS name, comma-separated
 LOOP_RECOVERIES = "loops recovered"
 UNRECOVERED_LOOPS = "loops unrecovered"
+BACKGROUND_REMOVED_S = "background removed (s)"  # audio after the talker left out of finals (background_trim_db)
+BACKGROUND_REMOVALS = "finals with background removed"
 
 # Values of the transcript_publisher's status.
 EMPTY_FINALS = "empty finals"
@@ -161,6 +163,8 @@ def transcriber_values(stats: StreamingStats) -> dict:
         GUARDS_FIRED: ", ".join(f"{guard}: {stats.guards_fired.get(guard, 0)}" for guard in GUARDS),
         LOOP_RECOVERIES: stats.loop_recoveries,
         UNRECOVERED_LOOPS: stats.unrecovered_loops,
+        BACKGROUND_REMOVED_S: stats.background_removed_s,
+        BACKGROUND_REMOVALS: stats.background_removals,
     }
 
 

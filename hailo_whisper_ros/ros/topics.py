@@ -168,6 +168,7 @@ def transcript_message(event: TranscriptEvent, stamp: Time) -> Transcript:
         guards=list(result.guards),
         loops_recovered=result.recoveries,
         loops=result.loops,
+        background_removed_s=result.background_removed_s,
         latency_ms=event.latency_ms,
         encoder_ms=result.timings.encoder_ms,
         decoder_ms=result.timings.decoder_ms,

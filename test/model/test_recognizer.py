@@ -118,9 +118,10 @@ def test_result_statistics(recognizer, sample_audio):
     parts = math.ceil(11.0 / (recognizer.encoder.max_frames / 100 - WINDOW_MARGIN_S))  # 2 for a 10 s window
     assert result.segment_count == parts and result.tokens and -1.0 < result.avg_logprob < 0.0
     assert 0.0 <= result.no_speech_prob < 0.5
-    for segment in result.segments:  # the dynamic encoder's window: the part from its speech onset, the margin, even
+    for segment in result.segments:  # the dynamic encoder's window: the part from its speech onset to the talker's
+        # end (decoding.background_trim_db), the margin, even
         assert segment.start_s <= segment.window_start_s < segment.start_s + 0.5
-        window_s = segment.end_s - segment.window_start_s + WINDOW_MARGIN_S
+        window_s = segment.end_s - segment.background_removed_s - segment.window_start_s + WINDOW_MARGIN_S
         needed = max(round(window_s * 100), MIN_DYNAMIC_WINDOW_FRAMES)
         assert needed - 1 <= segment.frames <= needed + 1 and segment.frames % 2 == 0
     assert 0 < timings.features_ms and 0 < timings.encoder_ms and 0 < timings.per_token_ms < timings.decoder_ms
