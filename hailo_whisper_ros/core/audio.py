@@ -276,3 +276,29 @@ class PcmStream:
         self.non_finite_samples += converted.non_finite_samples
         self.clipped_samples += converted.clipped_samples
         return converted.samples
+
+
+LEAD_KEEP_S = 0.1  # a window starts this long before the speech onset (decoding.window_lead_trim_db)
+
+
+def speech_onset(audio: np.ndarray, trim_db: float) -> int:
+    """Where a window should start: LEAD_KEEP_S before the first 20 ms frame within ``trim_db`` of the loudest
+    (0: at the start)."""
+    starts, energies = short_time_energy(audio, QUIET_FRAME_SAMPLES, QUIET_HOP_SAMPLES)
+    if trim_db == 0.0 or not len(energies) or energies.max() <= 0.0:
+        return 0
+    first = int(starts[np.argmax(energies >= energies.max() * 10.0 ** (-trim_db / 10.0))])
+    return max(0, first - int(LEAD_KEEP_S * SAMPLE_RATE))
+
+
+def split_at_quiet_points(audio: np.ndarray, max_samples: int, search_samples: int) -> list[tuple[int, int]]:
+    """Cut audio into spans of at most max_samples; each cut lies at the quietest point within the last
+    search_samples of its window, so that no word is split."""
+    spans = []
+    start = 0
+    while len(audio) - start > max_samples:
+        cut = quietest_point(audio, start + max_samples - search_samples, start + max_samples)
+        spans.append((start, cut))
+        start = cut
+    spans.append((start, len(audio)))
+    return spans

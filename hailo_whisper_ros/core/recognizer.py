@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hailo_whisper_ros.core.audio import QUIET_FRAME_SAMPLES, QUIET_HOP_SAMPLES, quietest_point, short_time_energy
+from hailo_whisper_ros.core.audio import speech_onset, split_at_quiet_points
 from hailo_whisper_ros.core.backends.base import Encoder
 from hailo_whisper_ros.core.backends.select import create_decoder, create_encoder
 from hailo_whisper_ros.core.background import talker_end
@@ -24,10 +24,8 @@ from hailo_whisper_ros.core.decoding import (
     STOP_EOT,
     DecodedTokens,
     DecodingOptions,
-    DetectedLanguage,
     build_logit_filters,
     check_initial_prompt,
-    detect_language,
     greedy_decode,
     max_prompt_tokens,
     prompted_prefix,
@@ -35,6 +33,7 @@ from hailo_whisper_ros.core.decoding import (
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.core.features import LogMelExtractor, frames_for
 from hailo_whisper_ros.core.int8_kernels import this_cpu_int8_kernels
+from hailo_whisper_ros.core.language_detection import DetectedLanguage, detect_language
 from hailo_whisper_ros.core.model_dir import MODEL_INFO, TOKENIZER, ModelInfo, find_beside
 from hailo_whisper_ros.core.resources import release_freed_memory
 from hailo_whisper_ros.core.tokenizer import WhisperTokenizer
@@ -47,7 +46,6 @@ from hailo_whisper_ros.core.word_timing import Word, WordAligner, limit_long_wor
 # (the 10 s path's figure, with a median encoder time of 80 instead of 102 ms); 600 keeps a frame margin of 100.
 WINDOW_MARGIN_S = 1.0  # every part leaves at least this much of its encoder window to trailing silence
 MIN_DYNAMIC_WINDOW_FRAMES = 600  # 6 s: the dynamic encoder's shortest window
-LEAD_KEEP_S = 0.1  # a window starts this long before the speech onset (decoding.window_lead_trim_db)
 SPLIT_SEARCH_S = 2.0  # a long clip is cut at the quietest point of the last this-many seconds of each part
 WARMUP_OPTIONS = DecodingOptions(max_new_tokens=4)
 # A decoder of few positions (Hailo's fixed 32-token HEF) gets parts short enough for their words at this rate: the
@@ -157,16 +155,6 @@ class TranscriptionResult:
         return tuple(context)
 
 
-def speech_onset(audio: np.ndarray, trim_db: float) -> int:
-    """Where a window should start: LEAD_KEEP_S before the first 20 ms frame within ``trim_db`` of the loudest
-    (0: at the start)."""
-    starts, energies = short_time_energy(audio, QUIET_FRAME_SAMPLES, QUIET_HOP_SAMPLES)
-    if trim_db == 0.0 or not len(energies) or energies.max() <= 0.0:
-        return 0
-    first = int(starts[np.argmax(energies >= energies.max() * 10.0 ** (-trim_db / 10.0))])
-    return max(0, first - int(LEAD_KEEP_S * SAMPLE_RATE))
-
-
 @dataclass(frozen=True)
 class WindowDecode:
     window: int  # mel frames the encoder ran on
@@ -186,19 +174,6 @@ def next_context(context: Sequence[int], segment: Segment, max_tokens: int) -> t
     if segment.guards or segment.looped or segment.no_speech or not segment.tokens:
         return ()
     return (*context, *segment.tokens)[-max_tokens:]
-
-
-def split_at_quiet_points(audio: np.ndarray, max_samples: int, search_samples: int) -> list[tuple[int, int]]:
-    """Cut audio into spans of at most max_samples; each cut lies at the quietest point within the last
-    search_samples of its window, so that no word is split."""
-    spans = []
-    start = 0
-    while len(audio) - start > max_samples:
-        cut = quietest_point(audio, start + max_samples - search_samples, start + max_samples)
-        spans.append((start, cut))
-        start = cut
-    spans.append((start, len(audio)))
-    return spans
 
 
 class Recognizer:

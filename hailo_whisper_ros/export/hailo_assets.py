@@ -14,8 +14,10 @@ import onnx
 from onnx import numpy_helper
 
 from hailo_whisper_ros.core import model_dir as mf
+from hailo_whisper_ros.core.backends.onnx import OnnxEncoder
+from hailo_whisper_ros.core.config import RecognizerConfig
 from hailo_whisper_ros.core.errors import HailoWhisperError
-from hailo_whisper_ros.export.graphs import EMBEDDING_T
+from hailo_whisper_ros.export.graphs import EMBEDDING_T, HAILO_FRAMES
 
 
 def token_embedding_path(assets: Path, variant: str) -> Path:
@@ -35,3 +37,12 @@ def write_decoder_assets(directory: Path, assets: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, table)
     return path
+
+
+def hailo_encoder_difference(directory: Path, n_mels: int, threads: int = RecognizerConfig.threads) -> float:
+    """Max abs difference between encoder_10s_hailo.onnx and encoder_10s.onnx in ONNX Runtime, on fixed
+    pseudo-random log-mel input (the value range of real features)."""
+    features = np.random.default_rng(0).uniform(-1.0, 1.5, (n_mels, HAILO_FRAMES)).astype(np.float32)
+    hailo, cpu = (OnnxEncoder(Path(directory) / name, threads).encode(features)
+                  for name in (mf.ENCODER_10S_HAILO, mf.ENCODER_10S))
+    return float(np.abs(hailo - cpu).max())

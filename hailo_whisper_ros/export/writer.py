@@ -15,8 +15,6 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from hailo_whisper_ros.core import model_dir as mf
-from hailo_whisper_ros.core.backends.onnx import OnnxEncoder
-from hailo_whisper_ros.core.config import RecognizerConfig
 from hailo_whisper_ros.core.errors import HailoWhisperError
 from hailo_whisper_ros.export.graphs import (
     EMBEDDING_T,
@@ -26,6 +24,7 @@ from hailo_whisper_ros.export.graphs import (
     build_decoder,
     build_encoder,
 )
+from hailo_whisper_ros.export.hailo_assets import hailo_encoder_difference
 from hailo_whisper_ros.export.quantize import quantize_encoder, quantize_matmuls
 from hailo_whisper_ros.export.weights import WhisperWeights
 
@@ -391,15 +390,6 @@ def _look_up_tokens_in_quantized_embedding(model: onnx.ModelProto, columns_as_in
         graph.node.insert(index + offset, node)
     (table,) = [tensor for tensor in graph.initializer if tensor.name == EMBEDDING_T]
     graph.initializer.remove(table)
-
-
-def hailo_encoder_difference(directory: Path, n_mels: int, threads: int = RecognizerConfig.threads) -> float:
-    """Max abs difference between encoder_10s_hailo.onnx and encoder_10s.onnx in ONNX Runtime, on fixed
-    pseudo-random log-mel input (the value range of real features)."""
-    features = np.random.default_rng(0).uniform(-1.0, 1.5, (n_mels, HAILO_FRAMES)).astype(np.float32)
-    hailo, cpu = (OnnxEncoder(Path(directory) / name, threads).encode(features)
-                  for name in (mf.ENCODER_10S_HAILO, mf.ENCODER_10S))
-    return float(np.abs(hailo - cpu).max())
 
 
 def expected_files(hailo: bool, ggml: bool = False) -> list[str]:

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from hailo_whisper_ros.core.audio import split_at_quiet_points
 from hailo_whisper_ros.core.config import RecognizerConfig
 from hailo_whisper_ros.core.constants import SAMPLE_RATE
 from hailo_whisper_ros.core.errors import HailoWhisperError
@@ -16,7 +17,6 @@ from hailo_whisper_ros.core.recognizer import (
     SPLIT_SEARCH_S,
     WINDOW_MARGIN_S,
     Recognizer,
-    split_at_quiet_points,
 )
 from hailo_whisper_ros.core.text import normalise
 from hailo_whisper_ros.evaluation.scoring import word_errors
