@@ -66,8 +66,12 @@ def test_a_tail_partials_words_are_those_after_its_settled_text(recognizer, samp
     silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
     streaming = StreamingOptions(partial_interval_ms=1000, partial_window_s=4.0, partial_budget=0.0)
     transcriber = StreamingTranscriber(recognizer, decoding=ON, streaming=streaming)
-    transcriber.feed(np.concatenate([silence, clip, silence]))
-    tails = [event for event in transcriber.flush() if event.kind == PARTIAL and event.result_offset and event.words]
+    audio, events = np.concatenate([silence, clip, silence]), []
+    for start in range(0, len(audio), SAMPLE_RATE):  # as it arrives: a partial behind the audio would be skipped
+        transcriber.feed(audio[start : start + SAMPLE_RATE])
+        events += transcriber.process_pending()
+    tails = [event for event in events + transcriber.flush()
+             if event.kind == PARTIAL and event.result_offset and event.words]
     assert tails
     for partial in tails:
         tail_start_s = (partial.start_sample + partial.result_offset) / SAMPLE_RATE
