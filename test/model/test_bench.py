@@ -38,5 +38,5 @@ def test_bench_prints_each_offline_and_streaming_target_with_its_figure(model_di
 
 
 def test_bench_rejects_unknown_targets(capsys):
-    assert cli_main(["bench", "--targets", "1,7"]) == 2
-    assert "--targets takes some of 1,2,3,4,5,6, not '1,7'" in capsys.readouterr().err
+    assert cli_main(["bench", "--targets", "1,8"]) == 2
+    assert "--targets takes some of 1,2,3,4,5,6,7, not '1,8'" in capsys.readouterr().err
