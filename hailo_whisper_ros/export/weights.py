@@ -134,12 +134,14 @@ def load_weights(source: SourceFiles) -> WhisperWeights:
         tensors, heads = _read_ct2(source.weight_files)
         suppress = config.get("suppress_ids")
         begin_suppress = config.get("suppress_ids_begin")
+        alignment = config.get("alignment_heads")
     else:
         tensors, heads = _read_hf(source.weight_files, config)
         generation = json.loads(source.generation_config.read_text()) if source.generation_config else {}
         suppress = generation.get("suppress_tokens", config.get("suppress_tokens"))
         begin_suppress = generation.get("begin_suppress_tokens", config.get("begin_suppress_tokens"))
-    info = model_info(source.name, tensors, heads, source.tokenizer, suppress, begin_suppress)
+        alignment = generation.get("alignment_heads")
+    info = model_info(source.name, tensors, heads, source.tokenizer, suppress, begin_suppress, alignment)
     return WhisperWeights(tensors, info)
 
 
@@ -310,8 +312,10 @@ def model_info(
     tokenizer_path: Path,
     suppress: list[int] | None,
     begin_suppress: list[int] | None,
+    alignment_heads: list[list[int]] | None = None,
 ) -> ModelInfo:
-    """Dimensions from the weights, special tokens from tokenizer.json's added tokens."""
+    """Dimensions from the weights, special tokens from tokenizer.json's added tokens; ``alignment_heads`` as the
+    source lists them (CTranslate2's config.json, Hugging Face's generation_config.json), else by its name."""
     added = {token["content"]: token["id"] for token in json.loads(tokenizer_path.read_text())["added_tokens"]}
     specials = _special_tokens(added, tokenizer_path)
     n_vocab, n_text_state = tensors["decoder/embeddings/weight"].shape
@@ -344,7 +348,8 @@ def model_info(
             | {specials[k] for k in ("transcribe", "translate", "sot", "sot_prev", "sot_lm", "no_speech")}
         )),
         begin_suppress_tokens=tuple(int(t) for t in begin_suppress),
-        alignment_heads=alignment_heads_for(name, n_text_layer, heads[1]),
+        alignment_heads=(tuple((int(layer), int(head)) for layer, head in alignment_heads) if alignment_heads
+                         else alignment_heads_for(name, n_text_layer, heads[1])),
         **specials,
     )
 

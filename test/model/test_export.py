@@ -326,7 +326,9 @@ def _hf_config(info) -> dict:
 
 
 def _hf_generation_config(info) -> dict:
-    return {"suppress_tokens": list(info.suppress_tokens), "begin_suppress_tokens": list(info.begin_suppress_tokens)}
+    # As openai/whisper-tiny.en's on the Hub: the alignment heads are there, not in config.json.
+    return {"suppress_tokens": list(info.suppress_tokens), "begin_suppress_tokens": list(info.begin_suppress_tokens),
+            "alignment_heads": [list(head) for head in info.alignment_heads]}
 
 
 def _hf_checkpoint_from_ct2(weights, directory: Path) -> None:
