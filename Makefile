@@ -25,15 +25,24 @@ JAZZY_TESTS ?= test/ros/test_lifecycle_and_gate.py test/ros/test_launch_file.py 
 setup:
 	@bash tools/setup.sh kilted
 
+# The two-host test runs in a pytest process of its own: after the suite's other ROS tests in the same process, the
+# nodes it starts in its network namespaces were not seen ready within 180 s (2 of 2 full runs on 2026-12-07), while
+# in a process of its own it passes (5 of 5); the cause is not found yet.
+OWN_PROCESS_TESTS := test/ros/test_two_hosts.py
+
 # pytest exits 5 when a selection (PYTEST_ARGS=-k ...) matches no test: say so instead of failing the target.
 test:
 	@status=0; for distro in $(DISTROS); do \
 	  bash tools/setup.sh $$distro || exit 1; \
-	  if [ $$distro = kilted ]; then venv=$(VENV) tests=test; else venv=.venv-$$distro tests="$(JAZZY_TESTS)"; fi; \
-	  echo "make test: ROS 2 $$distro: pytest $$tests"; \
-	  $$venv/bin/python -m pytest $$tests $(PYTEST_ARGS); rc=$$?; \
-	  if [ $$rc -eq 5 ]; then echo "make test: no test matched the selection ($$distro)"; rc=0; fi; \
-	  [ $$rc -eq 0 ] || status=$$rc; \
+	  if [ $$distro = kilted ]; then venv=$(VENV) runs="test --ignore=$(OWN_PROCESS_TESTS),$(OWN_PROCESS_TESTS)"; \
+	  else venv=.venv-$$distro runs="$(JAZZY_TESTS)"; fi; \
+	  IFS=, read -ra selections <<< "$$runs"; \
+	  for tests in "$${selections[@]}"; do \
+	    echo "make test: ROS 2 $$distro: pytest $$tests"; \
+	    $$venv/bin/python -m pytest $$tests $(PYTEST_ARGS); rc=$$?; \
+	    if [ $$rc -eq 5 ]; then echo "make test: no test matched the selection ($$distro)"; rc=0; fi; \
+	    [ $$rc -eq 0 ] || status=$$rc; \
+	  done; \
 	done; exit $$status
 
 demo: setup
